@@ -1,0 +1,1 @@
+"""The only package that imports Faust: app, topics, tables, agents."""

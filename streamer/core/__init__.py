@@ -1,0 +1,1 @@
+"""Pure analytics core: numpy and the standard library only (never Kafka or Faust)."""
