@@ -1,0 +1,1 @@
+"""`streamer` subcommands, one module each (see streamer/cli.py)."""
