@@ -1,0 +1,240 @@
+"""A real local Apache Kafka broker without Docker: Kafka 4.1 in KRaft combined mode from Maven jars.
+
+``fetch()`` downloads ``org.apache.kafka:kafka_2.13`` and a log4j2 binding once, with Maven, into a
+cache folder outside the checkout (``$STREAMER_CACHE_DIR`` or ``~/.cache/streamer``), so fresh clones
+and CI reuse it. ``start()`` formats storage on first use, launches ``kafka.Kafka`` as a detached JVM
+(logs to a file), and waits until the broker answers; ``stop()`` shuts it down cleanly. Both are
+idempotent. One node, broker+controller, listening on 127.0.0.1 only, tuned for tests
+(no initial rebalance delay, small internal-topic partition counts).
+"""
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from streamer.errors import BrokerUnavailable, StreamerError
+
+KAFKA_VERSION = "4.1.1"
+LOG4J_VERSION = "2.25.3"
+SLF4J_VERSION = "2.0.17"  # log4j-slf4j2-impl needs slf4j-api 2.x; Maven would otherwise pick 1.7
+
+POM = f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>dev.streamer</groupId><artifactId>kafka-runtime</artifactId><version>{KAFKA_VERSION}</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>{KAFKA_VERSION}</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>{LOG4J_VERSION}</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j2-impl</artifactId><version>{LOG4J_VERSION}</version></dependency>
+    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-api</artifactId><version>{SLF4J_VERSION}</version></dependency>
+  </dependencies>
+</project>
+"""
+
+LOG4J2 = """status = warn
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = {log}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = file
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.state.name = state.change.logger
+logger.state.level = WARN
+"""
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("STREAMER_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "streamer")
+    return Path(base)
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerConfig:
+    """Where the broker lives and listens. Every field has an environment override."""
+
+    host: str = "127.0.0.1"
+    port: int = int(os.environ.get("STREAMER_KAFKA_PORT", "9092"))
+    controller_port: int = int(os.environ.get("STREAMER_KAFKA_CONTROLLER_PORT", "9093"))
+    data_dir: Path = Path(os.environ.get("STREAMER_KAFKA_DIR") or _cache_dir() / "kafka-data")
+    heap: str = os.environ.get("STREAMER_KAFKA_HEAP", "768m")
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def libs_dir(self) -> Path:
+        return _cache_dir() / f"kafka-{KAFKA_VERSION}" / "libs"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "broker.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "broker.pid"
+
+    @property
+    def properties_file(self) -> Path:
+        return self.data_dir / "server.properties"
+
+    def server_properties(self) -> str:
+        return "\n".join([
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@{self.host}:{self.controller_port}",
+            f"listeners=PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}",
+            f"advertised.listeners=PLAINTEXT://{self.host}:{self.port}",
+            "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name=PLAINTEXT",
+            f"log.dirs={self.data_dir / 'logs'}",
+            "num.partitions=2",
+            "auto.create.topics.enable=true",
+            # single node: replication 1, small internal topics, no join delay (tests rebalance a lot)
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=4",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "transaction.state.log.num.partitions=4",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "log.retention.hours=48",
+            "log.segment.bytes=67108864",
+        ]) + "\n"
+
+
+def fetch(cfg: BrokerConfig | None = None, quiet: bool = False) -> Path:
+    """Download the Kafka jars with Maven once; returns the libs folder. Idempotent."""
+    cfg = cfg or BrokerConfig()
+    marker = cfg.libs_dir / ".complete"
+    if marker.exists():
+        return cfg.libs_dir
+    work = cfg.libs_dir.parent
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "pom.xml").write_text(POM)
+    if not quiet:
+        print(f"fetching Apache Kafka {KAFKA_VERSION} jars from Maven Central into {cfg.libs_dir} ...", flush=True)
+    cmd = ["mvn", "-B", "-q", "-f", str(work / "pom.xml"), "dependency:copy-dependencies",
+           f"-DoutputDirectory={cfg.libs_dir}"]
+    try:
+        subprocess.run(cmd, check=True)
+    except FileNotFoundError:
+        raise StreamerError("Maven (mvn) is required to fetch the Kafka jars: apt-get install maven") from None
+    except subprocess.CalledProcessError as exc:
+        raise StreamerError(f"mvn failed ({exc.returncode}) fetching Kafka jars") from None
+    marker.write_text(KAFKA_VERSION + "\n")
+    return cfg.libs_dir
+
+
+def _java(cfg: BrokerConfig, main: str, *args: str, heap: str | None = None) -> list[str]:
+    cmd = ["java", f"-Xmx{heap or '256m'}", "-XX:+UseSerialGC" if heap is None else "-XX:+UseG1GC",
+           f"-Dlog4j2.configurationFile={cfg.data_dir / 'log4j2.properties'}",
+           "-cp", str(cfg.libs_dir / "*"), main, *args]
+    return cmd
+
+
+def is_up(cfg: BrokerConfig | None = None, timeout: float = 1.0) -> bool:
+    """True when the broker accepts a Kafka ApiVersions request on its listener."""
+    cfg = cfg or BrokerConfig()
+    # ApiVersions v0 request: size, api_key=18, api_version=0, correlation_id=1, client_id="streamer"
+    client = b"streamer"
+    body = (18).to_bytes(2, "big") + (0).to_bytes(2, "big") + (1).to_bytes(4, "big") \
+        + len(client).to_bytes(2, "big") + client
+    try:
+        with socket.create_connection((cfg.host, cfg.port), timeout=timeout) as s:
+            s.settimeout(timeout)
+            s.sendall(len(body).to_bytes(4, "big") + body)
+            head = s.recv(10)
+            # size(4) correlation_id(4) error_code(2); error 0 means the broker is serving
+            return len(head) >= 10 and head[4:8] == (1).to_bytes(4, "big") and head[8:10] == b"\x00\x00"
+    except OSError:
+        return False
+
+
+def _pid(cfg: BrokerConfig) -> int | None:
+    try:
+        pid = int(cfg.pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        # reap it if it is our own exited child (a zombie still answers kill 0)
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return None
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return None
+    return pid
+
+
+def start(cfg: BrokerConfig | None = None, timeout: float = 90.0, quiet: bool = False) -> BrokerConfig:
+    """Start the broker if it is not up (formatting storage on first use) and wait until it answers."""
+    cfg = cfg or BrokerConfig()
+    if is_up(cfg):
+        if not quiet:
+            print(f"kafka broker already up at {cfg.bootstrap}", flush=True)
+        return cfg
+    fetch(cfg, quiet=quiet)
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    (cfg.data_dir / "log4j2.properties").write_text(LOG4J2.format(log=cfg.log_file))
+    cfg.properties_file.write_text(cfg.server_properties())
+    if not (cfg.data_dir / "logs" / "meta.properties").exists():
+        # a cluster id is 16 random bytes in unpadded base64url, as `kafka-storage random-uuid` makes
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        subprocess.run(_java(cfg, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+                             "-c", str(cfg.properties_file), "--ignore-formatted"),
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    pid = _pid(cfg)
+    if pid is None:
+        log = open(cfg.data_dir / "broker.stdout", "ab")
+        proc = subprocess.Popen(_java(cfg, "kafka.Kafka", str(cfg.properties_file), heap=cfg.heap),
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+        cfg.pid_file.write_text(f"{proc.pid}\n")
+        pid = proc.pid
+    if not quiet:
+        print(f"starting kafka {KAFKA_VERSION} (pid {pid}) on {cfg.bootstrap}; log: {cfg.log_file}", flush=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if is_up(cfg):
+            return cfg
+        if _pid(cfg) is None:
+            raise BrokerUnavailable(f"kafka exited during start-up; see {cfg.log_file} and "
+                                    f"{cfg.data_dir / 'broker.stdout'}")
+        time.sleep(0.3)
+    raise BrokerUnavailable(f"kafka did not answer on {cfg.bootstrap} within {timeout:.0f}s; see {cfg.log_file}")
+
+
+def stop(cfg: BrokerConfig | None = None, timeout: float = 60.0, quiet: bool = False) -> bool:
+    """Stop the broker this module started (SIGTERM, then SIGKILL after ``timeout``). Idempotent."""
+    cfg = cfg or BrokerConfig()
+    pid = _pid(cfg)
+    if pid is None:
+        if not quiet:
+            print("kafka broker not running (no live pid file)", flush=True)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _pid(cfg) is not None:
+        time.sleep(0.2)
+    if _pid(cfg) is not None:
+        os.kill(pid, signal.SIGKILL)
+    cfg.pid_file.unlink(missing_ok=True)
+    if not quiet:
+        print(f"kafka broker (pid {pid}) stopped", flush=True)
+    return True
