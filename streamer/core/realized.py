@@ -556,6 +556,7 @@ class CloseToCloseVol:
     n_rejected: int = 0
 
     def __post_init__(self) -> None:
+        self.periods_per_year = float(self.periods_per_year)
         if self.est is None:
             if self.method == "simple":
                 self.est = RollingMeanSquare(self.window)
@@ -781,6 +782,8 @@ class IntradayRV:
             self.min_periods = self.window
         if self.sampler is None:
             self.sampler = ClockSampler(self.bucket_ns, self.max_gap_ns)
+        self.trading_days = float(self.trading_days)
+        self.hours_per_day = float(self.hours_per_day)
 
     @property
     def n(self) -> int:
@@ -888,6 +891,7 @@ class _BarMean:
             raise ValueError(f"window must be >= 1, got {self.window}")
         if self.min_periods is None:
             self.min_periods = self.window
+        self.periods_per_year = float(self.periods_per_year)
 
     @staticmethod
     def _term(o: float, h: float, l: float, c: float) -> float:  # pragma: no cover
@@ -1018,6 +1022,7 @@ class YangZhang:
             self.min_periods = self.window
         if self.min_periods < 2:
             raise ValueError("min_periods must be >= 2 for Yang-Zhang")
+        self.periods_per_year = float(self.periods_per_year)
 
     @property
     def n(self) -> int:
