@@ -1,0 +1,451 @@
+"""Black-Scholes-Merton implied volatility: scalar and batch solvers with reason codes.
+
+Method (after P. Jaeckel, "Let's Be Rational", Wilmott 2015; implemented from the paper's
+ideas, not from any library's code):
+
+1. Normalize. With ``F = S e^{(r-q)T}``, ``D = e^{-rT}``, ``x = ln(F/K)``, the undiscounted
+   price divided by ``sqrt(F K)`` is the *normalized Black price* ``b(x, s)`` of total vol
+   ``s = sigma sqrt(T)``. In-the-money prices lose their normalized intrinsic
+   ``2|sinh(x/2)|`` and, by put/call symmetry, every quote becomes an out-of-the-money call
+   with ``x <= 0``: ``b(x, s) = e^{x/2} Phi(x/s + s/2) - e^{-x/2} Phi(x/s - s/2)``,
+   ``0 <= b < e^{x/2}``.
+2. Initial guess from a 2-D table of ``ln s`` built once (lazily, ~30 ms) by bisection on
+   the exact ``b``, in coordinates where ``ln s`` is smooth and nearly linear:
+   ``ln|x|`` and ``u = ln(-ln(b e^{-x/2}))`` (in the low-price wing
+   ``ln s ~ ln|x| - ln(2)/2 - u/2``). Bilinear interpolation (linear extrapolation in the
+   wings) gives ``ln s`` to ~1e-4.
+3. Householder steps of order 3 (convergence order 4) on ``b - beta`` above the inflection
+   point ``s_c = sqrt(2|x|)`` and on ``ln b - ln beta`` below it, using the closed forms
+   ``b' = exp(-(x^2/s^2 + s^2/4)/2)/sqrt(2 pi)``, ``b''/b' = x^2/s^3 - s/4`` and
+   ``b'''/b' = (b''/b')^2 - 3x^2/s^4 - 1/4``. Steps are safeguarded by a bracket
+   (bisection if a step leaves it). An option is done when its last step was below
+   ``1e-7 s`` (its error is then ~(1e-7)^4); only unconverged options are iterated again.
+   Typically two steps.
+
+Bad quotes never raise in the hot path: the result is NaN plus an ``IVReason`` code.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from streamer.core.bs import norm_cdf
+
+__all__ = [
+    "IVReason",
+    "QuoteIVs",
+    "implied_vol",
+    "implied_vol_batch",
+    "quote_ivs",
+    "normalized_black",
+]
+
+FloatArray = NDArray[np.float64]
+
+_INV_SQRT_2PI = 0.39894228040143267794
+_INV_SQRT2 = 0.70710678118654752440
+_STEP_TOL = 1e-7  # relative step below which the next (4th-order) step is negligible
+_MAX_ITER = 60
+_FLOOR = 8.0 * 2.220446049250313e-16  # |b - beta| below this x (larger term) is noise
+
+
+class IVReason(IntEnum):
+    """Outcome codes of the implied-vol solvers (NaN IV unless OK)."""
+
+    OK = 0
+    NONFINITE = 1  # an input is NaN or infinite
+    BAD_INPUT = 2  # S <= 0 or K <= 0
+    EXPIRED = 3  # T <= 0
+    ZERO_PRICE = 4  # price == 0 (no information)
+    BELOW_INTRINSIC = 5  # price at or below the discounted intrinsic value (no time value)
+    ABOVE_MAX = 6  # price at or above the no-arbitrage maximum (S e^{-qT} or K e^{-rT})
+    NO_CONVERGENCE = 7  # solver did not converge (should not happen; kept for the DLQ)
+    ZERO_BID = 8  # quote_ivs: bid <= 0
+    CROSSED = 9  # quote_ivs: bid > ask
+
+
+# --------------------------------------------------------------------------------------
+# normalized Black
+
+
+def normalized_black(x: ArrayLike, s: ArrayLike) -> FloatArray:
+    """Normalized OTM Black call price b(x, s) for x <= 0 (x = ln F/K, s = sigma sqrt T > 0).
+
+    Undiscounted price / sqrt(F K). ATM: b(0, s) = 2 Phi(s/2) - 1.
+
+    >>> round(float(normalized_black(0.0, 0.2)), 12)
+    0.079655674554
+    """
+    xa = np.asarray(x, dtype=np.float64)
+    sa = np.asarray(s, dtype=np.float64)
+    h = xa / sa
+    t = 0.5 * sa
+    return np.exp(0.5 * xa) * norm_cdf(h + t) - np.exp(-0.5 * xa) * norm_cdf(h - t)
+
+
+def _b_and_vega(x: FloatArray, ex: FloatArray,
+                s: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """b(x, s), db/ds and the size of b's larger term (for the rounding floor); s > 0."""
+    h = x / s
+    t = 0.5 * s
+    n = h.shape[0]
+    both = np.empty(2 * n)
+    both[:n] = h + t
+    both[n:] = h - t
+    cdf = norm_cdf(both)
+    big = ex * cdf[:n]
+    b = big - cdf[n:] / ex
+    vega = _INV_SQRT_2PI * np.exp(-0.5 * (h * h + t * t))
+    return b, vega, big
+
+
+# --------------------------------------------------------------------------------------
+# initial-guess table: ln s on a uniform grid of (ln|x|, u = ln(-ln v)), v = b e^{-x/2}
+
+_LX0, _LX1, _NX = -14.0, 2.5, 67  # |x| from 8e-7 to 12
+_U0, _U1, _NU = -6.0, 6.0, 193  # v from exp(-e^-6)=0.9975 down to exp(-e^6)=1e-175
+_HX = (_LX1 - _LX0) / (_NX - 1)
+_HU = (_U1 - _U0) / (_NU - 1)
+
+
+@dataclass(slots=True)
+class _Table:
+    flat: FloatArray  # ln s, row-major (NX, NU) flattened
+    rows: list[list[float]]  # the same as Python lists for the scalar path
+
+
+_TABLE: _Table | None = None
+
+
+def _build_table() -> _Table:
+    """Invert b(x, s) at every grid node by bisection in ln s (vectorized, ~30 ms)."""
+    lx = np.linspace(_LX0, _LX1, _NX)[:, None]
+    u = np.linspace(_U0, _U1, _NU)[None, :]
+    x = -np.exp(lx) * np.ones_like(u)
+    ex = np.exp(0.5 * x)
+    lnv = -np.exp(u) * np.ones_like(lx)
+    lo = np.full(x.shape, math.log(1e-12))
+    hi = np.full(x.shape, math.log(200.0))
+    xf, exf, target_ln = x.ravel(), ex.ravel(), lnv.ravel()
+    lo, hi = lo.ravel(), hi.ravel()
+    with np.errstate(all="ignore"):
+        for _ in range(64):
+            mid = 0.5 * (lo + hi)
+            b, _v, _big = _b_and_vega(xf, exf, np.exp(mid))
+            below = np.log(np.maximum(b, 1e-320) / exf) < target_ln
+            lo = np.where(below, mid, lo)
+            hi = np.where(below, hi, mid)
+    flat = 0.5 * (lo + hi)
+    rows = flat.reshape(_NX, _NU).tolist()
+    return _Table(flat=flat, rows=rows)
+
+
+def _table() -> _Table:
+    global _TABLE
+    if _TABLE is None:
+        _TABLE = _build_table()
+    return _TABLE
+
+
+def _guess(x: FloatArray, lnbeta: FloatArray) -> FloatArray:
+    """Initial total vol s from the table (x <= 0, ln beta < x/2)."""
+    tab = _table().flat
+    fi = (np.log(np.maximum(-x, 1e-300)) - _LX0) * (1.0 / _HX)
+    fi = np.clip(fi, 0.0, _NX - 1.0 + 2.0)  # flat below, short extrapolation above
+    i = np.minimum(fi.astype(np.int64), _NX - 2)
+    wi = fi - i
+    fj = (np.log(0.5 * x - lnbeta) - _U0) * (1.0 / _HU)
+    fj = np.clip(fj, -8.0, _NU - 1.0 + 400.0)
+    j = np.clip(np.floor(fj).astype(np.int64), 0, _NU - 2)
+    wj = fj - j
+    k = i * _NU + j
+    t00 = tab[k]
+    t01 = tab[k + 1]
+    t10 = tab[k + _NU]
+    t11 = tab[k + _NU + 1]
+    a = t00 + wj * (t01 - t00)
+    c = t10 + wj * (t11 - t10)
+    return np.exp(a + wi * (c - a))
+
+
+def _guess1(x: float, lnbeta: float) -> float:
+    """Scalar version of ``_guess``."""
+    rows = _table().rows
+    fi = (math.log(max(-x, 1e-300)) - _LX0) * (1.0 / _HX)
+    fi = min(max(fi, 0.0), _NX - 1.0 + 2.0)
+    i = min(int(fi), _NX - 2)
+    wi = fi - i
+    fj = (math.log(0.5 * x - lnbeta) - _U0) * (1.0 / _HU)
+    fj = min(max(fj, -8.0), _NU - 1.0 + 400.0)
+    j = min(max(math.floor(fj), 0), _NU - 2)
+    wj = fj - j
+    r0, r1 = rows[i], rows[i + 1]
+    a = r0[j] + wj * (r0[j + 1] - r0[j])
+    c = r1[j] + wj * (r1[j + 1] - r1[j])
+    return math.exp(a + wi * (c - a))
+
+
+# --------------------------------------------------------------------------------------
+# Householder iteration on the normalized OTM price
+
+
+def _solve_normalized(x: FloatArray, beta: FloatArray) -> tuple[FloatArray, NDArray[np.bool_]]:
+    """Total vol s with b(x, s) = beta for x <= 0, 0 < beta < e^{x/2}; returns (s, ok)."""
+    n = x.shape[0]
+    ex = np.exp(0.5 * x)
+    with np.errstate(all="ignore"):
+        lnbeta = np.log(beta)
+        s = _guess(x, lnbeta)
+        out = np.full(n, np.nan)
+        ok = np.zeros(n, dtype=bool)
+        lo = np.zeros(n)
+        hi = np.full(n, np.inf)
+        idx = np.arange(n)
+        for _ in range(_MAX_ITER):
+            if idx.size == 0:
+                break
+            b, vega, big = _b_and_vega(x, ex, s)
+            below = b < beta
+            lo = np.where(below, np.maximum(lo, s), lo)
+            hi = np.where(below, hi, np.minimum(hi, s))
+            x2 = x * x
+            s2 = s * s
+            h2 = x2 / (s2 * s) - 0.25 * s
+            h3 = h2 * h2 - 3.0 * x2 / (s2 * s2) - 0.25
+            use_log = s * s < -2.0 * x  # below the inflection point s_c = sqrt(2|x|)
+            w = vega / b
+            nu_lin = (beta - b) / vega
+            nu_log = (lnbeta - np.log(b)) / w
+            nu = np.where(use_log, nu_log, nu_lin)
+            hal = np.where(use_log, h2 - w, h2)
+            hh3 = np.where(use_log, h3 - 3.0 * w * h2 + 2.0 * w * w, h3)
+            step = nu * (1.0 + 0.5 * hal * nu) / (1.0 + nu * (hal + hh3 * nu / 6.0))
+            new = s + step
+            bad = ~((new >= lo) & (new <= hi))  # also catches NaN
+            if bad.any():
+                bis = np.where(np.isfinite(hi), np.where(lo > 0.0, np.sqrt(lo * hi), 0.5 * hi),
+                               2.0 * s)
+                new = np.where(bad, bis, new)
+            # done: tiny last step, or the residual is at b's rounding floor (then the
+            # price cannot pin s any better), or the bracket has collapsed
+            conv = ((~bad & ((np.abs(step) <= _STEP_TOL * s) | (np.abs(b - beta) <= _FLOOR * big)))
+                    | (hi - lo <= 4e-16 * s))
+            if conv.any():
+                out[idx[conv]] = new[conv]
+                ok[idx[conv]] = True
+                keep = ~conv
+                idx = idx[keep]
+                x, ex, beta, lnbeta = x[keep], ex[keep], beta[keep], lnbeta[keep]
+                lo, hi, s = lo[keep], hi[keep], new[keep]
+            else:
+                s = new
+    return out, ok
+
+
+def _solve1(x: float, beta: float) -> float:
+    """Scalar ``_solve_normalized``; NaN if not converged."""
+    ex = math.exp(0.5 * x)
+    lnbeta = math.log(beta)
+    s = _guess1(x, lnbeta)
+    lo, hi = 0.0, math.inf
+    x2 = x * x
+    for _ in range(_MAX_ITER):
+        h = x / s
+        t = 0.5 * s
+        big = ex * 0.5 * math.erfc(-(h + t) * _INV_SQRT2)
+        b = big - 0.5 * math.erfc(-(h - t) * _INV_SQRT2) / ex
+        vega = _INV_SQRT_2PI * math.exp(-0.5 * (h * h + t * t))
+        if b < beta:
+            lo = max(lo, s)
+        else:
+            hi = min(hi, s)
+        s2 = s * s
+        h2 = x2 / (s2 * s) - 0.25 * s
+        h3 = h2 * h2 - 3.0 * x2 / (s2 * s2) - 0.25
+        step = math.nan
+        if s2 < -2.0 * x:
+            if b > 0.0:
+                w = vega / b
+                nu = (lnbeta - math.log(b)) / w
+                hal = h2 - w
+                hh3 = h3 - 3.0 * w * h2 + 2.0 * w * w
+                step = nu * (1.0 + 0.5 * hal * nu) / (1.0 + nu * (hal + hh3 * nu / 6.0))
+        elif vega > 0.0:
+            nu = (beta - b) / vega
+            step = nu * (1.0 + 0.5 * h2 * nu) / (1.0 + nu * (h2 + h3 * nu / 6.0))
+        new = s + step
+        if not (lo <= new <= hi):
+            if hi < math.inf:
+                new = math.sqrt(lo * hi) if lo > 0.0 else 0.5 * hi
+            else:
+                new = 2.0 * s
+            if hi - lo <= 4e-16 * s:
+                return new
+        elif abs(step) <= _STEP_TOL * s or abs(b - beta) <= _FLOOR * big:
+            return new
+        s = new
+    return math.nan
+
+
+# --------------------------------------------------------------------------------------
+# public API
+
+
+def implied_vol_batch(prices: ArrayLike, S: ArrayLike, K: ArrayLike, T: ArrayLike,
+                      r: ArrayLike, q: ArrayLike,
+                      is_call: ArrayLike) -> tuple[FloatArray, NDArray[np.int8]]:
+    """BSM implied vols (annual decimal) and ``IVReason`` codes, numpy-broadcast.
+
+    prices option premiums (currency of S), S spot, K strike, T years, r and q continuous
+    annual decimals, is_call bool or bool array. Bad quotes give NaN and a reason code.
+
+    >>> from streamer.core.bs import price
+    >>> p = price(42.0, [40.0, 40.0], 0.5, 0.1, 0.0, 0.2, [True, False])
+    >>> iv, why = implied_vol_batch(p, 42.0, 40.0, 0.5, 0.1, 0.0, [True, False])
+    >>> iv.round(12).tolist(), why.tolist()
+    ([0.2, 0.2], [0, 0])
+    >>> iv, why = implied_vol_batch([0.0, 1.0, 50.0], 42.0, 40.0, 0.5, 0.1, 0.0, True)
+    >>> [IVReason(w).name for w in why]
+    ['ZERO_PRICE', 'BELOW_INTRINSIC', 'ABOVE_MAX']
+    """
+    arrs = np.broadcast_arrays(
+        np.asarray(prices, dtype=np.float64), np.asarray(S, dtype=np.float64),
+        np.asarray(K, dtype=np.float64), np.asarray(T, dtype=np.float64),
+        np.asarray(r, dtype=np.float64), np.asarray(q, dtype=np.float64),
+        np.asarray(is_call, dtype=bool))
+    shape = arrs[0].shape
+    P, S_, K_, T_, r_, q_, c_ = (a.reshape(-1) for a in arrs)
+    n = P.shape[0]
+    iv = np.full(n, np.nan)
+    reason = np.zeros(n, dtype=np.int8)
+    with np.errstate(all="ignore"):
+        x = np.log(S_ / K_) + (r_ - q_) * T_
+        # normalized price: P / (D sqrt(F K)) = P e^{rT} / sqrt(F K)
+        sqrt_fk = np.sqrt(S_ * K_) * np.exp((r_ - q_) * (0.5 * T_))
+        beta = P * np.exp(r_ * T_) / sqrt_fk
+        theta_x = np.where(c_, x, -x)
+        intrinsic = np.where(theta_x > 0.0, 2.0 * np.sinh(0.5 * np.abs(x)), 0.0)
+        beta_otm = beta - intrinsic
+        xn = -np.abs(x)
+        bmax = np.exp(0.5 * xn)
+    finite = (np.isfinite(P) & np.isfinite(S_) & np.isfinite(K_) & np.isfinite(T_)
+              & np.isfinite(r_) & np.isfinite(q_))
+    # precedence: the first matching reason wins
+    reason[~finite] = IVReason.NONFINITE
+    m = reason == 0
+    reason[m & ((S_ <= 0.0) | (K_ <= 0.0))] = IVReason.BAD_INPUT
+    m = reason == 0
+    reason[m & (T_ <= 0.0)] = IVReason.EXPIRED
+    m = reason == 0
+    reason[m & (P == 0.0)] = IVReason.ZERO_PRICE
+    m = reason == 0
+    reason[m & ~(beta_otm > 0.0)] = IVReason.BELOW_INTRINSIC
+    m = reason == 0
+    reason[m & ~(beta_otm < bmax)] = IVReason.ABOVE_MAX
+    good = np.flatnonzero(reason == 0)
+    if good.size:
+        s, ok = _solve_normalized(xn[good], beta_otm[good])
+        iv[good] = s / np.sqrt(T_[good])
+        reason[good[~ok]] = IVReason.NO_CONVERGENCE
+    return iv.reshape(shape), reason.reshape(shape)
+
+
+def implied_vol(price: float, S: float, K: float, T: float, r: float, q: float,
+                is_call: bool) -> tuple[float, IVReason]:
+    """Scalar BSM implied vol (annual decimal) and ``IVReason``; ``math`` only, no numpy.
+
+    Hull Example 21.x-style check: a call with S=K=100, T=0.5, r=1%, sigma=20%:
+
+    >>> from streamer.core.bs import price1
+    >>> p = price1(100.0, 100.0, 0.5, 0.01, 0.0, 0.2, True)
+    >>> iv, why = implied_vol(p, 100.0, 100.0, 0.5, 0.01, 0.0, True)
+    >>> round(iv, 12), why.name
+    (0.2, 'OK')
+    >>> implied_vol(0.0, 100.0, 100.0, 0.5, 0.01, 0.0, True)[1].name
+    'ZERO_PRICE'
+    """
+    nan = math.nan
+    vals = (price, S, K, T, r, q)
+    if not all(math.isfinite(v) for v in vals):
+        return nan, IVReason.NONFINITE
+    if S <= 0.0 or K <= 0.0:
+        return nan, IVReason.BAD_INPUT
+    if T <= 0.0:
+        return nan, IVReason.EXPIRED
+    if price == 0.0:
+        return nan, IVReason.ZERO_PRICE
+    x = math.log(S / K) + (r - q) * T
+    sqrt_fk = math.sqrt(S * K) * math.exp((r - q) * 0.5 * T)
+    beta = price * math.exp(r * T) / sqrt_fk
+    if (x > 0.0) == bool(is_call) and x != 0.0:
+        beta -= 2.0 * math.sinh(0.5 * abs(x))
+    if not beta > 0.0:
+        return nan, IVReason.BELOW_INTRINSIC
+    xn = -abs(x)
+    if not beta < math.exp(0.5 * xn):
+        return nan, IVReason.ABOVE_MAX
+    s = _solve1(xn, beta)
+    if s != s:
+        return nan, IVReason.NO_CONVERGENCE
+    return s / math.sqrt(T), IVReason.OK
+
+
+@dataclass(slots=True)
+class QuoteIVs:
+    """Bid, ask and mid implied vols (annual decimal, NaN if unavailable) with reason codes."""
+
+    bid_iv: FloatArray
+    ask_iv: FloatArray
+    mid_iv: FloatArray
+    bid_reason: NDArray[np.int8]
+    ask_reason: NDArray[np.int8]
+    mid_reason: NDArray[np.int8]
+
+
+def quote_ivs(bid: ArrayLike, ask: ArrayLike, S: ArrayLike, K: ArrayLike, T: ArrayLike,
+              r: ArrayLike, q: ArrayLike, is_call: ArrayLike) -> QuoteIVs:
+    """Implied vols of bid, ask and mid = (bid + ask)/2 in one batch, with reasons.
+
+    A bid <= 0 gives bid IV NaN with ZERO_BID (mid is still solved from ask/2); a crossed
+    quote (bid > ask) gives NaN and CROSSED for all three.
+
+    >>> from streamer.core.bs import price
+    >>> bid, ask = price(100.0, 100.0, 0.25, 0.02, 0.0, [0.19, 0.21], True)
+    >>> out = quote_ivs([bid, 0.0], [ask, ask], 100.0, 100.0, 0.25, 0.02, 0.0, True)
+    >>> out.bid_iv.round(10).tolist(), out.ask_iv.round(10).tolist()
+    ([0.19, nan], [0.21, 0.21])
+    >>> [IVReason(w).name for w in out.bid_reason]
+    ['OK', 'ZERO_BID']
+    >>> out = quote_ivs(2.1, 2.0, 100.0, 100.0, 0.25, 0.02, 0.0, True)
+    >>> IVReason(int(out.mid_reason)).name
+    'CROSSED'
+    """
+    arrs = np.broadcast_arrays(
+        np.asarray(bid, dtype=np.float64), np.asarray(ask, dtype=np.float64),
+        np.asarray(S, dtype=np.float64), np.asarray(K, dtype=np.float64),
+        np.asarray(T, dtype=np.float64), np.asarray(r, dtype=np.float64),
+        np.asarray(q, dtype=np.float64), np.asarray(is_call, dtype=bool))
+    shape = arrs[0].shape
+    bd, ak, S_, K_, T_, r_, q_, c_ = (a.reshape(-1) for a in arrs)
+    mid = 0.5 * (np.maximum(bd, 0.0) + ak)
+    iv, why = implied_vol_batch(np.concatenate([bd, ak, mid]), np.tile(S_, 3),
+                                np.tile(K_, 3), np.tile(T_, 3), np.tile(r_, 3),
+                                np.tile(q_, 3), np.tile(c_, 3))
+    n = bd.shape[0]
+    ivs = [iv[:n].copy(), iv[n:2 * n].copy(), iv[2 * n:].copy()]
+    whys = [why[:n].copy(), why[n:2 * n].copy(), why[2 * n:].copy()]
+    zb = (bd <= 0.0) & (whys[0] != IVReason.NONFINITE)
+    ivs[0][zb] = np.nan
+    whys[0][zb] = IVReason.ZERO_BID
+    crossed = bd > ak
+    for a, w in zip(ivs, whys):
+        a[crossed] = np.nan
+        w[crossed] = IVReason.CROSSED
+    return QuoteIVs(bid_iv=ivs[0].reshape(shape), ask_iv=ivs[1].reshape(shape),
+                    mid_iv=ivs[2].reshape(shape), bid_reason=whys[0].reshape(shape),
+                    ask_reason=whys[1].reshape(shape), mid_reason=whys[2].reshape(shape))
