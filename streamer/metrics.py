@@ -57,6 +57,7 @@ DEFAULT_ADDR = "127.0.0.1"
 # Note: counters labelled by rule/reason only appear once touched (see Metrics.declare_rule).
 DASHBOARD_SERIES: tuple[str, ...] = (
     "streamer_atm_implied_vol",
+    "streamer_build_info",
     "streamer_call_wall",
     "streamer_charm_usd_per_day",
     "streamer_consumer_lag_messages",
