@@ -492,8 +492,8 @@ class EWMAVar:
     den: float = 0.0
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.lam < 1.0:
-            raise ValueError(f"lam must be in (0, 1), got {self.lam}")
+        if not 0.0 <= self.lam < 1.0:  # lam = 0 (window 1): the last squared return
+            raise ValueError(f"lam must be in [0, 1), got {self.lam}")
         if self.n == 0 and self.seed is not None:
             # seeded recursion = normalised form with a unit-weight prior of weight 1/(1-lam)
             self.den = 1.0 / (1.0 - self.lam)
