@@ -1,0 +1,768 @@
+"""Deterministic (seeded) market-scenario simulator: SPX/VIX index ticks, SPX option quotes and open
+interest, as the time-ordered input messages of the topic contract (pure Python + numpy, no Kafka).
+
+Model, step by step (each choice documented where it is made):
+
+* **Calendar**: real NYSE session dates, 09:30-16:00 America/New_York (zoneinfo). Expiries listed on
+  a session date: the next ``n_dailies`` trading days (PM-settled SPXW, 0DTE included), every Friday
+  out to ``weekly_days`` (SPXW, PM), and the third-Friday standard monthlies out to ``monthly_days``
+  (root SPX, AM-settled at 09:30 ET). On a third Friday inside the weekly window both the AM SPX and
+  the PM SPXW series are listed, as on the exchange. Settlement instants come from
+  :func:`streamer.cboe_csv.settlement_ts_ns` (PM series settle at 13:00 on early-close days).
+* **Spot**: a Brownian bridge in log space from the session's open to its close (both scenario
+  parameters, so closes are exact and independent of the seed), sampled on a 1-second grid.
+* **Variance term structure**: at every instant the scenario gives three published index levels
+  (VIX9D, VIX, VIX3M), interpolated open→close in log space plus seeded noise anticorrelated with the
+  spot bridge (spot-vol beta). They fix the model's *variance-swap* total variance V(T) at 9, 30 and 93
+  calendar days; V is piecewise linear in T through those anchors after removing scheduled event
+  jumps (election night, FOMC), which are added back as a step at the event instant. The index ticks
+  published are exactly these anchor levels, so they are what a Cboe-method computation on the chain
+  should give (up to strike discreteness, two-zero-bid truncation and bid/ask rounding).
+* **Smile**: SSVI (Gatheral & Jacquier 2014, "Arbitrage-free SVI volatility surfaces", eq. 4.1)
+  with power-law φ(θ) = η θ^-γ (1+θ)^(γ-1): total variance w(k) = θ/2 (1 + ρφk + sqrt((φk+ρ)² + 1-ρ²)),
+  k = ln(K/F). With γ = 1/2 the skew scales like 1/sqrt(T) and the surface has no static arbitrage
+  when η(1+|ρ|) ≤ 2 and θ(T) increases. The ATM total variance θ of each expiry is the one whose SSVI
+  slice has variance-swap value V(T) (a one-dimensional monotone inversion through a cached table,
+  since the slice's var-swap value depends on θ only).
+* **Quotes**: Black-Scholes-Merton model prices (:func:`streamer.core.bs.price`, constant r and q),
+  spread = min(0.05 + 0.025 p, 0.5 + 0.004 p) index points around the model price p, bid rounded
+  down and ask up to the SPX tick (0.05 below 3.00, 0.10 from 3.00). Far-OTM options worth less
+  than ~0.075 get a zero bid and a 0.05 ask, so the Cboe two-zero-bid cut-off is met in both wings.
+  Sizes are seeded, larger near the money; a zero bid has size 0.
+* **Open interest**: one OpenInterest per listed contract at each session open: more puts than calls,
+  concentrated at round strikes (100s ≫ 50s ≫ 25s), puts skewed below spot, monthlies largest; a
+  per-contract seeded lognormal factor that persists from one session to the next.
+
+Every message is a :mod:`streamer.schemas` dataclass; events are yielded in non-decreasing
+``msg.ts_ns`` (at equal times: open interest, then index ticks, then quotes).
+
+>>> evs = list(generate("calm", seed=1, preset="fast"))
+>>> len(evs) == count("calm", preset="fast")
+True
+>>> all(a.msg.ts_ns <= b.msg.ts_ns for a, b in zip(evs, evs[1:]))
+True
+>>> {e.kind for e in evs} == {"index_tick", "option_quote", "open_interest"}
+True
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from streamer import schemas
+from streamer.cboe_csv import settlement_ts_ns
+from streamer.codecs import dumps
+from streamer.core import bs
+from streamer.schemas import IndexTick, OpenInterest, OptionQuote
+
+NY = ZoneInfo("America/New_York")
+NS = 1_000_000_000
+YEAR_NS = 365 * 86_400 * NS  # calendar-year convention, as the Cboe VIX (525,600 minutes)
+SESSION_S = 6 * 3600 + 1800  # 09:30-16:00 ET
+UNDERLYING = "SPX"
+INDEX_SYMBOLS = ("SPX", "VIX", "VIX9D", "VIX3M")
+# horizons (calendar days) of the published vol indices
+HORIZON_DAYS = {"VIX9D": 9.0, "VIX": 30.0, "VIX3M": 93.0}
+
+# ------------------------------------------------------------------------------------------ types
+
+
+@dataclass(slots=True, frozen=True)
+class SessionSpec:
+    """One trading session's anchors: open and close levels (index points / vol points).
+
+    ``spx_day_vol`` is the scale of the intraday spot bridge as a fraction of spot over the whole
+    session (a 1-day standard deviation; ~0.008 is a normal day).
+    """
+
+    date: dt.date
+    spx: tuple[float, float]
+    vix9d: tuple[float, float]
+    vix: tuple[float, float]
+    vix3m: tuple[float, float]
+    spx_day_vol: float = 0.007
+
+
+@dataclass(slots=True, frozen=True)
+class VolEvent:
+    """A scheduled jump in total variance (decimal², e.g. 0.00045 ≈ a 2.1% one-sd move) at ``when``."""
+
+    when: dt.datetime
+    variance: float
+    label: str
+
+    @property
+    def ts_ns(self) -> int:
+        """The event instant in UTC ns."""
+        return _ns(self.when)
+
+
+@dataclass(slots=True, frozen=True)
+class Scenario:
+    """A named market scenario: sessions, scheduled events and surface/dynamics parameters.
+
+    ``rate``/``div_yield``: continuous annual decimals (r ≈ 3M T-bill, q ≈ SPX dividend yield).
+    ``rho``, ``eta``, ``gamma``: SSVI skew parameters. ``spot_vol_beta``: d ln(vol index) per
+    d ln(SPX) on the intraday noise (negative correlation), ``vol_of_vol``: 1-day sd of the
+    independent log-noise of the vol indices.
+    """
+
+    name: str
+    description: str
+    sessions: tuple[SessionSpec, ...]
+    events: tuple[VolEvent, ...] = ()
+    rate: float = 0.045
+    div_yield: float = 0.013
+    rho: float = -0.7
+    eta: float = 0.85
+    gamma: float = 0.5
+    spot_vol_beta: float = 4.0
+    vol_of_vol: float = 0.03
+
+
+@dataclass(slots=True, frozen=True)
+class SimConfig:
+    """Size/speed controls. Times in seconds from the session open; days are calendar days.
+
+    ``max_strikes``: per expiry, 0 = every listed strike, else thin to about this many (denser near
+    the money, both wings kept). ``n_dailies``: daily SPXW expiries listed (0DTE counts as one).
+    """
+
+    tick_every_s: float = 10.0
+    chain_every_s: float = 1800.0
+    max_strikes: int = 0
+    n_dailies: int = 3
+    weekly_days: int = 45
+    monthly_days: int = 100
+    symbols: tuple[str, ...] = INDEX_SYMBOLS
+
+
+PRESETS: dict[str, SimConfig] = {
+    # ~45k messages for the two-session scenarios (see the module doctest of count())
+    "demo": SimConfig(tick_every_s=10.0, chain_every_s=1800.0, max_strikes=60),
+    # a few thousand messages, for unit tests
+    "fast": SimConfig(tick_every_s=60.0, chain_every_s=7200.0, max_strikes=24, n_dailies=2,
+                      monthly_days=60),
+    # every listed strike, a chain snapshot every 5 minutes: large (~10^6 messages)
+    "full": SimConfig(tick_every_s=1.0, chain_every_s=300.0, max_strikes=0),
+}
+
+
+@dataclass(slots=True)
+class SimEvent:
+    """One simulated input message: ``kind`` ∈ {"index_tick", "option_quote", "open_interest"},
+    ``key`` the Kafka key (the underlying, "SPX"), ``msg`` the :mod:`streamer.schemas` dataclass."""
+
+    kind: str
+    key: str
+    msg: IndexTick | OptionQuote | OpenInterest
+
+
+def _et(y: int, m: int, d: int, hh: int = 0, mm: int = 0) -> dt.datetime:
+    return dt.datetime(y, m, d, hh, mm, tzinfo=NY)
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s for s in (
+        Scenario(
+            name="election-2024",
+            description=(
+                "US election 2024-11-05/06: elevated pre-event surface with an election-night "
+                "premium in short expiries (VIX9D 24.7 > VIX 20.5 > VIX3M 20.2 at the close, SPX "
+                "5722 → 5782.76); overnight gap to ~5865, day 2 drifts to 5929.04 (+2.53%) while the "
+                "surface collapses (VIX 16.27, VIX9D 15.85, VIX3M 17.67): a systematic-buy set-up."),
+            sessions=(
+                SessionSpec(dt.date(2024, 11, 5), spx=(5722.43, 5782.76), vix9d=(25.6, 24.70),
+                            vix=(21.6, 20.49), vix3m=(20.6, 20.19), spx_day_vol=0.007),
+                SessionSpec(dt.date(2024, 11, 6), spx=(5864.89, 5929.04), vix9d=(16.9, 15.85),
+                            vix=(17.1, 16.27), vix3m=(18.2, 17.67), spx_day_vol=0.006),
+            ),
+            events=(
+                VolEvent(_et(2024, 11, 6, 0, 0), 0.00045, "election night"),
+                VolEvent(_et(2024, 11, 7, 14, 0), 0.00006, "FOMC"),
+            ),
+        ),
+        Scenario(
+            name="calm",
+            description=(
+                "Two ordinary sessions (2024-10-15/16 dates, synthetic levels): VIX ~14.5 in mild "
+                "contango, SPX within ±0.5%, one-day VIX change well inside ±5%: must not trigger."),
+            sessions=(
+                SessionSpec(dt.date(2024, 10, 15), spx=(5800.0, 5815.0), vix9d=(13.3, 13.4),
+                            vix=(14.5, 14.6), vix3m=(16.4, 16.45), spx_day_vol=0.005),
+                SessionSpec(dt.date(2024, 10, 16), spx=(5813.0, 5790.0), vix9d=(13.6, 13.8),
+                            vix=(14.7, 14.95), vix3m=(16.5, 16.6), spx_day_vol=0.005),
+            ),
+        ),
+        Scenario(
+            name="selloff",
+            description=(
+                "Vol spike 2024-08-02 → 2024-08-05 (approximate levels): SPX 5376 → 5346.56, gap down "
+                "to ~5151, close 5186.33 (-3.0%); VIX 23.39 → 38.57 with a steeply inverted term "
+                "structure. The opposite of a buy trigger."),
+            sessions=(
+                SessionSpec(dt.date(2024, 8, 2), spx=(5376.63, 5346.56), vix9d=(22.5, 26.9),
+                            vix=(20.0, 23.39), vix3m=(19.5, 20.9), spx_day_vol=0.010),
+                SessionSpec(dt.date(2024, 8, 5), spx=(5151.14, 5186.33), vix9d=(52.0, 41.0),
+                            vix=(45.0, 38.57), vix3m=(30.0, 28.0), spx_day_vol=0.014),
+            ),
+        ),
+    )
+}
+
+# ------------------------------------------------------------------------------------------ calendar
+
+
+def _ns(t: dt.datetime) -> int:
+    """Aware datetime → UTC epoch ns (exact integer arithmetic)."""
+    d = t - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    return (d.days * 86_400 + d.seconds) * NS + d.microseconds * 1_000
+
+
+def session_bounds_ns(day: dt.date) -> tuple[int, int]:
+    """(open, close) of the regular session on ``day``: 09:30 and 16:00 ET, in UTC ns.
+
+    >>> o, c = session_bounds_ns(dt.date(2024, 11, 6))
+    >>> (c - o) // NS, dt.datetime.fromtimestamp(o // NS, tz=dt.timezone.utc).hour
+    (23400, 14)
+    """
+    return (_ns(dt.datetime(day.year, day.month, day.day, 9, 30, tzinfo=NY)),
+            _ns(dt.datetime(day.year, day.month, day.day, 16, 0, tzinfo=NY)))
+
+
+def _nth_weekday(year: int, month: int, weekday: int, n: int) -> dt.date:
+    first = dt.date(year, month, 1)
+    return first + dt.timedelta(days=(weekday - first.weekday()) % 7 + 7 * (n - 1))
+
+
+def _last_weekday(year: int, month: int, weekday: int) -> dt.date:
+    nxt = dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)
+    return nxt - dt.timedelta(days=(nxt.weekday() - weekday) % 7)
+
+
+def _observed(d: dt.date) -> dt.date:
+    return d + dt.timedelta(days=1) if d.weekday() == 6 else d - dt.timedelta(days=1) if d.weekday() == 5 else d
+
+
+def _good_friday(year: int) -> dt.date:
+    a, b, c = year % 19, year // 100, year % 100
+    h = (19 * a + b - b // 4 - (b - (b + 8) // 25 + 1) // 3 + 15) % 30
+    ll = (32 + 2 * (b % 4) + 2 * (c // 4) - h - c % 4) % 7
+    m = (a + 11 * h + 22 * ll) // 451
+    month, day = divmod(h + ll - 7 * m + 114, 31)
+    return dt.date(year, month, day + 1) - dt.timedelta(days=2)
+
+
+@lru_cache(maxsize=64)
+def nyse_holidays(year: int) -> frozenset[dt.date]:
+    """NYSE full-day closures of ``year`` (rules as of 2024, plus the 2025-01-09 day of mourning).
+
+    >>> dt.date(2024, 11, 28) in nyse_holidays(2024), dt.date(2024, 3, 29) in nyse_holidays(2024)
+    (True, True)
+    """
+    days = {
+        _nth_weekday(year, 1, 0, 3), _nth_weekday(year, 2, 0, 3), _good_friday(year),
+        _last_weekday(year, 5, 0), _nth_weekday(year, 9, 0, 1), _nth_weekday(year, 11, 3, 4),
+        _observed(dt.date(year, 7, 4)), _observed(dt.date(year, 12, 25)),
+    }
+    if year >= 2022:
+        days.add(_observed(dt.date(year, 6, 19)))
+    ny = dt.date(year, 1, 1)
+    if ny.weekday() != 5:  # Jan 1 on a Saturday is not observed on Dec 31
+        days.add(_observed(ny))
+    if year == 2025:
+        days.add(dt.date(2025, 1, 9))
+    return frozenset(days)
+
+
+def is_trading_day(d: dt.date) -> bool:
+    """Weekday and not an NYSE holiday."""
+    return d.weekday() < 5 and d not in nyse_holidays(d.year)
+
+
+@dataclass(slots=True, frozen=True)
+class Expiry:
+    """A listed expiration: settlement date, root ("SPX" AM-settled, "SPXW" PM) and instant (UTC ns)."""
+
+    date: dt.date
+    root: str
+    ts_ns: int
+
+
+def list_expiries(day: dt.date, cfg: SimConfig) -> list[Expiry]:
+    """Expirations listed on session ``day`` (see the module docstring), sorted by settlement instant.
+
+    Friday holidays move the weekly/monthly expiry to the Thursday before.
+
+    >>> [(e.date.isoformat(), e.root) for e in list_expiries(dt.date(2024, 11, 5), PRESETS["fast"])][:4]
+    [('2024-11-05', 'SPXW'), ('2024-11-06', 'SPXW'), ('2024-11-08', 'SPXW'), ('2024-11-15', 'SPX')]
+    """
+    out: set[tuple[dt.date, str]] = set()
+    d, n = day, 0
+    while n < cfg.n_dailies:
+        if is_trading_day(d):
+            out.add((d, "SPXW"))
+            n += 1
+        d += dt.timedelta(days=1)
+
+    def prev_trading(x: dt.date) -> dt.date:
+        while not is_trading_day(x):
+            x -= dt.timedelta(days=1)
+        return x
+
+    end = day + dt.timedelta(days=max(cfg.weekly_days, cfg.monthly_days))
+    fri = day + dt.timedelta(days=(4 - day.weekday()) % 7)
+    while fri <= end:
+        third = _nth_weekday(fri.year, fri.month, 4, 3) == fri
+        x = prev_trading(fri)
+        if x >= day:
+            if (fri - day).days <= cfg.weekly_days:
+                out.add((x, "SPXW"))
+            if third and (fri - day).days <= cfg.monthly_days:
+                out.add((x, "SPX"))
+        fri += dt.timedelta(days=7)
+    exps = [Expiry(d_, r, settlement_ts_ns(d_, r)) for d_, r in out]
+    o, _ = session_bounds_ns(day)
+    return sorted((e for e in exps if e.ts_ns > o), key=lambda e: (e.ts_ns, e.root))
+
+
+# ------------------------------------------------------------------------------------------ strikes
+
+_TIERS = ((0.05, 5.0), (0.12, 25.0), (0.25, 50.0), (math.inf, 100.0))
+
+
+def strike_listing(spot: float, atm_vol: float, t_years: float, max_strikes: int = 0) -> np.ndarray:
+    """Listed strikes (index points) for one expiry, sorted.
+
+    Range: puts down to spot·(1 − clip(9 s, 5%, 55%)), calls up to spot·(1 + clip(4 s, 3%, 20%)),
+    s = atm_vol·sqrt(max(T, 2 days)) (deep puts are listed so that both wings reach zero bids, as on
+    the exchange). Spacing 5 points within ±5% of spot, 25 within ±12%, 50 within ±25%, 100 beyond.
+    ``max_strikes`` > 0 thins to about that many, uniformly in asinh(z/1.5), z = ln(K/spot)/s.
+
+    >>> k = strike_listing(5800.0, 0.2, 30 / 365)
+    >>> float(np.diff(k[(k > 5700) & (k < 5900)]).max()), bool(k.min() < 5800 * 0.7), bool(k.max() <= 5800 * 1.2)
+    (5.0, True, True)
+    >>> len(strike_listing(5800.0, 0.2, 30 / 365, max_strikes=40)) <= 40
+    True
+    """
+    s = atm_vol * math.sqrt(max(t_years, 2.0 / 365.0))
+    lo = spot * (1.0 - min(max(9.0 * s, 0.05), 0.55))
+    hi = spot * (1.0 + min(max(4.0 * s, 0.03), 0.20))
+    ks: set[float] = set()
+    inner = 0.0
+    for band, step in _TIERS:
+        a = max(lo, spot * (1.0 - band))
+        b = min(hi, spot * (1.0 + band))
+        grid = np.arange(math.ceil(a / step) * step, b + 1e-9, step)
+        m = np.abs(grid / spot - 1.0)
+        ks.update(grid[m >= inner - 1e-12].tolist())
+        inner = band
+    k = np.array(sorted(ks))
+    if max_strikes and len(k) > max_strikes:
+        u = np.arcsinh(np.log(k / spot) / s / 1.5)
+        targets = np.linspace(u[0], u[-1], max_strikes)
+        k = k[np.unique(np.abs(u[:, None] - targets[None, :]).argmin(axis=0))]
+    return k
+
+
+# ------------------------------------------------------------------------------------------ surface
+
+
+def ssvi_total_variance(k: np.ndarray, theta: np.ndarray | float, rho: float, eta: float,
+                        gamma: float) -> np.ndarray:
+    """SSVI total implied variance w(k) (decimal², i.e. σ²T) at log-moneyness k = ln(K/F).
+
+    >>> float(ssvi_total_variance(np.array(0.0), 0.04, -0.7, 1.0, 0.5))  # ATM: w = θ
+    0.04
+    """
+    theta = np.asarray(theta, dtype=np.float64)
+    phi = eta * theta ** (-gamma) * (1.0 + theta) ** (gamma - 1.0)
+    x = phi * k
+    return 0.5 * theta * (1.0 + rho * x + np.sqrt((x + rho) ** 2 + 1.0 - rho * rho))
+
+
+@lru_cache(maxsize=16)
+def _varswap_table(rho: float, eta: float, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    """(ln θ, ln V) on a grid: V = the variance-swap total variance of the SSVI slice with ATM θ.
+
+    V = 2 ∫ Q(K)/K² dK with Q the undiscounted OTM price for a unit forward (the Cboe integrand).
+    """
+    thetas = np.geomspace(1e-9, 3.0, 200)
+    u = np.linspace(-30.0, 20.0, 4001)
+    out = np.empty_like(thetas)
+    for i, th in enumerate(thetas):
+        k = math.sqrt(th) * u
+        w = ssvi_total_variance(k, th, rho, eta, gamma)
+        q = bs.price(1.0, np.exp(k), 1.0, 0.0, 0.0, np.sqrt(w), k >= 0.0)
+        f = q * np.exp(-k)
+        out[i] = 2.0 * float(np.sum(0.5 * (f[1:] + f[:-1]) * np.diff(k)))
+    return np.log(thetas), np.log(out)
+
+
+def atm_theta(v: np.ndarray, sc: Scenario) -> np.ndarray:
+    """ATM total variance θ whose SSVI slice has variance-swap total variance ``v`` (decimal²).
+
+    >>> sc = SCENARIOS["calm"]
+    >>> th = atm_theta(np.array([0.2 ** 2 * 30 / 365]), sc)
+    >>> 0.8 < float(th[0] / (0.2 ** 2 * 30 / 365)) < 1.0  # var swap above ATM variance (skew)
+    True
+    """
+    lt, lv = _varswap_table(sc.rho, sc.eta, sc.gamma)
+    return np.exp(np.interp(np.log(np.maximum(v, 1e-12)), lv, lt))
+
+
+def variance_curve(now_ns: int, levels: dict[str, float], sc: Scenario):
+    """V(T): variance-swap total variance (decimal²) for T in years, as a vectorized function.
+
+    ``levels``: published index levels in vol points for VIX9D, VIX and VIX3M at ``now_ns``.
+    Piecewise linear through the ex-event anchors, flat forward variance beyond 93 days, plus the
+    scheduled event jumps after ``now_ns``.
+    """
+    ev = [((e.ts_ns - now_ns) / YEAR_NS, e.variance) for e in sc.events if e.ts_ns > now_ns]
+
+    def jumps(t: np.ndarray) -> np.ndarray:
+        out = np.zeros_like(t)
+        for te, var in ev:
+            out += np.where(t >= te, var, 0.0)
+        return out
+
+    ts = np.array([HORIZON_DAYS[s] / 365.0 for s in ("VIX9D", "VIX", "VIX3M")])
+    tot = np.array([(levels[s] / 100.0) ** 2 * HORIZON_DAYS[s] / 365.0 for s in ("VIX9D", "VIX", "VIX3M")])
+    x = tot - jumps(ts)
+    xs = np.concatenate([[0.0], x])
+    tt = np.concatenate([[0.0], ts])
+    if np.any(np.diff(xs) <= 0.0):
+        raise ValueError(f"negative forward variance at {now_ns}: levels {levels}, events {ev}")
+    slope = (xs[-1] - xs[-2]) / (tt[-1] - tt[-2])
+
+    def v(t: np.ndarray) -> np.ndarray:
+        t = np.asarray(t, dtype=np.float64)
+        base = np.where(t <= tt[-1], np.interp(t, tt, xs), xs[-1] + slope * (t - tt[-1]))
+        return base + jumps(t)
+
+    return v
+
+
+# ------------------------------------------------------------------------------------------ quotes
+
+
+def quote_from_price(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bid/ask (index points) around model prices ``p``: see the module docstring.
+
+    >>> b, a = quote_from_price(np.array([0.01, 0.5, 2.98, 12.0, 150.0]))
+    >>> b.tolist(), a.tolist()
+    [[0.0, 0.45, 2.9, 11.8, 149.5], [0.05, 0.55, 3.1, 12.2, 150.5]]
+    """
+    p = np.maximum(np.asarray(p, dtype=np.float64), 0.0)
+    half = 0.5 * np.minimum(0.05 + 0.025 * p, 0.5 + 0.004 * p)
+    rb, ra = p - half, p + half
+    tb = np.where(rb < 3.0, 0.05, 0.10)
+    ta = np.where(ra < 3.0, 0.05, 0.10)
+    bid = np.maximum(np.floor(rb / tb + 1e-9) * tb, 0.0)
+    ask = np.maximum(np.ceil(ra / ta - 1e-9) * ta, 0.05)
+    ask = np.where(ask <= bid, bid + ta, ask)
+    return np.round(bid, 2), np.round(ask, 2)
+
+
+# ------------------------------------------------------------------------------------------ paths
+
+
+def _rng(seed: int, name: str, *key: int) -> np.random.Generator:
+    return np.random.default_rng([seed & 0xFFFFFFFF, zlib.crc32(name.encode()), *key])
+
+
+def _bridge(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Standard Brownian bridge on n+1 points of [0, 1] (variance f(1-f))."""
+    w = np.concatenate([[0.0], np.cumsum(rng.standard_normal(n))]) / math.sqrt(n)
+    return w - np.linspace(0.0, 1.0, n + 1) * w[-1]
+
+
+@dataclass(slots=True)
+class _Paths:
+    spx: np.ndarray
+    idx: dict[str, np.ndarray]
+
+
+def _session_paths(sc: Scenario, si: int, seed: int) -> _Paths:
+    ss = sc.sessions[si]
+    rng = _rng(seed, sc.name, si, 1)
+    f = np.linspace(0.0, 1.0, SESSION_S + 1)
+    b_spot = _bridge(rng, SESSION_S) * ss.spx_day_vol
+    lo, lc = math.log(ss.spx[0]), math.log(ss.spx[1])
+    spx = np.exp(lo + f * (lc - lo) + b_spot)
+    common = _bridge(rng, SESSION_S) * sc.vol_of_vol
+    idx = {}
+    betas = {"VIX9D": 1.4, "VIX": 1.0, "VIX3M": 0.6}
+    for s in ("VIX9D", "VIX", "VIX3M"):
+        o, c = getattr(ss, s.lower())
+        own = _bridge(rng, SESSION_S) * sc.vol_of_vol * 0.3
+        lv = math.log(o) + f * (math.log(c) - math.log(o))
+        idx[s] = np.exp(lv + betas[s] * (-sc.spot_vol_beta * b_spot + common) + own)
+    return _Paths(spx, idx)
+
+
+# ------------------------------------------------------------------------------------------ schedule
+
+
+def _config(preset: str, overrides: dict[str, Any]) -> SimConfig:
+    try:
+        base = PRESETS[preset]
+    except KeyError:
+        raise ValueError(f"unknown preset {preset!r}; known: {sorted(PRESETS)}") from None
+    return dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _scenario(name: str) -> Scenario:
+    try:
+        return SCENARIOS[name]
+    except KeyError:
+        raise ValueError(f"unknown scenario {name!r}; known: {sorted(SCENARIOS)}") from None
+
+
+def _offsets(every_s: float, include_close: bool) -> list[int]:
+    """Offsets from the open in ns: 0, every, 2·every, … (< close; the close itself if asked)."""
+    if every_s <= 0:
+        raise ValueError("intervals must be > 0 s")
+    step = round(every_s * NS)
+    end = SESSION_S * NS
+    out = list(range(0, end, step))
+    if include_close:
+        out.append(end)
+    return out
+
+
+@dataclass(slots=True)
+class _Listing:
+    expiries: list[Expiry]
+    strikes: list[np.ndarray]
+
+
+MIN_LIFE_NS = 60 * NS  # a contract is quoted until one minute before settlement
+
+
+def _listing(sc: Scenario, si: int, cfg: SimConfig) -> _Listing:
+    ss = sc.sessions[si]
+    o, _ = session_bounds_ns(ss.date)
+    exps = list_expiries(ss.date, cfg)
+    strikes = [strike_listing(ss.spx[0], ss.vix[0] / 100.0, (e.ts_ns - o) / YEAR_NS, cfg.max_strikes)
+               for e in exps]
+    return _Listing(exps, strikes)
+
+
+def count(name: str, *, preset: str = "demo", tick_every_s: float | None = None,
+          chain_every_s: float | None = None, max_strikes: int | None = None, **kw: Any) -> int:
+    """Number of events ``generate`` yields with the same arguments (no pricing: cheap).
+
+    >>> 20_000 <= count("election-2024") <= 60_000
+    True
+    """
+    sc = _scenario(name)
+    cfg = _config(preset, dict(tick_every_s=tick_every_s, chain_every_s=chain_every_s,
+                               max_strikes=max_strikes, **kw))
+    n = 0
+    for si, ss in enumerate(sc.sessions):
+        o, _ = session_bounds_ns(ss.date)
+        lst = _listing(sc, si, cfg)
+        n += len(_offsets(cfg.tick_every_s, True)) * len(cfg.symbols)
+        n += sum(2 * len(k) for k in lst.strikes)
+        for off in _offsets(cfg.chain_every_s, False):
+            ts = o + off
+            n += sum(2 * len(k) for e, k in zip(lst.expiries, lst.strikes) if e.ts_ns - ts >= MIN_LIFE_NS)
+    return n
+
+
+# ------------------------------------------------------------------------------------------ OI
+
+_OI_SCALE = {"daily": 1_500.0, "weekly": 3_500.0, "monthly": 14_000.0}
+
+
+def _open_interest(sc: Scenario, si: int, seed: int, spot: float, atm_vol: float, open_ns: int,
+                   exp: Expiry, strikes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(call OI, put OI) in contracts for one expiry at a session open."""
+    t = max((exp.ts_ns - open_ns) / YEAR_NS, 7.0 / 365.0)
+    s = atm_vol * math.sqrt(t)
+    z = np.log(strikes / spot) / s
+    kind = "monthly" if exp.root == "SPX" else ("weekly" if exp.date.weekday() == 4 else "daily")
+    scale = _OI_SCALE[kind] * (1.5 if exp.root == "SPX" and exp.date.month % 3 == 0 else 1.0)
+    kk = np.round(strikes).astype(np.int64)
+    round_ = np.where(kk % 100 == 0, 4.0, np.where(kk % 50 == 0, 2.2, np.where(kk % 25 == 0, 1.4, 1.0)))
+    put = scale * round_ * np.exp(-0.5 * ((z + 0.9) / 1.4) ** 2)
+    call = 0.6 * scale * round_ * np.exp(-0.5 * ((z - 0.4) / 0.9) ** 2)
+    # persistent per-contract factor (same for every session), plus a small daily change
+    grid = kk // 5
+    prng = _rng(seed, sc.name, exp.ts_ns // NS % 2**31, 7)
+    base_noise = prng.standard_normal((2, 4_000))  # strike grid 0..20,000 in 5-point steps
+    gi = np.clip(grid, 0, 3_999)
+    drng = _rng(seed, sc.name, exp.ts_ns // NS % 2**31, 8 + si)
+    daily = drng.standard_normal((2, len(strikes)))
+    call *= np.exp(0.45 * base_noise[0, gi] + 0.05 * daily[0] - 0.1)
+    put *= np.exp(0.45 * base_noise[1, gi] + 0.05 * daily[1] - 0.1)
+    return np.round(call).astype(np.int64), np.round(put).astype(np.int64)
+
+
+# ------------------------------------------------------------------------------------------ generate
+
+
+def chain_prices(sc: Scenario, now_ns: int, spot: float, levels: dict[str, float],
+                 expiry_ts_ns: np.ndarray, strike: np.ndarray, is_call: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Model (price, implied vol) of contracts at ``now_ns`` on the scenario's surface.
+
+    ``levels``: the published VIX9D/VIX/VIX3M at that instant (vol points). Arrays are flat and
+    aligned; T = (expiry − now)/365 days must be > 0.
+    """
+    t = (expiry_ts_ns - now_ns) / YEAR_NS
+    v = variance_curve(now_ns, levels, sc)(t)
+    theta = atm_theta(v, sc)
+    fwd = spot * np.exp((sc.rate - sc.div_yield) * t)
+    w = ssvi_total_variance(np.log(strike / fwd), theta, sc.rho, sc.eta, sc.gamma)
+    sigma = np.sqrt(w / t)
+    return bs.price(spot, strike, t, sc.rate, sc.div_yield, sigma, is_call), sigma
+
+
+def generate(name: str, seed: int = 0, *, preset: str = "demo", tick_every_s: float | None = None,
+             chain_every_s: float | None = None, max_strikes: int | None = None,
+             **kw: Any) -> Iterator[SimEvent]:
+    """Yield the scenario's input messages in non-decreasing ``msg.ts_ns``.
+
+    ``preset``: a key of :data:`PRESETS` ("demo" ≈ 20k-60k messages, "fast" a few thousand,
+    "full"); ``tick_every_s`` (seconds between index ticks of each symbol), ``chain_every_s``
+    (seconds between full option-chain snapshots, from the open), ``max_strikes`` (per expiry;
+    0 = all listed) and any other :class:`SimConfig` field override the preset. The same
+    (name, seed, config) always gives the same events.
+    """
+    sc = _scenario(name)
+    cfg = _config(preset, dict(tick_every_s=tick_every_s, chain_every_s=chain_every_s,
+                               max_strikes=max_strikes, **kw))
+    for si, ss in enumerate(sc.sessions):
+        yield from _session_events(sc, si, seed, cfg)
+
+
+def _session_events(sc: Scenario, si: int, seed: int, cfg: SimConfig) -> Iterator[SimEvent]:
+    ss = sc.sessions[si]
+    o, _ = session_bounds_ns(ss.date)
+    paths = _session_paths(sc, si, seed)
+    lst = _listing(sc, si, cfg)
+    size_rng = _rng(seed, sc.name, si, 2)
+    key = UNDERLYING
+
+    # open interest, once, at the open
+    for e, ks in zip(lst.expiries, lst.strikes):
+        c_oi, p_oi = _open_interest(sc, si, seed, ss.spx[0], ss.vix[0] / 100.0, o, e, ks)
+        for k, c, p in zip(ks.tolist(), c_oi.tolist(), p_oi.tolist()):
+            yield SimEvent("open_interest", key, OpenInterest(key, o, e.ts_ns, k, "C", c))
+            yield SimEvent("open_interest", key, OpenInterest(key, o, e.ts_ns, k, "P", p))
+
+    ticks = _offsets(cfg.tick_every_s, True)
+    chains = set(_offsets(cfg.chain_every_s, False))
+    exp_ts = np.array([e.ts_ns for e in lst.expiries], dtype=np.int64)
+    for off in sorted(set(ticks) | chains):
+        ts = o + off
+        i = min(off // NS, SESSION_S)
+        levels = {s: float(paths.idx[s][i]) for s in ("VIX9D", "VIX", "VIX3M")}
+        spot = float(paths.spx[i])
+        if off in ticks:
+            for sym in cfg.symbols:
+                px = spot if sym == "SPX" else levels[sym]
+                yield SimEvent("index_tick", key, IndexTick(sym, key, ts, round(px, 2)))
+        if off in chains:
+            alive = [j for j in range(len(exp_ts)) if exp_ts[j] - ts >= MIN_LIFE_NS]
+            if not alive:
+                continue
+            e_arr = np.concatenate([np.full(len(lst.strikes[j]), exp_ts[j]) for j in alive])
+            k_arr = np.concatenate([lst.strikes[j] for j in alive])
+            e2 = np.concatenate([e_arr, e_arr])
+            k2 = np.concatenate([k_arr, k_arr])
+            c2 = np.concatenate([np.ones(len(k_arr), bool), np.zeros(len(k_arr), bool)])
+            p, sig = chain_prices(sc, ts, spot, levels, e2, k2, c2)
+            bid, ask = quote_from_price(p)
+            t = (e2 - ts) / YEAR_NS
+            z = np.log(k2 / spot) / (sig * np.sqrt(t))
+            lam = 8.0 + 150.0 * np.exp(-0.5 * z * z)
+            bsz = np.where(bid > 0.0, 1 + size_rng.poisson(lam), 0)
+            asz = 1 + size_rng.poisson(lam)
+            n = len(k_arr)
+            rows = zip(e2.tolist(), k2.tolist(), bid.tolist(), ask.tolist(), bsz.tolist(), asz.tolist())
+            # interleave call/put of the same contract line: C then P per strike
+            rows_l = list(rows)
+            for j in range(n):
+                for r_, (ex, k, b, a, bs_, as_) in (("C", rows_l[j]), ("P", rows_l[n + j])):
+                    yield SimEvent("option_quote", key,
+                                   OptionQuote(key, ts, int(ex), k, r_, b, a, int(bs_), int(as_)))
+
+
+# ------------------------------------------------------------------------------------------ malformed
+
+_DROP = object()
+
+
+
+def malformed(seed: int = 0, n: int = 32) -> list[tuple[str, bytes, str]]:
+    """``n`` invalid input messages as (kind, raw bytes, expected DLQ reason), cycling through every
+    reason the edge parsers in :mod:`streamer.schemas` can give for bytes.
+
+    ``non_finite`` is not reachable from bytes (orjson rejects NaN/Infinity literals and overflowing
+    numbers as malformed JSON), so it is not produced.
+
+    >>> reasons = {r for _, _, r in malformed(0, 40)}
+    >>> {"malformed_json", "crossed_quote", "unknown_right", "bad_expiry"} <= reasons
+    True
+    """
+    rng = np.random.default_rng([seed & 0xFFFFFFFF, 99])
+    o, _ = session_bounds_ns(dt.date(2024, 11, 6))
+    ts = o + int(rng.integers(0, SESSION_S)) * NS
+    exp = settlement_ts_ns(dt.date(2024, 11, 15), "SPX")
+    strike = float(5900 + 5 * int(rng.integers(-20, 20)))
+    tick = schemas.to_dict(IndexTick("VIX", UNDERLYING, ts, round(16.0 + float(rng.random()), 2)))
+    quote = schemas.to_dict(OptionQuote(UNDERLYING, ts, exp, strike, "C", 10.1, 10.5, 5, 7))
+    oi = schemas.to_dict(OpenInterest(UNDERLYING, ts, exp, strike, "P", 1234))
+
+    def mut(d: dict, **ch: Any) -> bytes:
+        x = dict(d)
+        for k, v in ch.items():
+            if v is _DROP:
+                x.pop(k)
+            else:
+                x[k] = v
+        return dumps(x)
+
+    cases: list[tuple[str, bytes, str]] = [
+        ("index_tick", dumps(tick)[:-7], "malformed_json"),
+        ("option_quote", b"\xff\xfe not json", "malformed_json"),
+        ("option_quote", b'{"underlying":"SPX","bid":NaN}', "malformed_json"),
+        ("index_tick", b'[1, 2, 3]', "not_an_object"),
+        ("open_interest", mut(oi, schema_version=2), "unknown_schema_version"),
+        ("index_tick", mut(tick, price=_DROP), "missing_field"),
+        ("option_quote", mut(quote, right=_DROP), "missing_field"),
+        ("open_interest", mut(oi, open_interest=_DROP), "missing_field"),
+        ("index_tick", mut(tick, symbol=""), "bad_symbol"),
+        ("option_quote", mut(quote, underlying=" SPX"), "bad_symbol"),
+        ("index_tick", mut(tick, ts_ns=str(ts)), "wrong_type"),
+        ("option_quote", mut(quote, bid="10.1"), "wrong_type"),
+        ("open_interest", mut(oi, open_interest=12.5), "wrong_type"),
+        ("option_quote", mut(quote, ts_ns=float(ts)), "wrong_type"),
+        ("index_tick", mut(tick, ts_ns=ts // NS), "bad_timestamp"),
+        ("option_quote", mut(quote, expiry_ts_ns=4_200_000_000 * NS), "bad_timestamp"),
+        ("index_tick", mut(tick, price=0.0), "non_positive_price"),
+        ("option_quote", mut(quote, bid=0.0, ask=0.0), "non_positive_price"),
+        ("option_quote", mut(quote, strike=-5.0), "non_positive_price"),
+        ("option_quote", mut(quote, bid=-0.05), "negative_price"),
+        ("option_quote", mut(quote, bid=10.6, ask=10.5), "crossed_quote"),
+        ("option_quote", mut(quote, right="X"), "unknown_right"),
+        ("open_interest", mut(oi, right="call"), "unknown_right"),
+        ("option_quote", mut(quote, expiry_ts_ns=ts - 3 * 86_400 * NS), "bad_expiry"),
+        ("open_interest", mut(oi, expiry_ts_ns=ts + 13 * 366 * 86_400 * NS), "bad_expiry"),
+        ("open_interest", mut(oi, open_interest=-3), "negative_count"),
+        ("option_quote", mut(quote, ask_size=-1), "negative_count"),
+    ]
+    order = rng.permutation(len(cases))
+    return [cases[int(order[i % len(cases)])] for i in range(n)]
