@@ -322,7 +322,7 @@ def vix_batch(expiry_ts_ns: Iterable[int], strike: Iterable[float], right: Itera
 class _Term:
     """One expiry's strike arrays and incremental strip state (see module docstring)."""
 
-    __slots__ = ("exp", "minutes", "ks", "kidx", "k", "cb", "ca", "pb", "pa", "d", "kstar",
+    __slots__ = ("exp", "minutes", "ks", "kidx", "k", "cb", "ca", "pb", "pa", "d", "kstar", "fwd_known",
                  "built", "k0", "w", "c", "s", "sp", "sc", "n_inc", "rescans")
 
     def __init__(self, exp: int, strikes: np.ndarray) -> None:
@@ -339,7 +339,8 @@ class _Term:
         self.cb, self.ca = np.full(n, np.nan), np.full(n, np.nan)
         self.pb, self.pa = np.full(n, np.nan), np.full(n, np.nan)
         self.d = np.full(n, np.inf)
-        self.kstar = -1
+        self.kstar = -1  # -1 with fwd_known: no strike has both bids > 0
+        self.fwd_known = False
         self.built = False
         self.k0 = -1
         self.w = np.zeros(n)
@@ -370,6 +371,7 @@ class _Term:
         self.rescans += 1
         i = int(np.argmin(self.d)) if self.d.shape[0] else -1
         self.kstar = i if i >= 0 and self.d[i] < math.inf else -1
+        self.fwd_known = True
 
     def build(self, k0: int) -> None:
         """Rescans 2-4: rebuild the strip weights, contributions and S for strike index ``k0``."""
@@ -425,7 +427,9 @@ class _Term:
         old_d = float(self.d[i])
         self.d[i] = nd
         ks = self.kstar
-        if i == ks:
+        if not self.fwd_known:
+            pass  # resolved lazily by argmin_forward() at value() time
+        elif i == ks:
             if not nd <= old_d or nd == math.inf:
                 self.argmin_forward()
         elif ks < 0:
@@ -548,7 +552,7 @@ class VixEngine:
         t = minutes / MINUTES_PER_YEAR
         r = _rate_for(self.rate, t)
         growth = math.exp(r * t)
-        if term.kstar < 0:
+        if not term.fwd_known:
             term.argmin_forward()
             if term.kstar < 0:
                 return "no_forward"
