@@ -189,6 +189,9 @@ class Var:
     """Running mean and variance (Welford), with ``revert`` of any value added before.
 
     ``get()`` is the variance with ``ddof`` (1 = sample variance), NaN while n <= ddof.
+    Precision: relative to numpy's two-pass ~1e-9 on a 100,000 window of 1e4 +- 1e-3 values; after
+    reverting a value of magnitude M the absolute error is of order eps * M^2 (any update/revert
+    scheme has this; "sum of squares minus mean squared" is far worse).
 
     >>> v = Var()
     >>> for x in (2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0):
