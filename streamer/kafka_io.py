@@ -30,6 +30,19 @@ async def ensure_topics(settings: Settings, names: list[str], partitions: int | 
         await admin.close()
 
 
+async def delete_topics(settings: Settings, names: list[str]) -> None:
+    """Delete ``names`` where they exist (demo clean-up)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        doomed = [n for n in names if n in existing]
+        if doomed:
+            await admin.delete_topics(doomed)
+    finally:
+        await admin.close()
+
+
 def make_producer(settings: Settings, **kw) -> AIOKafkaProducer:
     """A producer tuned for throughput: small linger, lz4-free (no extra deps), acks from the leader."""
     opts = dict(bootstrap_servers=settings.bootstrap, linger_ms=5, max_batch_size=256 * 1024, acks=1)
