@@ -51,6 +51,7 @@ _INV_SQRT_2PI = 0.39894228040143267794
 _INV_SQRT2 = 0.70710678118654752440
 _STEP_TOL = 1e-7  # relative step below which the next (4th-order) step is negligible
 _MAX_ITER = 60
+_TV_FLOOR = 4.0 * 2.220446049250313e-16  # time value below this x premium is rounding
 _FLOOR = 8.0 * 2.220446049250313e-16  # |b - beta| below this x (larger term) is noise
 
 
@@ -62,7 +63,7 @@ class IVReason(IntEnum):
     BAD_INPUT = 2  # S <= 0 or K <= 0
     EXPIRED = 3  # T <= 0
     ZERO_PRICE = 4  # price == 0 (no information)
-    BELOW_INTRINSIC = 5  # price at or below the discounted intrinsic value (no time value)
+    BELOW_INTRINSIC = 5  # price <= discounted intrinsic (+ 4 ulp): no time value
     ABOVE_MAX = 6  # price at or above the no-arbitrage maximum (S e^{-qT} or K e^{-rT})
     NO_CONVERGENCE = 7  # solver did not converge (should not happen; kept for the DLQ)
     ZERO_BID = 8  # quote_ivs: bid <= 0
@@ -344,7 +345,8 @@ def implied_vol_batch(prices: ArrayLike, S: ArrayLike, K: ArrayLike, T: ArrayLik
     m = reason == 0
     reason[m & (P == 0.0)] = IVReason.ZERO_PRICE
     m = reason == 0
-    reason[m & ~(beta_otm > 0.0)] = IVReason.BELOW_INTRINSIC
+    # time value within rounding of the premium counts as none
+    reason[m & ~(beta_otm > _TV_FLOOR * beta)] = IVReason.BELOW_INTRINSIC
     m = reason == 0
     reason[m & ~(beta_otm < bmax)] = IVReason.ABOVE_MAX
     good = np.flatnonzero(reason == 0)
@@ -384,6 +386,8 @@ def implied_vol(price: float, S: float, K: float, T: float, r: float, q: float,
     beta = price * math.exp(r * T) / sqrt_fk
     if (x > 0.0) == bool(is_call) and x != 0.0:
         beta -= 2.0 * math.sinh(0.5 * abs(x))
+        if not beta > _TV_FLOOR * (beta + 2.0 * math.sinh(0.5 * abs(x))):
+            return nan, IVReason.BELOW_INTRINSIC
     if not beta > 0.0:
         return nan, IVReason.BELOW_INTRINSIC
     xn = -abs(x)
