@@ -147,10 +147,10 @@ class SimConfig:
 
 
 PRESETS: dict[str, SimConfig] = {
-    # ~45k messages for the two-session scenarios (see the module doctest of count())
-    "demo": SimConfig(tick_every_s=10.0, chain_every_s=1800.0, max_strikes=60),
+    # ~50k messages for the two-session scenarios (see count())
+    "demo": SimConfig(tick_every_s=15.0, chain_every_s=1800.0, max_strikes=50),
     # a few thousand messages, for unit tests
-    "fast": SimConfig(tick_every_s=60.0, chain_every_s=7200.0, max_strikes=24, n_dailies=2,
+    "fast": SimConfig(tick_every_s=120.0, chain_every_s=7200.0, max_strikes=24, n_dailies=2,
                       monthly_days=60),
     # every listed strike, a chain snapshot every 5 minutes: large (~10^6 messages)
     "full": SimConfig(tick_every_s=1.0, chain_every_s=300.0, max_strikes=0),
@@ -194,13 +194,14 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             name="calm",
             description=(
-                "Two ordinary sessions (2024-10-15/16 dates, synthetic levels): VIX ~14.5 in mild "
-                "contango, SPX within ±0.5%, one-day VIX change well inside ±5%: must not trigger."),
+                "Two ordinary sessions on 2024-12-03/04 (levels near the real ones, VIX nudged up to "
+                "~14.5): mild contango, SPX within ±0.5%, one-day VIX change well inside ±5%: "
+                "must not trigger."),
             sessions=(
-                SessionSpec(dt.date(2024, 10, 15), spx=(5800.0, 5815.0), vix9d=(13.3, 13.4),
+                SessionSpec(dt.date(2024, 12, 3), spx=(6042.0, 6049.88), vix9d=(13.3, 13.4),
                             vix=(14.5, 14.6), vix3m=(16.4, 16.45), spx_day_vol=0.005),
-                SessionSpec(dt.date(2024, 10, 16), spx=(5813.0, 5790.0), vix9d=(13.6, 13.8),
-                            vix=(14.7, 14.95), vix3m=(16.5, 16.6), spx_day_vol=0.005),
+                SessionSpec(dt.date(2024, 12, 4), spx=(6055.0, 6074.0), vix9d=(13.6, 13.8),
+                            vix=(14.7, 14.85), vix3m=(16.5, 16.6), spx_day_vol=0.005),
             ),
         ),
         Scenario(
@@ -338,25 +339,20 @@ def list_expiries(day: dt.date, cfg: SimConfig) -> list[Expiry]:
 # ------------------------------------------------------------------------------------------ strikes
 
 _TIERS = ((0.05, 5.0), (0.12, 25.0), (0.25, 50.0), (math.inf, 100.0))
+PUT_WING = 0.80  # deepest put strike listed, fraction below spot
+CALL_WING = 0.35  # highest call strike listed, fraction above spot
+WORTHLESS = 0.01  # model price (index points) beyond which a wing is worthless
+WING_MARGIN = 0.06  # strikes listed beyond the worthless point, fraction of spot
 
 
-def strike_listing(spot: float, atm_vol: float, t_years: float, max_strikes: int = 0) -> np.ndarray:
-    """Listed strikes (index points) for one expiry, sorted.
+def strike_grid(spot: float, lo: float, hi: float) -> np.ndarray:
+    """Exchange-style strikes in [lo, hi], index points, sorted: 5-point spacing within ±5% of
+    spot, 25 within ±12%, 50 within ±25%, 100 beyond.
 
-    Range: puts down to spot·(1 − clip(9 s, 5%, 55%)), calls up to spot·(1 + clip(4 s, 3%, 20%)),
-    s = atm_vol·sqrt(max(T, 2 days)) (deep puts are listed so that both wings reach zero bids, as on
-    the exchange). Spacing 5 points within ±5% of spot, 25 within ±12%, 50 within ±25%, 100 beyond.
-    ``max_strikes`` > 0 thins to about that many, uniformly in asinh(z/1.5), z = ln(K/spot)/s.
-
-    >>> k = strike_listing(5800.0, 0.2, 30 / 365)
-    >>> float(np.diff(k[(k > 5700) & (k < 5900)]).max()), bool(k.min() < 5800 * 0.7), bool(k.max() <= 5800 * 1.2)
-    (5.0, True, True)
-    >>> len(strike_listing(5800.0, 0.2, 30 / 365, max_strikes=40)) <= 40
-    True
+    >>> k = strike_grid(5800.0, 4000.0, 7000.0)
+    >>> float(np.diff(k[(k > 5700) & (k < 5900)]).max()), float(np.diff(k[k < 4500]).max())
+    (5.0, 100.0)
     """
-    s = atm_vol * math.sqrt(max(t_years, 2.0 / 365.0))
-    lo = spot * (1.0 - min(max(9.0 * s, 0.05), 0.55))
-    hi = spot * (1.0 + min(max(4.0 * s, 0.03), 0.20))
     ks: set[float] = set()
     inner = 0.0
     for band, step in _TIERS:
@@ -366,12 +362,24 @@ def strike_listing(spot: float, atm_vol: float, t_years: float, max_strikes: int
         m = np.abs(grid / spot - 1.0)
         ks.update(grid[m >= inner - 1e-12].tolist())
         inner = band
-    k = np.array(sorted(ks))
-    if max_strikes and len(k) > max_strikes:
-        u = np.arcsinh(np.log(k / spot) / s / 1.5)
-        targets = np.linspace(u[0], u[-1], max_strikes)
-        k = k[np.unique(np.abs(u[:, None] - targets[None, :]).argmin(axis=0))]
-    return k
+    return np.array(sorted(ks))
+
+
+def thin_strikes(k: np.ndarray, spot: float, scale: float, max_strikes: int) -> np.ndarray:
+    """About ``max_strikes`` of the sorted strikes ``k``, uniform in asinh(z/1.5) with
+    z = ln(K/spot)/scale: dense near the money, sparse in the wings. The two outermost strikes of
+    each wing are always kept (so a listing that reaches zero bids still shows two of them), so
+    the result may have up to ``max_strikes + 2``. 0 = keep all.
+
+    >>> len(thin_strikes(strike_grid(5800.0, 4000.0, 7000.0), 5800.0, 0.06, 40)) <= 42
+    True
+    """
+    if not max_strikes or len(k) <= max_strikes:
+        return k
+    u = np.arcsinh(np.log(k / spot) / scale / 1.5)
+    targets = np.linspace(u[0], u[-1], max_strikes)
+    pick = np.abs(u[:, None] - targets[None, :]).argmin(axis=0)
+    return k[np.unique(np.concatenate([pick, [0, 1, len(k) - 2, len(k) - 1]]))]
 
 
 # ------------------------------------------------------------------------------------------ surface
@@ -550,12 +558,28 @@ MIN_LIFE_NS = 60 * NS  # a contract is quoted until one minute before settlement
 
 
 def _listing(sc: Scenario, si: int, cfg: SimConfig) -> _Listing:
+    """Strikes listed per expiry for the session: the exchange grid from the put wing to the call
+    wing, each wing ending ``WING_MARGIN`` beyond the strike where the model price at the open
+    (seed-independent) drops below ``WORTHLESS``, so both wings show zero bids all day."""
     ss = sc.sessions[si]
     o, _ = session_bounds_ns(ss.date)
+    spot = ss.spx[0]
+    levels = {"VIX9D": ss.vix9d[0], "VIX": ss.vix[0], "VIX3M": ss.vix3m[0]}
     exps = list_expiries(ss.date, cfg)
-    strikes = [strike_listing(ss.spx[0], ss.vix[0] / 100.0, (e.ts_ns - o) / YEAR_NS, cfg.max_strikes)
-               for e in exps]
-    return _Listing(exps, strikes)
+    cand = strike_grid(spot, spot * (1.0 - PUT_WING), spot * (1.0 + CALL_WING))
+    out = []
+    for e in exps:
+        t = (e.ts_ns - o) / YEAR_NS
+        ex = np.full(len(cand), e.ts_ns)
+        is_call = cand >= spot
+        p, _ = chain_prices(sc, o, spot, levels, ex, cand, is_call)
+        live = cand[p >= WORTHLESS]
+        lo = max(min(live.min(initial=spot), spot) - WING_MARGIN * spot, spot * (1.0 - PUT_WING))
+        hi = min(max(live.max(initial=spot), spot) + WING_MARGIN * spot, spot * (1.0 + CALL_WING))
+        k = cand[(cand >= lo) & (cand <= hi)]
+        out.append(thin_strikes(k, spot, ss.vix[0] / 100.0 * math.sqrt(max(t, 2.0 / 365.0)),
+                                cfg.max_strikes))
+    return _Listing(exps, out)
 
 
 def count(name: str, *, preset: str = "demo", tick_every_s: float | None = None,
