@@ -178,12 +178,16 @@ def _guess1(x: float, lnbeta: float) -> float:
     """Scalar version of ``_guess``."""
     rows = _table().rows
     fi = (math.log(max(-x, 1e-300)) - _LX0) * (1.0 / _HX)
-    fi = min(max(fi, 0.0), _NX - 1.0 + 2.0)
-    i = min(int(fi), _NX - 2)
+    fi = 0.0 if fi < 0.0 else (_NX + 1.0 if fi > _NX + 1.0 else fi)
+    i = int(fi)
+    if i > _NX - 2:
+        i = _NX - 2
     wi = fi - i
     fj = (math.log(0.5 * x - lnbeta) - _U0) * (1.0 / _HU)
-    fj = min(max(fj, -8.0), _NU - 1.0 + 400.0)
-    j = min(max(math.floor(fj), 0), _NU - 2)
+    j = math.floor(fj) if fj > 0.0 else 0
+    if j > _NU - 2:
+        j = _NU - 2
+    fj = -8.0 if fj < -8.0 else (_NU + 399.0 if fj > _NU + 399.0 else fj)
     wj = fj - j
     r0, r1 = rows[i], rows[i + 1]
     a = r0[j] + wj * (r0[j + 1] - r0[j])
@@ -262,9 +266,10 @@ def _solve1(x: float, beta: float) -> float:
         b = big - 0.5 * math.erfc(-(h - t) * _INV_SQRT2) / ex
         vega = _INV_SQRT_2PI * math.exp(-0.5 * (h * h + t * t))
         if b < beta:
-            lo = max(lo, s)
-        else:
-            hi = min(hi, s)
+            if s > lo:
+                lo = s
+        elif s < hi:
+            hi = s
         s2 = s * s
         h2 = x2 / (s2 * s) - 0.25 * s
         h3 = h2 * h2 - 3.0 * x2 / (s2 * s2) - 0.25
@@ -372,8 +377,7 @@ def implied_vol(price: float, S: float, K: float, T: float, r: float, q: float,
     'ZERO_PRICE'
     """
     nan = math.nan
-    vals = (price, S, K, T, r, q)
-    if not all(math.isfinite(v) for v in vals):
+    if not math.isfinite(price + S + K + T + r + q):  # NaN/inf (or overflow) anywhere
         return nan, IVReason.NONFINITE
     if S <= 0.0 or K <= 0.0:
         return nan, IVReason.BAD_INPUT
