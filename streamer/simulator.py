@@ -50,7 +50,7 @@ import dataclasses
 import datetime as dt
 import math
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -428,7 +428,8 @@ def atm_theta(v: np.ndarray, sc: Scenario) -> np.ndarray:
     return np.exp(np.interp(np.log(np.maximum(v, 1e-12)), lv, lt))
 
 
-def variance_curve(now_ns: int, levels: dict[str, float], sc: Scenario):
+def variance_curve(now_ns: int, levels: dict[str, float], sc: Scenario
+                   ) -> Callable[[np.ndarray], np.ndarray]:
     """V(T): variance-swap total variance (decimal²) for T in years, as a vectorized function.
 
     ``levels``: published index levels in vol points for VIX9D, VIX and VIX3M at ``now_ns``.
@@ -717,14 +718,13 @@ def _session_events(sc: Scenario, si: int, seed: int, cfg: SimConfig) -> Iterato
             lam = 8.0 + 150.0 * np.exp(-0.5 * z * z)
             bsz = np.where(bid > 0.0, 1 + size_rng.poisson(lam), 0)
             asz = 1 + size_rng.poisson(lam)
+            rows = list(zip(e2.tolist(), k2.tolist(), bid.tolist(), ask.tolist(), bsz.tolist(),
+                            asz.tolist()))
             n = len(k_arr)
-            rows = zip(e2.tolist(), k2.tolist(), bid.tolist(), ask.tolist(), bsz.tolist(), asz.tolist())
-            # interleave call/put of the same contract line: C then P per strike
-            rows_l = list(rows)
-            for j in range(n):
-                for r_, (ex, k, b, a, bs_, as_) in (("C", rows_l[j]), ("P", rows_l[n + j])):
+            for j in range(n):  # call then put of each strike line
+                for right, (ex, k, b, a, b_sz, a_sz) in (("C", rows[j]), ("P", rows[n + j])):
                     yield SimEvent("option_quote", key,
-                                   OptionQuote(key, ts, int(ex), k, r_, b, a, int(bs_), int(as_)))
+                                   OptionQuote(key, ts, int(ex), k, right, b, a, int(b_sz), int(a_sz)))
 
 
 # ------------------------------------------------------------------------------------------ malformed

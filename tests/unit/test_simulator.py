@@ -275,3 +275,30 @@ def test_no_nan_prices(runs):
     for e in runs["selloff"]:
         if e.kind == "option_quote":
             assert math.isfinite(e.msg.bid) and math.isfinite(e.msg.ask)
+
+
+@pytest.mark.parametrize("name", sorted(simulator.SCENARIOS))
+def test_model_surface_has_no_static_arbitrage(name):
+    """Model (pre-rounding) prices: calls decreasing and convex in strike; total implied variance
+    non-decreasing in expiry at fixed forward moneyness (no calendar arbitrage)."""
+    sc = simulator.SCENARIOS[name]
+    for ss in sc.sessions:
+        o, c = simulator.session_bounds_ns(ss.date)
+        exps = simulator.list_expiries(ss.date, simulator.PRESETS["demo"])
+        for now, i, spot in ((o, 0, ss.spx[0]), (c - 3600 * 10**9, 1, ss.spx[1])):
+            levels = {"VIX9D": ss.vix9d[i], "VIX": ss.vix[i], "VIX3M": ss.vix3m[i]}
+            alive = [e for e in exps if e.ts_ns - now >= simulator.MIN_LIFE_NS]
+            m = np.linspace(-0.25, 0.12, 149)  # ln(K/F)
+            w_prev = np.zeros_like(m)
+            for e in sorted(alive, key=lambda e: e.ts_ns):
+                t = (e.ts_ns - now) / simulator.YEAR_NS
+                fwd = spot * math.exp((sc.rate - sc.div_yield) * t)
+                k = fwd * np.exp(m)
+                p, iv = simulator.chain_prices(sc, now, spot, levels, np.full(len(k), e.ts_ns), k,
+                                               np.ones(len(k), bool))
+                assert (np.diff(p) <= 1e-9).all()
+                slope = np.diff(p) / np.diff(k)
+                assert (np.diff(slope) >= -1e-9).all(), (name, e)
+                w = iv * iv * t
+                assert (w >= w_prev - 1e-12).all(), (name, e)
+                w_prev = w
