@@ -173,21 +173,27 @@ def gamma_flip_from_profile(grid: np.ndarray, profile: np.ndarray,
     return float(grid[a] + (grid[b] - grid[a]) * pa / (pa - pb))
 
 
-def per_strike_flip(strikes: np.ndarray, net_gex: np.ndarray) -> float:
-    """Alternative zero-gamma level: first sign change of per-strike net GEX, interpolated (points).
+def per_strike_flip(strikes: np.ndarray, net_gex: np.ndarray, spot: float | None = None) -> float:
+    """Alternative zero-gamma level: a sign change of per-strike net GEX across strikes, interpolated.
+
+    Takes the crossing nearest to ``spot`` (the first going up when spot is None); strikes with
+    exactly zero net GEX are skipped. Far-OTM strikes change sign too, hence "nearest to spot".
 
     >>> per_strike_flip(np.array([90.0, 100.0, 110.0]), np.array([-2.0, 2.0, 1.0]))
     95.0
     """
-    nz = np.flatnonzero(np.asarray(net_gex) != 0.0)
+    g = np.asarray(net_gex, dtype=float)
+    nz = np.flatnonzero(g != 0.0)
     if nz.size < 2:
         return _NAN
-    v = np.asarray(net_gex)[nz]
+    v = g[nz]
     ch = np.flatnonzero(np.sign(v[:-1]) != np.sign(v[1:]))
     if ch.size == 0:
         return _NAN
-    a, b = nz[ch[0]], nz[ch[0] + 1]
-    return float(strikes[a] + (strikes[b] - strikes[a]) * net_gex[a] / (net_gex[a] - net_gex[b]))
+    a, b = nz[ch], nz[ch + 1]
+    lv = strikes[a] + (strikes[b] - strikes[a]) * g[a] / (g[a] - g[b])
+    i = 0 if spot is None else int(np.argmin(np.abs(lv - spot)))
+    return float(lv[i])
 
 
 def _wall(strikes: np.ndarray, values: np.ndarray) -> float:
@@ -333,7 +339,7 @@ def exposures_batch(expiry_ts_ns: np.ndarray, strike: np.ndarray, is_call: np.nd
         gamma_flip=gamma_flip_from_profile(grid, profile, np.abs(rows).sum(axis=0)),
         call_wall=_wall(strikes, s_call), put_wall=_wall(strikes, s_put),
         abs_gamma_strike=_wall(strikes, s_call + s_put),
-        strike_flip=per_strike_flip(strikes, s_gex),
+        strike_flip=per_strike_flip(strikes, s_gex, spot),
     )
 
 
@@ -848,15 +854,30 @@ class ChainState:
     # ------------------------------------------------------------------ bulk load / recovery
     def load_arrays(self, expiry_ts_ns: np.ndarray, strike: np.ndarray, right: np.ndarray,
                     bid: np.ndarray, ask: np.ndarray, iv: np.ndarray, open_interest: np.ndarray,
-                    quote_ts_ns: int | np.ndarray) -> None:
-        """Initial load of many contracts (arrays as in ``cboe_csv.ChainSnapshot``) via the vectorized path."""
+                    quote_ts_ns: int | np.ndarray, solve_missing_iv: bool = True) -> None:
+        """Initial load of many contracts (arrays as in ``cboe_csv.ChainSnapshot``) via the vectorized path.
+
+        iv annual decimal; entries that are not > 0 (vendor "0 = not computed", nan) are solved
+        from the mid with ``iv.implied_vol_batch`` at the live spot when ``solve_missing_iv``.
+        """
         n = len(strike)
         qts = np.broadcast_to(np.asarray(quote_ts_ns, dtype=np.int64), (n,))
+        vol = np.array(iv, dtype=float)
+        if solve_missing_iv:
+            b, a = np.asarray(bid, dtype=float), np.asarray(ask, dtype=float)
+            with np.errstate(invalid="ignore"):
+                ok = (b >= 0.0) & (a > 0.0) & (a >= b) & ~(vol > 0.0)
+            if ok.any():
+                cfg = self.config
+                t = (np.asarray(expiry_ts_ns, dtype=np.int64)[ok] - qts[ok]) / NS_PER_YEAR
+                vol[ok], _ = ivsolve.implied_vol_batch(
+                    0.5 * (b[ok] + a[ok]), self.spot, np.asarray(strike, dtype=float)[ok], t,
+                    cfg.rate, cfg.div_yield, np.asarray(right)[ok] == "C")
         for i in range(n):
             key = (int(expiry_ts_ns[i]), float(strike[i]), str(right[i]))
             c = self._contracts.get(key) or self._insert(key)
             c.bid, c.ask, c.quote_ts_ns = float(bid[i]), float(ask[i]), int(qts[i])
-            c.iv, c.open_interest = float(iv[i]), float(open_interest[i])
+            c.iv, c.open_interest = float(vol[i]), float(open_interest[i])
             self._seq += 1
             self._expiries[key[0]].set_mid(key[1], key[2] == "C", c.mid, self._seq)
         self._recompute_all(True)
@@ -1007,7 +1028,7 @@ class ChainState:
             expiry_charm=ecols[3], grid_spots=self.grid.copy(), grid_gex=self.grid_gex,
             gamma_flip=self.gamma_flip(), call_wall=self.call_wall(), put_wall=self.put_wall(),
             abs_gamma_strike=self.abs_gamma_strike(),
-            strike_flip=per_strike_flip(strikes, cols[0]))
+            strike_flip=per_strike_flip(strikes, cols[0], self.eval_spot))
 
     def batch(self) -> Exposures:
         """Recompute everything from the stored contract states with :func:`exposures_batch`."""
