@@ -934,14 +934,17 @@ class ChainState:
     def live_totals(self, spot: float | None = None) -> ExposureTotals:
         """Exposures at the live spot without re-evaluating greeks (see module docstring for errors).
 
-        GEX: grid-profile interpolation (falls back to S² scaling outside the grid); DEX: first-order
+        GEX: exact value at eval_spot plus the change of the interpolated grid profile from
+        eval_spot to spot (S² scaling outside the grid); DEX: first-order
         gamma correction; vanna/charm: scaled by S/eval_spot.
         """
         s = self.spot if spot is None else float(spot)
         s0 = self.eval_spot
         gex0, dex0, van0, chm0 = self._total
-        if self.grid[0] <= s <= self.grid[-1]:
-            gex = float(np.interp(s, self.grid, self._profile))
+        g = self.grid
+        if g[0] <= s <= g[-1] and g[0] <= s0 <= g[-1]:
+            # anchored: exact at eval_spot, the profile only supplies the change
+            gex = gex0 + float(np.interp(s, g, self._profile) - np.interp(s0, g, self._profile))
         else:
             gex = gex0 * (s / s0) ** 2
         sum_m_gamma = gex0 / (0.01 * s0 * s0)
