@@ -16,7 +16,7 @@ def publish(settings, scenario: str | None, *, bad: int = 0, seed: int = 0, even
     async def go():
         await kafka_io.ensure_topics(settings, kafka_io.topics_for(settings).all())
         raw = [(kind, "SPX", data) for kind, data, _ in simulator.malformed(seed, bad)] if bad else []
-        evs = events if events is not None else simulator.generate(scenario, seed, **simulator.FAST)
+        evs = events if events is not None else simulator.generate(scenario, seed, preset="fast")
         return await publisher.publish(settings, evs, progress=False, raw=raw)
     return asyncio.run(go())
 

@@ -28,9 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def scenario_kwargs(args: argparse.Namespace) -> dict:
-    from streamer import simulator
-
-    return dict(simulator.FAST) if args.fast else {}
+    return {"preset": "fast" if args.fast else "demo"}
 
 
 async def play(settings, args: argparse.Namespace):

@@ -70,7 +70,7 @@ def test_restarted_worker_recovers_state_from_changelog(kafka, prefix, start_wor
     The collapse needs day 1's VIX close, which only the changelogged table can provide.
     """
     s = settings_for(kafka, prefix)
-    evs = list(simulator.generate("election-2024", 0, **simulator.FAST))
+    evs = list(simulator.generate("election-2024", 0, preset="fast"))
     ticks = [e for e in evs if e.kind == "index_tick"]
     day2_start = next(e.msg.ts_ns for e in ticks if e.msg.ts_ns - ticks[0].msg.ts_ns > 12 * 3600 * 10**9)
     day1 = [e for e in ticks if e.msg.ts_ns < day2_start]
