@@ -31,6 +31,10 @@ Spot-tick policy (``on_spot``): O(1). It records the live spot; readers get
   ``reprice_rel_move`` (0.25%) from ``eval_spot`` or ``reprice_max_age_ns`` (60 s) has passed
   since ``eval_ts_ns``; ``auto_reprice=False`` leaves that to the caller (e.g. a throttled timer).
 
+Rounding: revert-then-add leaves an absolute error of order eps × the largest magnitude that
+passed through a sum since the last full recompute (``reprice``/``recentre``/``rebuild`` resum
+from scratch); buckets whose last live contract leaves are reset to exactly 0.0.
+
 Time passing: T = (expiry_ts_ns − eval_ts_ns)/(365 days) (Act/365 calendar time, as the Cboe
 method's minutes/525,600); charm/T decay is picked up at the next reprice. Contracts with T ≤ 0
 (at/after settlement) carry no exposure. 0DTE = expiry on the same New York calendar date as
