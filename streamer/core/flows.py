@@ -868,6 +868,7 @@ class FlowBook:
         self.spx_ts_ns = 0
         self.vix_ts_ns = 0
         self._daily: dict[str, float] = {}
+        self._at_close = False     # True from on_daily_close until the next intraday print
 
     # ------------------------------------------------------------------ inputs
 
@@ -875,11 +876,13 @@ class FlowBook:
         """Intraday SPX print (points): live leveraged-ETF and dealer-gamma flows, O(1)."""
         if spx > 0 and math.isfinite(spx) and ts_ns >= self.spx_ts_ns:
             self.spx_last, self.spx_ts_ns = float(spx), ts_ns
+            self._at_close = False
 
     def on_vol_index(self, ts_ns: int, vix: float) -> None:
         """Intraday VIX print (vol points): live change, its rank and dealer-vanna flow, O(1)."""
         if vix > 0 and math.isfinite(vix) and ts_ns >= self.vix_ts_ns:
             self.vix_last, self.vix_ts_ns = float(vix), ts_ns
+            self._at_close = False
 
     def on_exposures(self, ts_ns: int, gex_usd_per_pct: float, vanna_usd_per_vol_pt: float,
                      charm_usd_per_day: float) -> None:
@@ -915,6 +918,7 @@ class FlowBook:
             daily["flow_cta_today_usd"], daily["flow_leveraged_etf_close_usd"],
             daily["flow_dealer_total_usd"])
         self._daily = daily
+        self._at_close = True
         # roll: today's change joins the history; today's closes become the references
         if self.vix_prev_close > 0 and vix_close > 0:
             self.vix_changes.push(vix_close / self.vix_prev_close - 1.0)
@@ -923,6 +927,25 @@ class FlowBook:
         if spx_close > 0:
             self.spx_prev_close = float(spx_close)
         return True
+
+    def seed_vix_history(self, vix_closes: Sequence[float]) -> int:
+        """Pre-load VIX closes that precede the first ``on_daily_close`` (e.g. a longer VIX file).
+
+        Their one-day % changes fill the rank window and the last one becomes the previous close.
+        Returns the number of changes added. Only before the first daily close.
+        """
+        if self.n_days:
+            raise ValueError("seed_vix_history must come before the first on_daily_close")
+        n, prev = 0, self.vix_prev_close
+        for v in vix_closes:
+            if not (v > 0 and math.isfinite(v)):
+                continue
+            if prev > 0:
+                self.vix_changes.push(v / prev - 1.0)
+                n += 1
+            prev = float(v)
+        self.vix_prev_close = prev
+        return n
 
     # ------------------------------------------------------------------ outputs
 
@@ -947,7 +970,7 @@ class FlowBook:
         v = d.vanna_flow(vix, pv) if pv > 0 else _NAN
         c = d.charm_flow()
         out.update({"flow_dealer_gamma_usd": g, "flow_dealer_vanna_usd": v, "flow_dealer_charm_usd": c,
-                    "flow_dealer_total_usd": _nansum(g, v, c),
+                    "flow_dealer_total_usd": _nansum(g, v),
                     "dealer_gex_usd_per_pct": d.gex_usd_per_pct,
                     "dealer_vanna_usd_per_vol_pt": d.vanna_usd_per_vol_pt,
                     "dealer_charm_usd_per_day": d.charm_usd_per_day})
@@ -993,11 +1016,15 @@ class FlowBook:
     def signals(self) -> dict[str, float]:
         """Every named signal (units in the names; NaN = not computable yet).
 
-        Daily-model values are those of the last ``on_daily_close``; the live keys (SPX/VIX
-        change, VIX change rank, leveraged-ETF and dealer flows) follow the latest prints.
+        Daily-model values are those of the last ``on_daily_close``. Right after it, the live keys
+        (SPX/VIX change, VIX change rank, leveraged-ETF and dealer flows) show that close against
+        the previous one; from the next ``on_spot``/``on_vol_index`` print on, they follow the
+        live prints against the new close. ``flow_dealer_total_usd`` = gamma + vanna (event
+        flows); charm is reported alone (it accrues every day).
         """
         out = dict(self._daily)
-        out.update(self._live())
+        if not self._at_close:
+            out.update(self._live())
         return out
 
     def project_vol_control(self, scenario: str, days: int) -> list[float]:
@@ -1011,7 +1038,7 @@ class FlowBook:
         return {"v": _STATE_VERSION, "last_date": self.last_date, "n_days": self.n_days,
                 "spx_prev_close": _n(self.spx_prev_close), "vix_prev_close": _n(self.vix_prev_close),
                 "spx_last": _n(self.spx_last), "vix_last": _n(self.vix_last),
-                "spx_ts_ns": self.spx_ts_ns, "vix_ts_ns": self.vix_ts_ns,
+                "spx_ts_ns": self.spx_ts_ns, "vix_ts_ns": self.vix_ts_ns, "at_close": self._at_close,
                 "vol_control": self.vol_control.to_state(), "risk_parity": self.risk_parity.to_state(),
                 "cta": self.cta.to_state(), "dealer": self.dealer.to_state(),
                 "vix_changes": self.vix_changes.to_state(),
@@ -1034,6 +1061,7 @@ class FlowBook:
         fb.dealer = DealerHedging(cfg.dealer, _f(dd["gex"]), _f(dd["vanna"]), _f(dd["charm"]), int(dd["ts_ns"]))
         fb.vix_changes = RankHistory.from_state(d["vix_changes"])
         fb._daily = {k: _f(v) for k, v in d["daily"].items()}
+        fb._at_close = bool(d["at_close"])
         return fb
 
 

@@ -1,0 +1,299 @@
+"""Offline backtest: the live flow book and rule set driven day by day over real daily history.
+
+One code path: every model value comes from :class:`streamer.core.flows.FlowBook` and every trigger
+from :class:`streamer.core.rules.RuleSet`, exactly the objects the live worker owns. Per trading day:
+
+1. dealer exposures (``FlowBook.on_exposures``): GEX from the SqueezeMetrics daily file of the
+   *previous* day (positioning before the move; their convention, read as $ per 1% move), vanna and
+   charm from a static option-chain snapshot (``dealer_proxy``) scaled by the previous SPX close
+   (sticky moneyness: $ exposures scale with S). Both are proxies: no daily chain history exists here.
+2. ``FlowBook.on_daily_close(date, spx, vix, bond)``;
+3. ``RuleSet.evaluate(signals, ts)`` at the 16:00 New York close; fired rules become
+   ``schemas.TriggerEvent`` with ``schemas.event_id``.
+
+The whole history is run (estimators and rule states warm up) but events are kept only inside
+``[start, end]``.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from streamer.core.flows import FlowBook, FlowConfig
+from streamer.core.rules import RuleSet
+from streamer.history import DailyHistory
+from streamer.schemas import TriggerEvent, event_id
+
+NY = ZoneInfo("America/New_York")
+
+#: signals kept per day for the report (plus every signal a rule reads)
+RECORDED = (
+    "spx_last", "vix_last", "vix_change_ratio", "vix_change_pct_rank", "spx_change_ratio",
+    "vol_control_exposure_ratio", "risk_parity_equity_alloc_ratio", "cta_position_ratio",
+    "flow_vol_control_today_usd", "flow_vol_control_next_close_usd", "flow_vol_control_1w_usd",
+    "flow_vol_control_2w_usd", "flow_vol_control_1m_usd", "flow_risk_parity_today_usd", "flow_cta_today_usd",
+    "flow_leveraged_etf_close_usd", "flow_dealer_gamma_usd", "flow_dealer_vanna_usd",
+    "flow_dealer_charm_usd", "flow_dealer_total_usd", "flow_systematic_today_usd",
+)
+
+
+def close_ts_ns(iso_date: str) -> int:
+    """16:00 America/New_York on the date, UTC ns (the daily close's event time).
+
+    >>> close_ts_ns("2024-11-06") == 1730926800 * 10**9
+    True
+    """
+    d = datetime.fromisoformat(iso_date).replace(hour=16, tzinfo=NY)
+    return int(d.timestamp()) * 10**9
+
+
+@dataclass(slots=True)
+class DealerProxy:
+    """Static dealer exposures of one chain snapshot, per point of spot (scaled by S each day)."""
+
+    source: str
+    spot: float
+    gex_usd_per_pct: float
+    vanna_usd_per_vol_pt: float
+    charm_usd_per_day: float
+
+    def at(self, spot: float) -> tuple[float, float, float]:
+        """(gex, vanna, charm) scaled to ``spot``: vanna, charm ∝ S; GEX ∝ S² (sticky moneyness)."""
+        r = spot / self.spot
+        return self.gex_usd_per_pct * r * r, self.vanna_usd_per_vol_pt * r, self.charm_usd_per_day * r
+
+
+def dealer_proxy(paths: Iterable[str | Path], rate: float = 0.045, div_yield: float = 0.013) -> DealerProxy:
+    """Dealer exposures of Cboe quotedata snapshot(s) with chain.exposures_batch (vendor IVs).
+
+    rate/div_yield: constant continuous rates (SOURCES.md: the vendor greeks match r≈5%, q≈1.3%;
+    4.5% is the 2024-25 average of the 3-month bill).
+    """
+    from streamer import cboe_csv
+    from streamer.core import chain
+
+    snaps = [cboe_csv.read_quotedata(p) for p in paths]
+    s = cboe_csv.combine(snaps) if len(snaps) > 1 else snaps[0]
+    e = chain.exposures_batch(s.expiry_ts_ns, s.strike, s.right == "C", s.iv, s.open_interest,
+                              s.spot, s.asof_ts_ns, rate, div_yield)
+    t = e.total
+    return DealerProxy(",".join(Path(p).name for p in paths), s.spot, t.gex_usd_per_pct,
+                       t.vanna_usd_per_vol_pt, t.charm_usd_per_day)
+
+
+@dataclass(slots=True)
+class BacktestResult:
+    dates: list[str]
+    series: dict[str, np.ndarray]
+    events: list[TriggerEvent]
+    event_dates: list[str]
+    start: str
+    end: str
+    book: FlowBook
+    notes: list[str] = field(default_factory=list)
+
+    def window(self) -> slice:
+        """Index range of [start, end] in ``dates``."""
+        import bisect
+        return slice(bisect.bisect_left(self.dates, self.start), bisect.bisect_right(self.dates, self.end))
+
+    def counts_per_year(self) -> dict[str, Counter]:
+        """rule -> Counter(year -> events)."""
+        out: dict[str, Counter] = {}
+        for ev, d in zip(self.events, self.event_dates):
+            out.setdefault(ev.rule, Counter())[d[:4]] += 1
+        return out
+
+
+def run_backtest(hist: DailyHistory, *, config: FlowConfig | None = None, rules: RuleSet | None = None,
+                 start: str | None = None, end: str | None = None, underlying: str = "SPX",
+                 proxy: DealerProxy | None = None, vix_seed: Iterable[float] = (),
+                 progress: bool = False) -> BacktestResult:
+    """Drive FlowBook + RuleSet over ``hist`` day by day; events kept for dates in [start, end]."""
+    cfg = config or FlowConfig.default()
+    if cfg.risk_parity.bond_input != hist.bond_input:
+        from dataclasses import replace
+        cfg = replace(cfg, risk_parity=replace(cfg.risk_parity, bond_input=hist.bond_input))
+    rules = rules if rules is not None else RuleSet.default()
+    book = FlowBook(cfg)
+    notes = []
+    n_seed = book.seed_vix_history(list(vix_seed))
+    if n_seed:
+        notes.append(f"VIX change-rank window pre-loaded with {n_seed} one-day changes before {hist.dates[0]}")
+    start = start or hist.dates[0]
+    end = end or hist.dates[-1]
+    keep = set(RECORDED) | rules.signals_used()
+    n = len(hist)
+    series = {k: np.full(n, np.nan) for k in sorted(keep)}
+    events: list[TriggerEvent] = []
+    event_dates: list[str] = []
+    gex = hist.extra.get("gex")
+    it: Iterable[int] = range(n)
+    if progress:
+        from tqdm import tqdm
+        it = tqdm(it, total=n, unit="day", desc="backtest", leave=False)
+    for i in it:
+        d = hist.dates[i]
+        ts = close_ts_ns(d)
+        if i > 0 and (gex is not None or proxy is not None):
+            s_prev = hist.spx[i - 1]
+            g, v, c = proxy.at(s_prev) if proxy is not None else (math.nan, math.nan, math.nan)
+            if gex is not None and gex[i - 1] == gex[i - 1]:
+                g = float(gex[i - 1])
+            book.on_exposures(ts, g, v, c)
+        book.on_daily_close(d, float(hist.spx[i]), float(hist.vix[i]), float(hist.bond[i]))
+        sig = book.signals()
+        for k, arr in hist.extra.items():
+            if k in ("vix9d", "vix3m"):
+                sig[f"{k}_last"] = float(arr[i])
+        if "vix3m" in hist.extra:
+            sig["vix_vix3m_ratio"] = float(hist.vix[i] / hist.extra["vix3m"][i])
+        for k in keep:
+            x = sig.get(k)
+            if x is not None:
+                series[k][i] = x
+        fired = rules.evaluate(sig, ts)
+        if fired and start <= d <= end:
+            for f in fired:
+                events.append(TriggerEvent(event_id(f.rule, underlying, ts, f.inputs), f.rule, underlying, ts,
+                                           f.direction, f.severity, f.inputs, f.thresholds, f.reason,
+                                           f.estimated_notional_usd))
+                event_dates.append(d)
+    return BacktestResult(hist.dates, series, events, event_dates, start, end, book, notes)
+
+
+# ----------------------------------------------------------------------------------- outputs
+
+
+def summary(res: BacktestResult, top: int = 10) -> str:
+    """Events per rule per year and the largest flow days, as text."""
+    w = res.window()
+    years = sorted({d[:4] for d in res.dates[w]})
+    counts = res.counts_per_year()
+    lines = [f"backtest {res.start} .. {res.end}: {w.stop - w.start} trading days, {len(res.events)} events"]
+    lines += [f"  note: {n}" for n in res.notes]
+    name_w = max([len(r) for r in counts] + [20])
+    lines.append("events per rule per year:")
+    lines.append("  " + "rule".ljust(name_w) + "".join(y.rjust(6) for y in years) + "total".rjust(7))
+    for rule in sorted(counts):
+        c = counts[rule]
+        lines.append("  " + rule.ljust(name_w) + "".join(str(c.get(y, 0)).rjust(6) for y in years)
+                     + str(sum(c.values())).rjust(7))
+    tot = res.series["flow_systematic_today_usd"][w]
+    dates = res.dates[w]
+    order = np.argsort(-np.abs(np.nan_to_num(tot)))[:top]
+    lines.append(f"largest |systematic flow| days ($bn; vol-control + risk parity + CTA + leveraged ETFs + dealers):")
+    cols = ("flow_systematic_today_usd", "flow_vol_control_today_usd", "flow_risk_parity_today_usd",
+            "flow_cta_today_usd", "flow_leveraged_etf_close_usd", "flow_dealer_total_usd")
+    lines.append("  date        spx_chg   total   volctl   rpar     cta   levETF  dealer")
+    for j in order:
+        i = w.start + int(j)
+        vals = "".join(f"{res.series[c][i] / 1e9:8.1f}" for c in cols)
+        lines.append(f"  {dates[j]}  {res.series['spx_change_ratio'][i]:+7.2%}{vals}")
+    return "\n".join(lines)
+
+
+def write_events(res: BacktestResult, path: str | Path) -> int:
+    """Trigger events as JSON lines (same encoding as the live topic: schemas.encode)."""
+    from streamer.schemas import encode
+
+    with open(path, "wb") as fh:
+        for ev in res.events:
+            fh.write(encode(ev) + b"\n")
+    return len(res.events)
+
+
+def plot(res: BacktestResult, path: str | Path, title: str = "") -> None:
+    """PNG report: SPX with triggers, VIX, modelled exposures, daily flows per fund type."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    w = res.window()
+    x = np.array([np.datetime64(d) for d in res.dates[w]])
+    S = {k: v[w] for k, v in res.series.items()}
+    fig, ax = plt.subplots(4, 1, figsize=(14, 13), sharex=True,
+                           gridspec_kw={"height_ratios": [3, 1.6, 1.8, 2.4]})
+    ax[0].plot(x, S["spx_last"], color="black", lw=1.0, label="S&P 500 close")
+    rules = sorted({e.rule for e in res.events})
+    cmap = plt.get_cmap("tab10")
+    xi = {d: k for k, d in enumerate(res.dates[w])}
+    for k, r in enumerate(rules):
+        idx = [xi[d] for e, d in zip(res.events, res.event_dates) if e.rule == r and d in xi]
+        ax[0].scatter(x[idx], S["spx_last"][idx], marker="^", s=60, color=cmap(k % 10), zorder=3,
+                      edgecolor="black", linewidth=0.5, label=f"{r} ({len(idx)})")
+    ax[0].set_ylabel("SPX (log scale)")
+    ax[0].set_yscale("log")
+    ax[0].legend(loc="upper left", fontsize=8, ncol=2)
+    ax[0].set_title(title or f"streamer backtest {res.start} .. {res.end}: systematic flows and triggers")
+    ax[1].plot(x, S["vix_last"], color="tab:purple", lw=0.9, label="VIX")
+    ax[1].set_ylabel("VIX")
+    ax[1].legend(loc="upper left", fontsize=8)
+    for k, lab in (("vol_control_exposure_ratio", "vol control exposure"),
+                   ("risk_parity_equity_alloc_ratio", "risk parity equity allocation"),
+                   ("cta_position_ratio", "CTA position")):
+        ax[2].plot(x, S[k], lw=1.0, label=lab)
+    ax[2].axhline(0, color="grey", lw=0.5)
+    ax[2].set_ylabel("fraction of AUM")
+    ax[2].legend(loc="lower left", fontsize=8, ncol=3)
+    for k, lab in (("flow_vol_control_today_usd", "vol control"), ("flow_risk_parity_today_usd", "risk parity"),
+                   ("flow_cta_today_usd", "CTA"), ("flow_leveraged_etf_close_usd", "leveraged ETFs (close)"),
+                   ("flow_dealer_total_usd", "dealer hedging")):
+        v = S[k] / 1e9
+        ax[3].plot(x, _rolling_sum(v, 5), lw=0.9, label=lab)
+    ax[3].axhline(0, color="grey", lw=0.5)
+    ax[3].set_ylabel("$bn, 5-day rolling sum")
+    ax[3].legend(loc="lower left", fontsize=8, ncol=5)
+    lim = np.nanpercentile(np.abs(np.concatenate([_rolling_sum(S[k] / 1e9, 5) for k in (
+        "flow_vol_control_today_usd", "flow_risk_parity_today_usd", "flow_cta_today_usd",
+        "flow_leveraged_etf_close_usd", "flow_dealer_total_usd")])), 99.5)
+    if np.isfinite(lim) and lim > 0:
+        ax[3].set_ylim(-1.3 * lim, 1.3 * lim)
+    for a in ax:
+        a.grid(alpha=0.3)
+    loc = mdates.AutoDateLocator()
+    ax[3].xaxis.set_major_locator(loc)
+    ax[3].xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _rolling_sum(v: np.ndarray, n: int) -> np.ndarray:
+    out = np.full(len(v), np.nan)
+    z = np.nan_to_num(v)
+    c = np.cumsum(np.r_[0.0, z])
+    if len(v) >= n:
+        out[n - 1:] = c[n:] - c[:-n]
+    return out
+
+
+def default_proxy_paths(data_dir: str | Path) -> list[Path]:
+    """The Jan+Feb 2025 SPX chain snapshot (full strikes, near-term expiries), if present."""
+    d = Path(data_dir) / "option_chains"
+    ps = [d / "spx_quotedata_2025-01-06_close_janexp.csv", d / "spx_quotedata_2025-01-06_close_febexp.csv"]
+    return [p for p in ps if p.exists()]
+
+
+def vix_seed_closes(vix_path: str | Path, before: str, days: int) -> list[float]:
+    """The last ``days`` VIX closes dated before ``before`` (to pre-load the rank window)."""
+    from streamer.history import read_daily
+
+    s = read_daily(vix_path)
+    vals = [v for d, v in zip(s.dates, s.values.tolist()) if d < before]
+    return vals[-(days + 1):]
+
+
+def events_table(res: BacktestResult) -> list[dict[str, Any]]:
+    """One dict per event (date, rule, severity, notional $bn, reason) for reports."""
+    return [{"date": d, "rule": e.rule, "severity": e.severity,
+             "notional_bn": None if e.estimated_notional_usd is None else e.estimated_notional_usd / 1e9,
+             "reason": e.reason} for e, d in zip(res.events, res.event_dates)]

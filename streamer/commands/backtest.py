@@ -1,0 +1,72 @@
+"""`streamer backtest`: run the live flow models and trigger rules offline over real daily history.
+
+Reads SPX, VIX (VIX9D/VIX3M if present), a bond proxy (TLT, else DGS10) and SqueezeMetrics GEX from
+a data folder (default /work/shared/data when it exists) or explicit files; writes the trigger
+events as JSON lines (the live topic's schema), a PNG report, and prints a summary.
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("backtest", help="run flows + trigger rules over daily history", description=__doc__)
+    p.add_argument("--data-dir", help="folder with the daily CSV files (default: /work/shared/data if present)")
+    p.add_argument("--spx", help="SPX daily CSV (date,open,high,low,close,...)")
+    p.add_argument("--vix", help="VIX daily CSV")
+    p.add_argument("--bond", help="bond proxy CSV: TLT closes or FRED DGS10 yields")
+    p.add_argument("--bond-input", choices=["price", "yield_pct"], help="how to read --bond (default: by file name)")
+    p.add_argument("--vix9d", help="Cboe VIX9D history CSV")
+    p.add_argument("--vix3m", help="Cboe VIX3M history CSV")
+    p.add_argument("--gex", help="SqueezeMetrics DIX/GEX CSV (daily dealer gamma proxy)")
+    p.add_argument("--chain", action="append", help="Cboe quotedata chain snapshot(s) for the static dealer "
+                   "vanna/charm proxy (default: the 2025-01-06 Jan+Feb SPX chains in <data-dir>/option_chains)")
+    p.add_argument("--no-dealer-proxy", action="store_true", help="no chain proxy (vanna/charm flows NaN)")
+    p.add_argument("--from", dest="start", help="first date of the report, YYYY-MM-DD (history before warms up)")
+    p.add_argument("--to", dest="end", help="last date of the report, YYYY-MM-DD")
+    p.add_argument("--rules", help="rule TOML file (default: streamer/rules/default.toml)")
+    p.add_argument("--flows-config", help="flows TOML file (default: streamer/config/flows.toml)")
+    p.add_argument("--events", default="backtest_events.jsonl", help="JSON-lines output of trigger events")
+    p.add_argument("--png", default="backtest_report.png", help="PNG report path ('' = none)")
+    p.add_argument("--top", type=int, default=10, help="largest flow days to list")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+    from pathlib import Path
+
+    from streamer import backtest as bt
+    from streamer.core.flows import ConfigError, FlowBook, FlowConfig
+    from streamer.core.rules import RuleError, RuleSet
+    from streamer.history import DEFAULT_DATA_DIR, load_history
+
+    data_dir = Path(args.data_dir) if args.data_dir else (DEFAULT_DATA_DIR if DEFAULT_DATA_DIR.is_dir() else None)
+    try:
+        hist = load_history(data_dir, spx=args.spx, vix=args.vix, bond=args.bond, bond_input=args.bond_input,
+                            vix9d=args.vix9d, vix3m=args.vix3m, gex=args.gex)
+        cfg = FlowConfig.from_toml(Path(args.flows_config)) if args.flows_config else FlowConfig.default()
+        known = set(FlowBook(cfg).signals()) | {"vix9d_last", "vix3m_last", "vix_vix3m_ratio"}
+        rules = RuleSet.from_toml(Path(args.rules), known) if args.rules else RuleSet.default(known)
+    except (FileNotFoundError, ValueError, RuleError, ConfigError) as exc:
+        print(f"streamer backtest: {exc}", file=sys.stderr)
+        return 2
+    proxy = None
+    if not args.no_dealer_proxy:
+        paths = args.chain or (bt.default_proxy_paths(data_dir) if data_dir else [])
+        if paths:
+            proxy = bt.dealer_proxy(paths)
+    seed = bt.vix_seed_closes(hist.sources["vix"], hist.dates[0], cfg.vix_rank_window_days)
+    res = bt.run_backtest(hist, config=cfg, rules=rules, start=args.start, end=args.end, proxy=proxy,
+                          vix_seed=seed, progress=not args.no_progress)
+    if proxy is not None:
+        res.notes.append(f"dealer vanna/charm proxy from {proxy.source} (spot {proxy.spot:.2f}): "
+                         f"vanna {proxy.vanna_usd_per_vol_pt / 1e9:.1f} $bn/vol pt, charm "
+                         f"{proxy.charm_usd_per_day / 1e9:.1f} $bn/day, scaled by S")
+    n = bt.write_events(res, args.events)
+    if args.png:
+        bt.plot(res, args.png)
+    print(bt.summary(res, args.top))
+    print(f"{n} events -> {args.events}" + (f"; report -> {args.png}" if args.png else ""))
+    return 0
