@@ -248,11 +248,11 @@ def plot(res: BacktestResult, path: str | Path, title: str = "") -> None:
                    ("flow_cta_today_usd", "CTA"), ("flow_leveraged_etf_close_usd", "leveraged ETFs (close)"),
                    ("flow_dealer_total_usd", "dealer hedging")):
         v = S[k] / 1e9
-        ax[3].plot(x, _rolling_sum(v, 5), lw=0.9, label=lab)
+        ax[3].plot(x, _rolling_sum(v, 21), lw=0.8, alpha=0.85, label=lab)
     ax[3].axhline(0, color="grey", lw=0.5)
-    ax[3].set_ylabel("$bn, 5-day rolling sum")
+    ax[3].set_ylabel("$bn, 21-day rolling sum")
     ax[3].legend(loc="lower left", fontsize=8, ncol=5)
-    lim = np.nanpercentile(np.abs(np.concatenate([_rolling_sum(S[k] / 1e9, 5) for k in (
+    lim = np.nanpercentile(np.abs(np.concatenate([_rolling_sum(S[k] / 1e9, 21) for k in (
         "flow_vol_control_today_usd", "flow_risk_parity_today_usd", "flow_cta_today_usd",
         "flow_leveraged_etf_close_usd", "flow_dealer_total_usd")])), 99.5)
     if np.isfinite(lim) and lim > 0:

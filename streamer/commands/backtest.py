@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         hist = load_history(data_dir, spx=args.spx, vix=args.vix, bond=args.bond, bond_input=args.bond_input,
                             vix9d=args.vix9d, vix3m=args.vix3m, gex=args.gex)
         cfg = FlowConfig.from_toml(Path(args.flows_config)) if args.flows_config else FlowConfig.default()
-        known = set(FlowBook(cfg).signals()) | {"vix9d_last", "vix3m_last", "vix_vix3m_ratio"}
+        known = set(FlowBook(cfg).signal_names()) | {"vix9d_last", "vix3m_last", "vix_vix3m_ratio"}
         rules = RuleSet.from_toml(Path(args.rules), known) if args.rules else RuleSet.default(known)
     except (FileNotFoundError, ValueError, RuleError, ConfigError) as exc:
         print(f"streamer backtest: {exc}", file=sys.stderr)

@@ -1027,6 +1027,14 @@ class FlowBook:
             out.update(self._live())
         return out
 
+    def signal_names(self) -> list[str]:
+        """Every signal name ``signals()`` can return (for validating rule files).
+
+        >>> "vix_change_pct_rank" in FlowBook().signal_names()
+        True
+        """
+        return sorted(set(self._daily_values()) | set(self._live()) | {"flow_systematic_today_usd"})
+
     def project_vol_control(self, scenario: str, days: int) -> list[float]:
         """Cumulative vol-control $ flow after each of the next ``days`` closes along ``scenario``."""
         return self.vol_control.project(scenario, days)

@@ -1,0 +1,215 @@
+"""Flow models vs batch recomputation from scratch (numpy), on synthetic and real SPX history."""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamer.core import realized
+from streamer.core.flows import (ConfigError, FlowBook, FlowConfig, RankHistory, leveraged_etf_flow,
+                                 vol_control_exposure)
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+CI = os.environ.get("CI") == "true"
+CFG = FlowConfig.default()
+
+
+def _data(name: str) -> Path:
+    p = DATA / name
+    if not p.exists():
+        if CI:
+            pytest.fail(f"{p} missing under CI")
+        pytest.skip(f"{p} not present")
+    return p
+
+
+def _spx_closes():
+    from streamer.history import read_daily
+    s = read_daily(_data("spx_daily_ohlc_2015-01-02_2026-02-27.csv"), "close")
+    return s.dates, s.values
+
+
+def _batch_vc_exposure(closes: np.ndarray, fam) -> np.ndarray:
+    """Applied exposure per close from scratch: batch vols, min(cap, target/max), shifted by lag."""
+    vols = np.vstack([realized.close_to_close_vol_batch(closes, w, fam.method) for w in fam.windows_days])
+    v = vols.max(axis=0)
+    with np.errstate(invalid="ignore"):
+        tgt = np.where(v > 0, np.minimum(fam.cap, fam.target_vol / np.where(v > 0, v, 1.0)), np.nan)
+    out = np.full(len(closes), np.nan)
+    out[fam.lag_days:] = tgt[: len(closes) - fam.lag_days]
+    return out
+
+
+def test_vol_control_matches_batch_on_real_spx():
+    dates, c = _spx_closes()
+    c = c[:600]
+    fb = FlowBook()
+    got = []
+    for d, x in zip(dates, c):
+        fb.on_daily_close(d, x, 20.0)
+        got.append([e for _, _, e in fb.vol_control.family_values()])
+    got = np.array(got)
+    for j, fam in enumerate(CFG.vol_control.families):
+        ref = _batch_vc_exposure(c, fam)
+        ok = ~np.isnan(ref)
+        assert np.array_equal(ok, ~np.isnan(got[:, j]))
+        np.testing.assert_allclose(got[ok, j], ref[ok], rtol=1e-9)
+
+
+def test_vol_control_projection_equals_feeding_the_path():
+    """project() on copies == a fresh book fed the history plus the scenario path; the live book is untouched."""
+    dates, c = _spx_closes()
+    c = c[:400]
+    fb = FlowBook()
+    for d, x in zip(dates, c):
+        fb.on_daily_close(d, x, 20.0)
+    before = fb.vol_control.to_state()
+    for sc in CFG.vol_control.scenarios:
+        path = fb.project_vol_control(sc.name, 42)
+        assert fb.vol_control.to_state() == before
+        p = c[-1]
+        ext = list(c)
+        for k in range(42):
+            p *= math.exp(sc.daily_returns[k % len(sc.daily_returns)])
+            ext.append(p)
+        ext = np.array(ext)
+        e_now = sum(f.aum_usd * _batch_vc_exposure(c, f)[-1] for f in CFG.vol_control.families)
+        e_path = sum(f.aum_usd * _batch_vc_exposure(ext, f)[len(c):] for f in CFG.vol_control.families)
+        np.testing.assert_allclose(path, e_path - e_now, rtol=1e-8, atol=1e-3)
+
+
+def test_big_up_day_cuts_realized_vol_exposure_then_rolls_out():
+    """DOMAIN mechanics: a +2.5% day raises short-window vol (exposure falls next close) and the
+    buying comes once it leaves the windows: the flat-tape path is negative early, positive late."""
+    fb = FlowBook()
+    p = 4000.0
+    for i in range(130):
+        p *= math.exp(0.006 * (-1) ** i)
+        fb.on_daily_close(f"2020-{1 + i // 28:02d}-{1 + i % 28:02d}", p, 20.0)
+    fb.on_daily_close("2020-12-01", p * 1.025, 16.0)
+    path = fb.project_vol_control("flat", 70)
+    assert path[0] < 0
+    assert path[-1] > path[0]
+    assert path[-1] > 0
+
+
+def test_risk_parity_matches_batch_on_real_spx_and_tlt():
+    from streamer.history import load_history
+    _data("tlt_daily_adjusted_ohlcv.csv")
+    h = load_history(DATA)
+    n = 400
+    fb = FlowBook()
+    allocs = []
+    for i in range(n):
+        fb.on_daily_close(h.dates[i], h.spx[i], h.vix[i], h.bond[i])
+        allocs.append(fb.risk_parity.alloc)
+    re = np.diff(np.log(h.spx[:n]))
+    rb = np.diff(np.log(h.bond[:n]))
+    w = CFG.risk_parity.vol_window_days
+    i = n - 1   # target at close n-2 is applied at close n-1 (lag 1)
+    a, b = re[i - 1 - w: i - 1], rb[i - 1 - w: i - 1]
+    se, sb = np.sqrt(252 * np.mean(a**2)), np.sqrt(252 * np.mean(b**2))
+    rho = np.mean(a * b) / np.sqrt(np.mean(a**2) * np.mean(b**2))
+    we = (1 / se) / (1 / se + 1 / sb)
+    pv = np.sqrt(we**2 * se**2 + (1 - we)**2 * sb**2 + 2 * we * (1 - we) * rho * se * sb)
+    ref = min(CFG.risk_parity.max_leverage, CFG.risk_parity.target_vol / pv) * we
+    assert math.isclose(allocs[-1], ref, rel_tol=1e-9)
+
+
+def test_cta_signals_and_flip_levels_on_real_spx():
+    dates, c = _spx_closes()
+    c = c[:700]
+    fb = FlowBook()
+    for d, x in zip(dates, c):
+        fb.on_daily_close(d, x, 20.0)
+    cta = fb.cta
+    comp = cta.components()
+    assert comp["ma"] == np.sign(c[-20:].mean() - c[-120:].mean())
+    for lab, d in CFG.cta.momentum_days:
+        assert comp[lab] == np.sign(np.log(c[-1] / c[-1 - d]))
+    flips = cta.flip_levels()
+    # feeding tomorrow's close just above / below each flip level flips that component
+    for lab in ("ma", "12m"):
+        lvl = flips[lab]
+        signs = []
+        for bump in (1 + 1e-6, 1 - 1e-6):
+            b2 = FlowBook.from_state(fb.to_state())
+            b2.on_daily_close("2099-01-01", lvl * bump, 20.0)
+            signs.append(b2.cta.components()[lab])
+        assert signs[0] != signs[1], (lab, lvl, signs)
+
+
+def test_leveraged_etf_formula_and_multipliers():
+    # DOMAIN table: +2x -> 2, +3x -> 6, -1x -> 2, -2x -> 6, -3x -> 12
+    for lev, mult in ((2, 2), (3, 6), (-1, 2), (-2, 6), (-3, 12)):
+        assert leveraged_etf_flow(1.0, lev, 1.0) == mult
+    # exact: the fund's exposure after rebalancing is L x NAV
+    a, lev, r = 1e9, 3.0, 0.0253
+    nav, expo = a * (1 + lev * r), lev * a * (1 + r)
+    assert math.isclose(expo + leveraged_etf_flow(a, lev, r), lev * nav)
+
+
+def test_live_intraday_updates_and_state_roundtrip():
+    fb = FlowBook()
+    fb.on_daily_close("2024-11-05", 5782.76, 20.49, 87.85)
+    for ts, s in ((1, 5800.0), (2, 5900.0), (3, 5929.04)):
+        fb.on_spot(ts, s)
+        sig = fb.signals()
+        expect = sum(f.aum_usd * f.leverage * (f.leverage - 1) * dict(CFG.leveraged_etf.beta_to_spx)[f.index]
+                     for f in CFG.leveraged_etf.funds) * (s / 5782.76 - 1)
+        assert math.isclose(sig["flow_leveraged_etf_close_usd"], expect, rel_tol=1e-12)
+    fb.on_vol_index(4, 16.27)
+    fb.on_exposures(5, -1e9, 2e9, 1e8)
+    sig = fb.signals()
+    assert math.isclose(sig["flow_dealer_vanna_usd"], -2e9 * (16.27 - 20.49))
+    assert math.isclose(sig["flow_dealer_gamma_usd"], 1e9 * (5929.04 / 5782.76 - 1) * 100)
+    fb2 = FlowBook.from_state(fb.to_state())
+    a, b = fb.signals(), fb2.signals()
+    assert a.keys() == b.keys()
+    assert all((a[k] == b[k]) or (a[k] != a[k] and b[k] != b[k]) for k in a)
+    assert fb.on_daily_close("2024-11-05", 1.0, 1.0) is False   # same date twice: ignored
+
+
+def test_rank_history_against_sort():
+    rng = np.random.default_rng(1)
+    xs = rng.normal(size=300)
+    h = RankHistory(50)
+    for i, x in enumerate(xs):
+        h.push(float(x))
+        win = xs[max(0, i - 49): i + 1]
+        q = float(rng.normal())
+        assert h.pct_rank(q) == np.mean(win <= q)
+        assert h.low_rank(q) == 1 + np.sum(win < q)
+
+
+def test_vix_rank_on_real_history_2024_11_06():
+    """The −20.6% of 2024-11-06 ranks 2nd among 3 years of one-day VIX changes (after 2024-08-06)."""
+    from streamer.history import read_daily
+    v = read_daily(_data("vix_daily_ohlc_1990-2026.csv"))
+    i = v.dates.index("2024-11-06")
+    closes = v.values[i - 757: i]            # 756 changes before the day
+    fb = FlowBook()
+    fb.seed_vix_history(closes[:-1].tolist())
+    fb.on_daily_close("2024-11-05", 5782.76, float(closes[-1]))
+    fb.on_vol_index(1, float(v.values[i]))
+    s = fb.signals()
+    ch = np.diff(v.values[i - 757: i]) / v.values[i - 757: i - 1]
+    assert math.isclose(s["vix_change_ratio"], v.values[i] / v.values[i - 1] - 1)
+    assert s["vix_change_low_rank"] == 1 + np.sum(ch < s["vix_change_ratio"]) == 2
+
+
+def test_config_validation_names_the_field():
+    text = DEFAULT = Path(__file__).resolve().parents[2] / "streamer" / "config" / "flows.toml"
+    t = DEFAULT.read_text().replace("target_vol = 0.10          # 10%", "target_vol = -1 # 10%", 1)
+    with pytest.raises(ConfigError, match=r"vol_control.families\[0\].target_vol"):
+        FlowConfig.from_toml(t)
+    with pytest.raises(ConfigError, match="unknown key"):
+        FlowConfig.from_toml(DEFAULT.read_text() + "\n[extra]\nx = 1\n")
+    assert text.exists()
+
+
+def test_exposure_helper():
+    assert vol_control_exposure(0.1, float("nan"), 1.5) != vol_control_exposure(0.1, float("nan"), 1.5)
