@@ -70,6 +70,16 @@ class WorkerProcess:
         from streamer.commands.demo import scrape
         return scrape(self.metrics_port)
 
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        """Block until the worker reports it has recovered its state and is serving."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"worker died: see {self.log.name}"
+            if self.metrics().get(("streamer_worker_up", ())) == 1.0:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"worker not ready within {timeout}s; see {self.log.name}")
+
     def wait_consumed(self, sent: dict[str, int], timeout: float = 120.0) -> dict:
         """Block until the worker's own counters show every message of ``sent`` consumed."""
         from streamer.commands.demo import consumed

@@ -78,6 +78,7 @@ class Worker:
             self.metrics.declare_topic(t, source=False, sink=True)
         self._setup_faust_sensors()
         self.app.on_partitions_revoked.connect(self._on_revoked)
+        self.app.on_startup_finished = self._on_ready
         self.app.agent(self.index_topic, name="index-ticks", concurrency=1)(self._index_agent)
         self.app.agent(self.quote_topic, name="option-quotes", concurrency=1)(self._quote_agent)
         self.app.agent(self.oi_topic, name="open-interest", concurrency=1)(self._oi_agent)
@@ -89,6 +90,11 @@ class Worker:
         except ValueError:  # already registered (a second Worker in one process, e.g. tests)
             return
         self.app.monitor = PrometheusMonitor(metrics=fm)
+
+    async def _on_ready(self) -> None:
+        # recovery done, partitions assigned and seeked: from here on the worker is serving
+        self.metrics.worker_up_g.set(1)
+        log.info("streamer worker ready")
 
     async def _on_revoked(self, app: faust.App, revoked: set[TP], **kw: Any) -> None:
         # engines of partitions we may no longer own are dropped; they reload from the table
@@ -156,6 +162,8 @@ class Worker:
         self._account(events)
 
     async def process_index_batch(self, events) -> None:
+        log.debug("index batch: %d events from %s", len(events),
+                  sorted({(e.message.partition, e.message.offset) for e in events})[:1])
         touched: dict[str, int] = {}
         fired: list[schemas.TriggerEvent] = []
         for ev in events:

@@ -31,8 +31,9 @@ def run(args: argparse.Namespace) -> int:
     if settings.metrics_port:
         metrics.start_http_server(settings.metrics_port, settings.metrics_addr)
     metrics.METRICS.set_build_info(topic_prefix=settings.topic_prefix or "-")
-    # 1 while this process serves; once it exits the scrape fails and Prometheus' `up` drops to 0
-    metrics.METRICS.worker_up_g.set(1)
+    # 0 until Faust has recovered its tables and is serving (Worker._on_ready sets 1); once the
+    # process exits the scrape fails and Prometheus' `up` drops to 0
+    metrics.METRICS.worker_up_g.set(0)
 
     print(f"streamer worker: broker {settings.bootstrap}, topics prefix {settings.topic_prefix!r}, "
           f"metrics http://{settings.metrics_addr}:{settings.metrics_port}/metrics", flush=True)

@@ -80,6 +80,9 @@ def test_restarted_worker_recovers_state_from_changelog(kafka, prefix, start_wor
     w1.stop()
     assert read_topic(s, kafka_io.topics_for(s).triggers, timeout_s=1.0) == []
     w2 = start_worker(prefix)  # new process, new (empty) data dir
+    # Publish only once w2 serves: a message published while Faust is still seeking to the
+    # committed offsets was seen lost once in ~10 runs (a Faust start-up race; see the notes).
+    w2.wait_ready()
     w2.wait_consumed(publish(s, None, events=day2))  # w2 counts only what it consumed itself: day 2
     trig = [schemas.parse_trigger_event(r.value) for r in read_topic(s, kafka_io.topics_for(s).triggers, 3.0)]
     assert [t.rule for t in trig] == ["vol_collapse"]
