@@ -78,7 +78,6 @@ class Worker:
             self.metrics.declare_topic(t, source=False, sink=True)
         self._setup_faust_sensors()
         self.app.on_partitions_revoked.connect(self._on_revoked)
-        self.app.on_startup_finished = self._on_ready
         self.app.agent(self.index_topic, name="index-ticks", concurrency=1)(self._index_agent)
         self.app.agent(self.quote_topic, name="option-quotes", concurrency=1)(self._quote_agent)
         self.app.agent(self.oi_topic, name="open-interest", concurrency=1)(self._oi_agent)
@@ -91,10 +90,21 @@ class Worker:
             return
         self.app.monitor = PrometheusMonitor(metrics=fm)
 
-    async def _on_ready(self) -> None:
-        # recovery done, partitions assigned and seeked: from here on the worker is serving
+    def on_ready(self) -> None:
+        """Recovery done, partitions assigned and seeked: from here on the worker is serving."""
         self.metrics.worker_up_g.set(1)
         log.info("streamer worker ready")
+
+    def run(self, loglevel: str = "warning") -> None:
+        """Run until SIGTERM/SIGINT (Faust's worker handles the signals and a clean shutdown)."""
+        owner = self
+
+        class _FaustWorker(faust.Worker):
+            async def on_startup_finished(self) -> None:
+                await super().on_startup_finished()
+                owner.on_ready()
+
+        _FaustWorker(self.app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
 
     async def _on_revoked(self, app: faust.App, revoked: set[TP], **kw: Any) -> None:
         # engines of partitions we may no longer own are dropped; they reload from the table

@@ -18,8 +18,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from faust import Worker as FaustWorker
-
     from streamer import metrics
     from streamer.app.worker import Worker
     from streamer.settings import load_settings
@@ -37,5 +35,5 @@ def run(args: argparse.Namespace) -> int:
 
     print(f"streamer worker: broker {settings.bootstrap}, topics prefix {settings.topic_prefix!r}, "
           f"metrics http://{settings.metrics_addr}:{settings.metrics_port}/metrics", flush=True)
-    FaustWorker(w.app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
+    w.run(args.loglevel)
     return 0
