@@ -1,0 +1,281 @@
+"""One-shot report of a Cboe quotedata chain snapshot: forward, VIX/VIX9D, dealer exposures, IVs.
+
+Pure-ish (stdlib + numpy + ``streamer.core`` + the CSV reader; never Kafka). The ``streamer chain``
+command only parses arguments and prints :func:`report`; tests call the same function.
+
+Every number comes from a core function, evaluated at one point (``spot`` = the file's ``Last``,
+``now`` = ``asof_ts_ns``, one constant ``rate`` and ``div_yield``):
+
+* IVs: ``core.iv.quote_ivs`` on the quote (mid = (max(bid, 0) + ask)/2; NaN with an ``IVReason``
+  where the mid gives none) at the spot, or the file's IV column (``iv_source="vendor"``; 0 means
+  "not computed" and counts as missing);
+* exposures: ``core.chain.exposures_batch`` (units and the dealer sign convention in its module
+  docstring: calls +1, puts −1, i.e. dealers long calls and short puts);
+* VIX and VIX9D: ``core.vix.VixEngine`` (the live incremental engine) bulk-loaded from the quotes;
+* per-expiry parity forward: ``core.chain.forward_from_parity`` on valid mids
+  (``core.chain.valid_mid``); ``forward`` at the top level is the nearest unexpired expiry's.
+
+ATM IV of an expiry (our definition, stated here once): at each strike the mean of the call and
+put mid IVs that exist; then linear interpolation in strike to the expiry's parity forward between
+the two listed strikes bracketing it (nearest strike if the forward is outside). ``atm_iv`` at the
+top level is the nearest unexpired expiry's.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from streamer.cboe_csv import NY, ChainSnapshot, combine, read_quotedata, replay_quotes
+from streamer.core.chain import (NS_PER_DAY, NS_PER_YEAR, ExposureTotals, exposures_batch,
+                                 forward_from_parity, valid_mid)
+from streamer.core.iv import IVReason, quote_ivs
+from streamer.core.vix import VIX, VIX9D, TermDetail, VixEngine, VixSpec
+
+IV_SOURCES = ("mid", "vendor")
+
+
+def load(paths: Sequence[str | Path], asof_ts_ns: int | None = None) -> ChainSnapshot:
+    """Read one or several quotedata files of one snapshot and combine them (first file's spot/time)."""
+    snaps = [read_quotedata(p) for p in paths]
+    return combine(snaps, asof_ts_ns) if len(snaps) > 1 or asof_ts_ns is not None else snaps[0]
+
+
+def parse_asof(text: str) -> int:
+    """ISO datetime -> UTC ns; a naive time is New York wall clock.
+
+    >>> parse_asof("2024-01-05T16:15") == parse_asof("2024-01-05T21:15:00+00:00")
+    True
+    """
+    t = dt.datetime.fromisoformat(text)
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=NY)
+    d = t - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    return (d.days * 86_400 + d.seconds) * 1_000_000_000 + d.microseconds * 1_000
+
+
+def _iso(ts_ns: int) -> str:
+    return dt.datetime.fromtimestamp(ts_ns // 1_000_000_000, tz=NY).isoformat()
+
+
+def _num(x: float) -> float | None:
+    """Finite float or None (JSON null)."""
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _totals(t: ExposureTotals) -> dict[str, float | None]:
+    return {"gex_usd_per_pct": _num(t.gex_usd_per_pct), "delta_exposure_usd": _num(t.dex_usd),
+            "vanna_usd_per_vol_pt": _num(t.vanna_usd_per_vol_pt),
+            "charm_usd_per_day": _num(t.charm_usd_per_day)}
+
+
+def contract_ivs(snap: ChainSnapshot, rate: float, div_yield: float, iv_source: str = "mid"
+                 ) -> tuple[np.ndarray, dict[str, int]]:
+    """Per-contract IV (annual decimal, NaN = none) and the count of contracts without one, by reason.
+
+    ``mid``: ``quote_ivs`` mid IV at the snapshot's spot and time; reasons are ``IVReason`` names
+    (``NONFINITE`` = no quote in the file). ``vendor``: the file's IV column, ``vendor_missing``
+    where it is 0/blank and ``EXPIRED`` at or after settlement.
+    """
+    t = (snap.expiry_ts_ns - snap.asof_ts_ns).astype(float) / NS_PER_YEAR
+    if iv_source == "vendor":
+        iv = np.where(snap.iv > 0.0, snap.iv, np.nan)
+        why = Counter({"vendor_missing": int(np.sum(~(snap.iv > 0.0) & (t > 0.0)))})
+        iv[t <= 0.0] = np.nan
+        why["EXPIRED"] = int(np.sum(t <= 0.0))
+        return iv, {k: v for k, v in sorted(why.items()) if v}
+    if iv_source != "mid":
+        raise ValueError(f"iv_source must be one of {IV_SOURCES}, got {iv_source!r}")
+    q = quote_ivs(snap.bid, snap.ask, snap.spot, snap.strike, t, rate, div_yield,
+                  snap.right == "C")
+    codes = Counter(int(c) for c in q.mid_reason.tolist() if c != IVReason.OK)
+    return q.mid_iv, {IVReason(k).name: v for k, v in sorted(codes.items())}
+
+
+def _vix(snap: ChainSnapshot, rate: float, spec: VixSpec) -> dict:
+    eng = VixEngine.from_arrays(snap.expiry_ts_ns, snap.strike, snap.right, snap.bid, snap.ask,
+                                rate, spec)
+    v = eng.value(snap.asof_ts_ns)
+
+    def term(d: TermDetail | None) -> dict | None:
+        if d is None:
+            return None
+        return {"expiry": _iso(d.expiry_ts_ns), "days": d.minutes / 1440.0, "forward": d.forward,
+                "k0": d.k0, "sigma2": d.sigma2, "n_strikes": d.n_strikes}
+
+    return {"value": _num(v.value), "reason": None if v.ok else v.reason,
+            "near": term(v.near), "next": term(v.next)}
+
+
+def _atm_iv(strikes: np.ndarray, iv_c: np.ndarray, iv_p: np.ndarray, fwd: float) -> float:
+    """Mean call/put IV per strike, linearly interpolated in strike to ``fwd`` (see module doc)."""
+    with np.errstate(invalid="ignore"):
+        both = np.where(np.isfinite(iv_c) & np.isfinite(iv_p), 0.5 * (iv_c + iv_p),
+                        np.where(np.isfinite(iv_c), iv_c, iv_p))
+    ok = np.isfinite(both)
+    if not ok.any() or not math.isfinite(fwd):
+        return math.nan
+    k, v = strikes[ok], both[ok]
+    j = int(np.searchsorted(k, fwd))
+    if j == 0 or j == k.size:
+        return float(v[min(j, k.size - 1)])
+    w = (fwd - k[j - 1]) / (k[j] - k[j - 1])
+    return float(v[j - 1] + w * (v[j] - v[j - 1]))
+
+
+SPOT_SOURCES = ("last", "parity")
+
+
+def _expiry_books(snap: ChainSnapshot, rate: float) -> list[dict]:
+    """Per expiry: strikes, call/put mids and positions, parity forward (nan at/after settlement)."""
+    is_call = snap.right == "C"
+    mids = np.array([valid_mid(b, a) for b, a in zip(snap.bid.tolist(), snap.ask.tolist())])
+    now = int(snap.asof_ts_ns)
+    out = []
+    for e in np.unique(snap.expiry_ts_ns).tolist():
+        m = snap.expiry_ts_ns == e
+        ks = np.unique(snap.strike[m])
+        book = {"expiry_ts_ns": e, "mask": m, "strikes": ks, "t": (e - now) / NS_PER_YEAR}
+        for side, sel in (("C", m & is_call), ("P", m & ~is_call)):
+            idx = np.flatnonzero(sel)
+            pos = np.searchsorted(ks, snap.strike[idx])
+            mid_s = np.full(ks.size, np.nan)
+            mid_s[pos] = mids[idx]
+            book[side] = (idx, pos, mid_s)
+        book["forward"], book["k_star"] = (
+            forward_from_parity(ks, book["C"][2], book["P"][2], book["t"], rate)
+            if book["t"] > 0.0 else (math.nan, math.nan))
+        out.append(book)
+    return out
+
+
+def report(snap: ChainSnapshot, rate: float, div_yield: float = 0.0, iv_source: str = "mid",
+           include_profile: bool = False, spot_source: str = "last") -> dict:
+    """The ``streamer chain`` JSON object for one snapshot (NaN -> None; see the command's --help).
+
+    rate, div_yield: continuous annual decimals used for IVs, greeks, forwards and VIX discounting.
+    spot_source: ``last`` = the file's ``Last`` (stale in files saved outside regular hours);
+    ``parity`` = the nearest unexpired expiry's parity forward discounted at (rate - div_yield):
+    S = F e^{-(r-q)T}, the spot the option quotes themselves imply at the snapshot time.
+    """
+    if spot_source not in SPOT_SOURCES:
+        raise ValueError(f"spot_source must be one of {SPOT_SOURCES}, got {spot_source!r}")
+    books = _expiry_books(snap, rate)
+    near = next((b for b in books if b["t"] > 0.0 and math.isfinite(b["forward"])), None)
+    file_spot = float(snap.spot)
+    if spot_source == "parity":
+        if near is None:
+            raise ValueError("spot from parity: no unexpired expiry has a put-call parity forward")
+        snap = replace(snap, spot=near["forward"] * math.exp(-(rate - div_yield) * near["t"]))
+    spot, now = float(snap.spot), int(snap.asof_ts_ns)
+    iv, no_iv = contract_ivs(snap, rate, div_yield, iv_source)
+    is_call = snap.right == "C"
+    ex = exposures_batch(snap.expiry_ts_ns, snap.strike, is_call, iv, snap.open_interest, spot,
+                         now, rate, div_yield)
+    oi = np.where(snap.open_interest > 0.0, snap.open_interest, 0.0)
+
+    expiries = []
+    for j, (e, b) in enumerate(zip(ex.expiries.tolist(), books)):
+        m, ks, t, fwd = b["mask"], b["strikes"], b["t"], b["forward"]
+        ivs = {}
+        for side in ("C", "P"):
+            idx, pos, _ = b[side]
+            ivs[side] = np.full(ks.size, np.nan)
+            ivs[side][pos] = iv[idx]
+        hour = dt.datetime.fromtimestamp(e // 1_000_000_000, tz=NY).hour
+        expiries.append({
+            "expiry": _iso(e), "expiry_ts_ns": e,
+            "settlement": "AM" if hour < 12 else "PM",
+            "roots": sorted(set(snap.root[m].tolist())),
+            "days": (e - now) / NS_PER_DAY,
+            "forward": _num(fwd), "forward_strike": _num(b["k_star"]),
+            "implied_carry": _num(math.log(fwd / spot) / t) if t > 0 and fwd > 0 else None,
+            "atm_iv": _num(_atm_iv(ks, ivs["C"], ivs["P"], fwd)),
+            "gex_usd_per_pct": _num(ex.expiry_gex[j]),
+            "delta_exposure_usd": _num(ex.expiry_dex[j]),
+            "vanna_usd_per_vol_pt": _num(ex.expiry_vanna[j]),
+            "charm_usd_per_day": _num(ex.expiry_charm[j]),
+            "open_interest": int(oi[m].sum()),
+            "n_contracts": int(m.sum()), "n_iv": int(np.isfinite(iv[m]).sum()),
+        })
+    nearest = next((x for x in expiries if x["days"] > 0 and x["forward"] is not None), None)
+    vix, vix9d = _vix(snap, rate, VIX), _vix(snap, rate, VIX9D)
+    live = np.isfinite(iv) & (snap.expiry_ts_ns > now)
+    out = {
+        "underlying": snap.underlying,
+        "files": [Path(p).name for p in snap.source],
+        "asof": _iso(now), "asof_ts_ns": now, "file_date_line": snap.asof_text,
+        "spot": _num(spot), "spot_source": spot_source, "file_last": _num(file_spot),
+        "rate": rate, "div_yield": div_yield, "iv_source": iv_source,
+        "forward": nearest["forward"] if nearest else None,
+        "forward_expiry": nearest["expiry"] if nearest else None,
+        "atm_iv": nearest["atm_iv"] if nearest else None,
+        "vix_index": vix["value"], "vix_reason": vix["reason"],
+        "vix9d_index": vix9d["value"], "vix9d_reason": vix9d["reason"],
+        "vix_terms": {"near": vix["near"], "next": vix["next"]},
+        "vix9d_terms": {"near": vix9d["near"], "next": vix9d["next"]},
+        **_totals(ex.total),
+        "gamma_flip": _num(ex.gamma_flip), "gamma_flip_per_strike": _num(ex.strike_flip),
+        "call_wall": _num(ex.call_wall), "put_wall": _num(ex.put_wall),
+        "abs_gamma_strike": _num(ex.abs_gamma_strike),
+        "zero_dte": _totals(ex.zero_dte),
+        "n_contracts": len(snap), "n_expiries": len(expiries),
+        "open_interest": {"calls": int(oi[is_call].sum()), "puts": int(oi[~is_call].sum()),
+                          "without_iv": int(oi[~live].sum())},
+        "iv": {"n_ok": int(np.isfinite(iv).sum()), "n_missing": int((~np.isfinite(iv)).sum()),
+               "missing_by_reason": no_iv},
+        "units": {"gex_usd_per_pct": "$ of dealer delta per 1% move of spot",
+                  "delta_exposure_usd": "$ dealer delta",
+                  "vanna_usd_per_vol_pt": "$ of dealer delta per +1 vol point of IV",
+                  "charm_usd_per_day": "$ of dealer delta per calendar day",
+                  "sign": "dealer position: long calls (+1), short puts (-1); hedge flow = -change"},
+        "expiries": expiries,
+    }
+    if snap.underlying != "SPX":
+        out["vix_note"] = (f"Cboe VIX method applied to {snap.underlying} options; the published "
+                           "VIX/VIX9D use SPX options")
+    if include_profile:
+        out["gamma_profile"] = {"spot": ex.grid_spots.tolist(),
+                                "gex_usd_per_pct": ex.grid_gex.tolist()}
+    return out
+
+
+# --------------------------------------------------------------------------- replay to Kafka
+
+@dataclass(slots=True)
+class ReplayEvent:
+    """One message for ``streamer.publisher.publish``: kind, Kafka key (the underlying), schemas msg."""
+
+    kind: str
+    key: str
+    msg: object
+
+
+def replay_events(snap: ChainSnapshot, ts_ns: int | None = None,
+                  skip: Counter | None = None) -> Iterator[ReplayEvent]:
+    """Map ``cboe_csv.replay_quotes`` onto ``OptionQuote``/``OpenInterest`` events.
+
+    Quotes that the edge would reject anyway (ask <= 0: no market; bid < 0; crossed) are not sent
+    and are counted in ``skip`` by reason; sizes are absent from quotedata files and sent as 0.
+    """
+    from streamer.schemas import OpenInterest, OptionQuote
+
+    for kind, d in replay_quotes(snap, ts_ns):
+        if kind == "quote":
+            if not (d["ask"] > 0.0 and 0.0 <= d["bid"] <= d["ask"]):
+                if skip is not None:
+                    skip["no_market" if not d["ask"] > 0.0 else "bad_quote"] += 1
+                continue
+            yield ReplayEvent("option_quote", d["underlying"], OptionQuote(
+                d["underlying"], d["ts_ns"], d["expiry_ts_ns"], d["strike"], d["right"],
+                d["bid"], d["ask"], d["bid_size"] or 0, d["ask_size"] or 0))
+        else:
+            yield ReplayEvent("open_interest", d["underlying"], OpenInterest(
+                d["underlying"], d["ts_ns"], d["expiry_ts_ns"], d["strike"], d["right"],
+                d["open_interest"]))

@@ -1,0 +1,109 @@
+"""`streamer chain`: report one Cboe delayed-quote option-chain snapshot as one JSON object.
+
+Reads one or more Cboe "quotedata" CSV files of ONE snapshot (e.g. the Jan- and Feb-expiry files
+of the same evening; duplicates keep the first file's row; spot and time come from the first file)
+and prints: spot, the nearest expiry's put-call-parity forward and ATM IV, Cboe-method VIX and
+VIX9D (null plus a reason when the chain cannot give one, e.g. a near-the-money subset), dealer
+exposures (GEX, delta, vanna, charm; zero-DTE part), gamma flip, call/put walls, absolute-gamma
+strike, IV coverage (how many contracts gave no IV, by reason) and per-expiry detail.
+
+Units and signs:
+  gex_usd_per_pct       $ of dealer delta per 1% move of spot  (gamma x OI x 100 x S^2 x 0.01)
+  delta_exposure_usd    $ dealer delta                          (delta x OI x 100 x S)
+  vanna_usd_per_vol_pt  $ of dealer delta per +1 vol point      (vanna x OI x 100 x S x 0.01)
+  charm_usd_per_day     $ of dealer delta per calendar day      (charm x OI x 100 x S / 365)
+  Dealer sign ("naive" SqueezeMetrics convention): customers buy puts and sell calls, so dealers
+  are long calls (+) and short puts (-). Positive GEX = dealers long gamma (their hedging sells
+  rallies and buys dips). Exposures are the dealers' position greeks; their hedge flow is the
+  negative of a change (e.g. IV down 1 pt with vanna V < 0: dealers buy about |V|).
+  gamma_flip: spot level where total GEX changes sign, every option re-priced on a 60-point grid
+  over +/-20% with its IV fixed (null: no sign change on the grid). Strikes, spot and forwards are
+  index points; IVs annualized decimals; VIX in vol points; days are calendar days to settlement
+  (AM-settled SPX monthlies at 09:30 ET, others at 16:00 ET). Expired contracts carry nothing.
+
+Spot is the file's 'Last' unless --spot parity (files saved outside regular hours: 'Last' is the
+previous close while the quotes have moved; parity takes the spot the quotes imply). IVs are
+solved from mids (Let's-Be-Rational-style solver, streamer.core.iv) at that spot with the
+constant --rate and --div-yield; --iv vendor uses the file's IV column instead.
+The published VIX close is the 16:15 ET value: to compare, pass --asof YYYY-MM-DDT16:15.
+
+--replay also publishes the snapshot's quotes and open interest to Kafka (topics
+streamer.option-quotes.v1 / streamer.open-interest.v1, keyed by the underlying, stamped --asof);
+quotes with no market (ask <= 0) or invalid are not sent and are counted.
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("chain", help="report (and optionally replay) a Cboe quotedata chain snapshot",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("files", nargs="+", metavar="FILE", help="Cboe quotedata CSV file(s) of one snapshot")
+    p.add_argument("--asof", help="snapshot time, ISO datetime (naive = New York time), e.g. "
+                   "2024-01-05T16:15; default: the first file's 'Date:' line")
+    p.add_argument("--rate", type=float, required=True,
+                   help="risk-free rate, continuous annual decimal (e.g. 0.053)")
+    p.add_argument("--div-yield", type=float, default=0.0,
+                   help="dividend yield, continuous annual decimal (default 0; SPX about 0.013)")
+    p.add_argument("--iv", choices=["mid", "vendor"], default="mid",
+                   help="IV source: solve from quote mids (default) or the file's IV column")
+    p.add_argument("--spot", choices=["last", "parity"], default="last", dest="spot_source",
+                   help="spot: the file's 'Last' (default) or implied by the nearest expiry's parity "
+                   "forward, S = F exp(-(r-q)T) (use for files saved outside regular hours, whose "
+                   "'Last' is the previous close while the quotes have moved)")
+    p.add_argument("--profile", action="store_true", help="also print the GEX-vs-spot grid profile")
+    p.add_argument("--pretty", action="store_true", help="indented JSON")
+    p.add_argument("--replay", action="store_true",
+                   help="also publish the snapshot's quotes and open interest to Kafka")
+    p.add_argument("--replay-rate", type=float, help="with --replay: at most this many messages/s")
+    p.add_argument("--bootstrap", help="with --replay: Kafka bootstrap servers (default 127.0.0.1:9092)")
+    p.add_argument("--topic-prefix", help="with --replay: prefix of every topic name")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import sys
+
+    from streamer import chain_report
+
+    try:
+        asof = chain_report.parse_asof(args.asof) if args.asof else None
+        snap = chain_report.load(args.files, asof)
+    except (OSError, ValueError) as exc:
+        print(f"streamer chain: {exc}", file=sys.stderr)
+        return 2
+    try:
+        out = chain_report.report(snap, args.rate, args.div_yield, args.iv,
+                                  include_profile=args.profile, spot_source=args.spot_source)
+    except ValueError as exc:
+        print(f"streamer chain: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(out, indent=2 if args.pretty else None, allow_nan=False))
+    if args.replay:
+        return _replay(args, snap, chain_report)
+    return 0
+
+
+def _replay(args: argparse.Namespace, snap, chain_report) -> int:
+    import sys
+    from collections import Counter
+
+    from streamer import kafka_io, publisher
+    from streamer.settings import load_settings
+
+    settings = load_settings(bootstrap=args.bootstrap, topic_prefix=args.topic_prefix)
+    skipped: Counter = Counter()
+
+    async def go() -> Counter:
+        await kafka_io.ensure_topics(settings, kafka_io.topics_for(settings).all())
+        return await publisher.publish(settings, chain_report.replay_events(snap, skip=skipped),
+                                       rate=args.replay_rate, progress=sys.stderr.isatty())
+
+    sent = kafka_io.run(go())
+    for topic, n in sorted(sent.items()):
+        print(f"{n:>8} messages -> {topic}", file=sys.stderr)
+    for why, n in sorted(skipped.items()):
+        print(f"{n:>8} quotes not sent ({why})", file=sys.stderr)
+    return 0
