@@ -261,12 +261,19 @@ def replay_events(snap: ChainSnapshot, ts_ns: int | None = None,
                   skip: Counter | None = None) -> Iterator[ReplayEvent]:
     """Map ``cboe_csv.replay_quotes`` onto ``OptionQuote``/``OpenInterest`` events.
 
-    Quotes that the edge would reject anyway (ask <= 0: no market; bid < 0; crossed) are not sent
-    and are counted in ``skip`` by reason; sizes are absent from quotedata files and sent as 0.
+    Messages the edge would reject anyway are not sent and are counted in ``skip`` by reason:
+    ``expired`` (settled at or before the stamp: no exposure, and more than a day old is invalid
+    at the edge), ``no_market`` (ask <= 0), ``bad_quote`` (bid < 0 or crossed). Sizes are absent
+    from quotedata files and sent as 0.
     """
     from streamer.schemas import OpenInterest, OptionQuote
 
-    for kind, d in replay_quotes(snap, ts_ns):
+    t = snap.asof_ts_ns if ts_ns is None else int(ts_ns)
+    for kind, d in replay_quotes(snap, t):
+        if d["expiry_ts_ns"] <= t:
+            if skip is not None:
+                skip["expired"] += 1
+            continue
         if kind == "quote":
             if not (d["ask"] > 0.0 and 0.0 <= d["bid"] <= d["ask"]):
                 if skip is not None:
