@@ -1,7 +1,9 @@
 #!/usr/bin/env python
-"""Reproduce Cboe's VIX and VIX9D closes from the SPX quotedata chains; writes VALIDATION_vix.md.
+"""Reproduce Cboe's VIX and VIX9D closes from the SPX quotedata chains; writes section (c) of VALIDATION.md.
 
-Usage: .venv/bin/python benchmarks/validate_vix.py [--data DIR] [--out VALIDATION_vix.md]
+Usage: .venv/bin/python benchmarks/validate_vix.py [--data DIR] [--out VALIDATION.md | -]
+(the text between the markers <!-- validate_vix:begin --> and <!-- validate_vix:end --> is replaced;
+``--out -`` prints it)
 """
 from __future__ import annotations
 
@@ -40,10 +42,27 @@ def closes(path: Path) -> dict[str, float]:
     return out
 
 
+def write_section(out: str | Path, name: str, text: str) -> None:
+    """Replace the text between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in ``out``
+    (VALIDATION.md); ``out == "-"`` prints the section instead."""
+    if str(out) == "-":
+        print(text)
+        return
+    path = Path(out)
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    doc = path.read_text() if path.exists() else f"{begin}\n{end}\n"
+    if begin not in doc or end not in doc:
+        raise SystemExit(f"{path}: markers {begin} / {end} not found")
+    head, rest = doc.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{begin}\n{text.rstrip()}\n{end}{tail}")
+    print(f"wrote section {name!r} of {path}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    ap.add_argument("--out", type=Path, default=ROOT / "VALIDATION_vix.md")
+    ap.add_argument("--out", default=str(ROOT / "VALIDATION.md"))
     args = ap.parse_args()
     official = {"VIX": closes(args.data / "vix_daily_ohlc_1990-2026.csv"),
                 "VIX9D": closes(args.data / "cboe_VIX9D_History.csv")}
@@ -76,9 +95,7 @@ def main() -> None:
                         sens.append((day, spec.name, "16:00 instead of 16:15",
                                      v.value - late.value))
     lines = [
-        "# VIX / VIX9D validation against Cboe's published closes",
-        "",
-        "Produced by `benchmarks/validate_vix.py` (re-run it to regenerate this file).",
+        "Produced by `benchmarks/validate_vix.py` (re-run it to regenerate this section).",
         "Method: `streamer.core.vix` (Cboe white paper, see its module docstring). Snapshot time:",
         "**16:15 ET** on the trade date (SPX options close at 16:15; Cboe's VIX close is the 16:15",
         "value). Rate: one constant per date, approximately the 1-month T-bill yield of that day",
@@ -100,7 +117,7 @@ def main() -> None:
     lines += [f"| {d} | {n} | {c} | {e:+.4f} |" for d, n, c, e in sens]
     lines += [
         "",
-        "## Residuals explained",
+        "#### Residuals explained",
         "",
         "- **2023-09-14 and 2024-01-05** (files holding the regular-session closing quotes): within",
         "  0.01 point. What is left is within rounding of the published close; Cboe's quote",
@@ -119,8 +136,7 @@ def main() -> None:
         "- Delayed quotes: quotedata is Cboe's delayed feed; for a closing snapshot it equals the",
         "  closing quotes, intraday it lags by 15-20 minutes.",
     ]
-    args.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_section(args.out, "validate_vix", "\n".join(lines))
 
 
 if __name__ == "__main__":
