@@ -32,9 +32,17 @@ Model, step by step (each choice documented where it is made):
 * **Open interest**: one OpenInterest per listed contract at each session open: more puts than calls,
   concentrated at round strikes (100s ≫ 50s ≫ 25s), puts skewed below spot, monthlies largest; a
   per-contract seeded lognormal factor that persists from one session to the next.
+* **Warm-up history** (:func:`history`, :class:`HistoryModel`): before the sessions, one close
+  tick per index symbol on each of the ``history_days`` (default 800) NYSE trading days before
+  day 1, at 16:00 ET (13:00 on early-close days), so live flow models start with their daily
+  windows full (vol-control 20-60 days, CTA 120-day MA and 12-month momentum, the 756-change VIX
+  rank). Synthetic and seeded: skewed mean-reverting log-VIX with spikes and a leverage
+  correlation, SPX with VIX-driven stochastic vol, VIX9D/VIX3M from a level-dependent term
+  structure; pinned so the last close equals day 1's open levels. Prelude events carry
+  ``SimEvent.history`` (:func:`is_history`); the sessions do not depend on it.
 
 Every message is a :mod:`streamer.schemas` dataclass; events are yielded in non-decreasing
-``msg.ts_ns`` (at equal times: open interest, then index ticks, then quotes).
+``msg.ts_ns`` (at equal times: open interest, then index ticks, then quotes; the prelude first).
 
 >>> evs = list(generate("calm", seed=1, preset="fast"))
 >>> len(evs) == count("calm", preset="fast")
@@ -59,7 +67,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from streamer import schemas
-from streamer.cboe_csv import settlement_ts_ns
+from streamer.cboe_csv import is_early_close, settlement_ts_ns
 from streamer.codecs import dumps
 from streamer.core import bs
 from streamer.schemas import IndexTick, OpenInterest, OptionQuote
@@ -135,6 +143,8 @@ class SimConfig:
 
     ``max_strikes``: per expiry, 0 = every listed strike, else thin to about this many (denser near
     the money, both wings kept). ``n_dailies``: daily SPXW expiries listed (0DTE counts as one).
+    ``history_days``: trading days of warm-up daily closes emitted before the sessions (0 = none;
+    see :func:`history`).
     """
 
     tick_every_s: float = 10.0
@@ -144,6 +154,8 @@ class SimConfig:
     weekly_days: int = 45
     monthly_days: int = 100
     symbols: tuple[str, ...] = INDEX_SYMBOLS
+    # > 756 one-day VIX changes (the 3-year rank window) + the 252-day CTA momentum, with margin
+    history_days: int = 800
 
 
 PRESETS: dict[str, SimConfig] = {
@@ -160,11 +172,13 @@ PRESETS: dict[str, SimConfig] = {
 @dataclass(slots=True)
 class SimEvent:
     """One simulated input message: ``kind`` ∈ {"index_tick", "option_quote", "open_interest"},
-    ``key`` the Kafka key (the underlying, "SPX"), ``msg`` the :mod:`streamer.schemas` dataclass."""
+    ``key`` the Kafka key (the underlying, "SPX"), ``msg`` the :mod:`streamer.schemas` dataclass,
+    ``history`` True for the warm-up prelude's daily closes (not part of the message itself)."""
 
     kind: str
     key: str
     msg: IndexTick | OptionQuote | OpenInterest
+    history: bool = False
 
 
 def _et(y: int, m: int, d: int, hh: int = 0, mm: int = 0) -> dt.datetime:
@@ -519,6 +533,280 @@ def _session_paths(sc: Scenario, si: int, seed: int) -> _Paths:
     return _Paths(spx, idx)
 
 
+# ------------------------------------------------------------------------------------------ history
+
+
+@dataclass(slots=True, frozen=True)
+class HistoryModel:
+    """Parameters of the daily warm-up history (see :func:`history`). Daily units, log space.
+
+    VIX: ``x = ln VIX`` follows a skewed, mean-reverting AR(1) with upward jumps,
+    ``x_t = clip(x_{t-1} + kappa (ln vix_median - x_{t-1}) + s(xi_t) xi_t + J_t - c)``:
+
+    * ``kappa`` 0.045/day: half-life ln 2 / kappa ≈ 15 trading days (VIX spikes fade in weeks).
+    * ``xi = rho_spx_vix · z + sqrt(1 - rho²) · eta`` with ``z`` the Gaussian core of the same
+      day's SPX shock: the leverage effect. ``rho_spx_vix`` −0.85 gives a realized daily
+      corr(Δln VIX, SPX log return) of −0.5 to −0.78 (median −0.71) after the skew, jumps
+      and SPX fat tails dilute it (2015-2024 closes: −0.72; 2021-08..2024-11: −0.73).
+    * ``s(xi)`` = ``vol_up`` 0.065 for xi > 0, ``vol_down`` 0.042 for xi ≤ 0: VIX changes are
+      right-skewed (it spikes up and bleeds down). A −10% day then happens ~3 times a year, a −15%
+      day needs a ~3.5 sd shock at the median level and a −20% day (2024-11-06) beyond 5 sd.
+      That is deliberately calmer on the downside than the data (2021-08..2024-11: 30 days
+      ≤ −10%, 3 ≤ −15%, 1 ≤ −20%, 2024-08-06), so that the scenario's collapse is the outlier of
+      its 3-year window, as the task asks.
+      Realized sd of Δln VIX ≈ 0.05-0.08 a day (2021-08..2024-11 data: 0.069).
+    * ``J_t``: a spike with probability ``jump_prob`` per day (3 a year), size exponential with
+      mean ``jump_mean`` (+16% in VIX); ``c`` = (vol_up − vol_down)/sqrt(2π) + jump_prob · jump_mean
+      compensates the skew and the jumps, so ln VIX reverts to ln ``vix_median`` (17; the 2015-2024
+      median close was 16.3, 2021-08..2024-11 18.7; draws have a prelude median of 15-19).
+    * clip to [``vix_floor``, ``vix_cap``] = [10, 55] (59 closes below 10 since 2009, all in
+      2017-2018; the cap keeps a spike inside the unit tests' [9, 60] envelope).
+
+    SPX: log return ``r_t = mu/252 - sigma_t²/2 + sigma_t eps_t`` with
+    ``sigma_t = realized_over_implied · VIX_{t-1}/100/sqrt(252)``: stochastic vol tied to
+    yesterday's VIX, 0.8 being the usual ratio of realized to implied vol (the variance risk
+    premium). ``eps = z·w`` is Student-t with ``t_df`` 5 (a normal variance mixture scaled to unit
+    variance): fat-tailed SPX days, while the VIX sees only the Gaussian ``z``. ``mu`` 7% a year.
+    Realized SPX vol over an 800-day prelude comes out at 11.5-17.5% (median 14%; the data's
+    2021-08..2024-11, with the 2022 bear market, 17.3%; realized/VIX there 0.80); the level 800
+    days back is wherever the walk started (5%-95% of draws: 0.55-1.23 × the anchor).
+
+    Term structure, regressions fitted on 2011-2024 Cboe closes (VIX9D, VIX, VIX3M; d = ln VIX
+    minus its ``ts_ema_days`` 20-day EMA, the spike part; the level part is ``x - ln vix_median``):
+
+    * ``ln(VIX9D/VIX) = ln 0.945 + 0.077 (x - ln 17) + 0.378 d + u9``, u9 AR(1) 0.835, innovation
+      sd 0.044;
+    * ``ln(VIX3M/VIX) = ln 1.124 - 0.122 (x - ln 17) - 0.315 d + u3m``, u3m AR(1) 0.962,
+      innovation sd 0.013.
+
+    So the curve is in contango when calm (VIX3M above VIX on ~99.6% of days with VIX < 16, data
+    99.9%; VIX9D below on 85%, data 86%) and inverts in spikes rather than at any high level (days
+    with d > 0.2: VIX9D above VIX 77%, data 90%; VIX3M below 54%, data 65%). Ratios are clipped to
+    ``ratio9_range``/``ratio3m_range`` (the 2011-2024 extremes), inside which the 9/30/93-day
+    total variances increase (no negative forward variance, the condition
+    :func:`variance_curve` enforces).
+    """
+
+    vix_median: float = 17.0
+    kappa: float = 0.045
+    vol_up: float = 0.065
+    vol_down: float = 0.042
+    rho_spx_vix: float = -0.85
+    jump_prob: float = 3.0 / 252.0
+    jump_mean: float = 0.15
+    vix_floor: float = 10.0
+    vix_cap: float = 55.0
+    realized_over_implied: float = 0.8
+    mu: float = 0.07
+    t_df: float = 5.0
+    ts_ema_days: int = 20
+    ratio9_at_median: float = 0.945
+    beta9: float = 0.077
+    dev9: float = 0.378
+    phi9: float = 0.835
+    sd9: float = 0.044
+    ratio3m_at_median: float = 1.124
+    beta3m: float = -0.122
+    dev3m: float = -0.315
+    phi3m: float = 0.962
+    sd3m: float = 0.013
+    ratio9_range: tuple[float, float] = (0.65, 1.60)
+    ratio3m_range: tuple[float, float] = (0.72, 1.42)
+
+
+HISTORY_MODEL = HistoryModel()
+
+# acceptance envelope of a prelude draw (see history()): the calibration the unit tests check
+HISTORY_VIX_RANGE = (9.0, 60.0)
+HISTORY_MAX_VIX_DROP = -0.20      # no one-day VIX change at or below this
+HISTORY_BIG_VIX_DROP = -0.15      # ... and at most HISTORY_MAX_BIG_DROPS changes at or below this
+HISTORY_MAX_BIG_DROPS = 3
+HISTORY_SPX_VOL_RANGE = (0.10, 0.25)  # annualized realized vol of SPX over the prelude
+# ... and no prelude day meets the VIX/SPX leaves of the default "election_vol_collapse" rule
+# (streamer/rules/default.toml): change ≤ −15% ranking ≤ 0.005 (fraction of the prior ≤ 756
+# changes at or below it, FlowBook's convention, once 252 exist) on an SPX up day. The warm-up
+# must not fire the trigger the scenarios are about.
+HISTORY_RANK_WINDOW, HISTORY_RANK_MIN, HISTORY_RANK_MAX = 756, 252, 0.005
+HISTORY_MAX_DRAWS = 64
+
+
+@dataclass(slots=True, frozen=True)
+class History:
+    """A warm-up prelude: one close per trading day, oldest first, rounded as published (2 dp).
+
+    ``close_ts_ns``: the close instant (16:00 ET, 13:00 on early-close days) in UTC ns;
+    ``draws``: how many seeded draws were made before one passed the acceptance envelope.
+    """
+
+    dates: tuple[dt.date, ...]
+    close_ts_ns: np.ndarray
+    spx: np.ndarray
+    vix: np.ndarray
+    vix9d: np.ndarray
+    vix3m: np.ndarray
+    draws: int
+
+    def levels(self, symbol: str) -> np.ndarray:
+        """Closes of an index symbol ("SPX", "VIX", "VIX9D", "VIX3M")."""
+        return {"SPX": self.spx, "VIX": self.vix, "VIX9D": self.vix9d, "VIX3M": self.vix3m}[symbol]
+
+
+def close_ts_ns(day: dt.date) -> int:
+    """The regular close of ``day`` in UTC ns: 16:00 ET, or 13:00 ET on NYSE early-close days.
+
+    >>> close_ts_ns(dt.date(2024, 11, 29)) == _ns(_et(2024, 11, 29, 13, 0))
+    True
+    """
+    hh = 13 if is_early_close(day) else 16
+    return _ns(dt.datetime(day.year, day.month, day.day, hh, 0, tzinfo=NY))
+
+
+def history_dates(first_session: dt.date, days: int) -> list[dt.date]:
+    """The ``days`` NYSE trading days before ``first_session`` (simulator calendar), oldest first.
+
+    >>> history_dates(dt.date(2024, 11, 5), 3)
+    [datetime.date(2024, 10, 31), datetime.date(2024, 11, 1), datetime.date(2024, 11, 4)]
+    """
+    if days < 0:
+        raise ValueError("history_days must be >= 0")
+    out: list[dt.date] = []
+    d = first_session
+    while len(out) < days:
+        d -= dt.timedelta(days=1)
+        if is_trading_day(d):
+            out.append(d)
+    return out[::-1]
+
+
+def _bridge_weights(n: int, phi: float) -> np.ndarray:
+    """Weights w_0..w_{n-1} (w_0 = 0, w_{n-1} = 1) that pin an AR(1) with coefficient ``phi`` to its
+    end value: E[x_t | x_{n-1}] moves by w_t × the end's move, w_t = sinh(k t)/sinh(k T),
+    k = -ln phi, T = n - 1 (written with exponentials, no overflow)."""
+    if n == 1:
+        return np.ones(1)
+    k = -math.log(phi)
+    t = np.arange(n, dtype=np.float64)
+    big_t = n - 1
+    return np.exp(k * (t - big_t)) * (-np.expm1(-2.0 * k * t)) / (-math.expm1(-2.0 * k * big_t))
+
+
+def _history_draw(rng: np.random.Generator, n: int, anchor: dict[str, float],
+                  m: HistoryModel) -> dict[str, np.ndarray]:
+    """One unrounded prelude path of ``n`` closes ending exactly at ``anchor`` (see HistoryModel)."""
+    z = rng.standard_normal(n)
+    # Student-t SPX shock as a normal variance mixture z·w (unit variance); the VIX couples to z,
+    # so SPX gets fat tails without giving the VIX fat-tailed down days
+    eps = z * np.sqrt((m.t_df - 2.0) / rng.chisquare(m.t_df, n))
+    eta = rng.standard_normal(n)
+    jumps = np.where(rng.random(n) < m.jump_prob, rng.exponential(m.jump_mean, n), 0.0)
+    z9 = rng.standard_normal(n)
+    z3 = rng.standard_normal(n)
+    xi = m.rho_spx_vix * z + math.sqrt(1.0 - m.rho_spx_vix ** 2) * eta
+    shock = np.where(xi > 0.0, m.vol_up, m.vol_down) * xi
+    # compensator: E[s(xi) xi] = (vol_up - vol_down) E[xi+] (xi ~ unit normal), plus E[J]
+    comp = (m.vol_up - m.vol_down) / math.sqrt(2.0 * math.pi) + m.jump_prob * m.jump_mean
+    lm, lo, hi = math.log(m.vix_median), math.log(m.vix_floor), math.log(m.vix_cap)
+    x = np.empty(n)
+    x[0] = lm + rng.standard_normal() * m.vol_down / math.sqrt(2.0 * m.kappa)
+    for t in range(1, n):
+        x[t] = min(max(x[t - 1] + m.kappa * (lm - x[t - 1]) + shock[t] + jumps[t] - comp, lo), hi)
+    x += (math.log(anchor["VIX"]) - x[-1]) * _bridge_weights(n, 1.0 - m.kappa)
+    vix = np.exp(x)
+    # SPX: stochastic vol from yesterday's VIX; first return unused (the level is rescaled anyway)
+    sig = m.realized_over_implied * vix / 100.0 / math.sqrt(252.0)
+    r = np.zeros(n)
+    r[1:] = m.mu / 252.0 - 0.5 * sig[:-1] ** 2 + sig[:-1] * eps[1:]
+    ls = np.cumsum(r)
+    spx = anchor["SPX"] * np.exp(ls - ls[-1])
+    # term structure: ratios from the level and the spike (x above its EMA) plus AR(1) noise,
+    # pinned to the anchor's ratios
+    a = 2.0 / (m.ts_ema_days + 1.0)
+    ema = np.empty(n)
+    ema[0] = x[0]
+    for t in range(1, n):
+        ema[t] = ema[t - 1] + a * (x[t] - ema[t - 1])
+    out = {"SPX": spx, "VIX": vix}
+    for sym, ratio, beta, dev, phi, sd, z, rng_ in (
+            ("VIX9D", m.ratio9_at_median, m.beta9, m.dev9, m.phi9, m.sd9, z9, m.ratio9_range),
+            ("VIX3M", m.ratio3m_at_median, m.beta3m, m.dev3m, m.phi3m, m.sd3m, z3, m.ratio3m_range)):
+        u = np.empty(n)
+        u[0] = z[0] * sd / math.sqrt(1.0 - phi ** 2)
+        for t in range(1, n):
+            u[t] = phi * u[t - 1] + sd * z[t]
+        s = math.log(ratio) + beta * (x - lm) + dev * (x - ema) + u
+        s += (math.log(anchor[sym] / anchor["VIX"]) - s[-1]) * _bridge_weights(n, phi)
+        s[:-1] = np.clip(s[:-1], math.log(rng_[0]), math.log(rng_[1]))
+        out[sym] = vix * np.exp(s)
+    return out
+
+
+def _history_ok(p: dict[str, np.ndarray]) -> bool:
+    """The acceptance envelope (HISTORY_* constants) on the rounded closes."""
+    v = np.round(p["VIX"], 2)
+    s = np.round(p["SPX"], 2)
+    if len(v) < 2:
+        return True
+    ch = v[1:] / v[:-1] - 1.0
+    up = s[1:] >= s[:-1]
+    for i in np.flatnonzero((ch <= HISTORY_BIG_VIX_DROP) & up):
+        prior = ch[max(0, i - HISTORY_RANK_WINDOW):i]
+        if len(prior) >= HISTORY_RANK_MIN and np.mean(prior <= ch[i]) <= HISTORY_RANK_MAX:
+            return False
+    vol = float(np.std(np.diff(np.log(s))) * math.sqrt(252.0))
+    return bool(HISTORY_VIX_RANGE[0] <= v.min() and v.max() <= HISTORY_VIX_RANGE[1]
+                and ch.min() > HISTORY_MAX_VIX_DROP
+                and int((ch <= HISTORY_BIG_VIX_DROP).sum()) <= HISTORY_MAX_BIG_DROPS
+                and (len(v) < 60 or HISTORY_SPX_VOL_RANGE[0] <= vol <= HISTORY_SPX_VOL_RANGE[1]))
+
+
+def history(name: str, seed: int = 0, days: int = 800, model: HistoryModel = HISTORY_MODEL) -> History:
+    """The scenario's warm-up prelude: ``days`` daily closes of SPX, VIX, VIX9D and VIX3M on the
+    NYSE trading days before its first session, the last one equal to that session's open levels
+    (a zero overnight gap into day 1: the open is the only level the scenario specifies).
+
+    Synthetic but seeded (see :class:`HistoryModel`): the free path is simulated forward, then the
+    VIX and the term-structure ratios are pinned to the anchor with AR(1)-bridge weights
+    (the gap is spread over the last few half-lives, no jump at the end) and SPX is rescaled so its
+    last close is the anchor (returns unchanged). A draw whose rounded closes leave the acceptance
+    envelope (VIX within [9, 60]; no one-day VIX change ≤ −20%, at most 3 ≤ −15%; SPX realized vol
+    10-25% a year) is replaced by the next seeded draw (up to ``HISTORY_MAX_DRAWS``; the last one
+    is kept if none passes, which only extreme anchors could cause). Draws of the default model
+    pass almost always: the envelope only rules out rare tails, so that the scenario's own day
+    (e.g. the −20.6% VIX collapse of 2024-11-06) stays the outlier it was.
+
+    >>> h = history("election-2024", seed=0)
+    >>> len(h.dates), h.dates[-1], float(h.spx[-1]), float(h.vix[-1])
+    (800, datetime.date(2024, 11, 4), 5722.43, 21.6)
+    """
+    sc = _scenario(name)
+    first = sc.sessions[0]
+    dates = history_dates(first.date, days)
+    ts = np.array([close_ts_ns(d) for d in dates], dtype=np.int64)
+    anchor = {"SPX": first.spx[0], "VIX": first.vix[0], "VIX9D": first.vix9d[0], "VIX3M": first.vix3m[0]}
+    if not dates:
+        empty = np.zeros(0)
+        return History((), ts, empty, empty, empty, empty, 0)
+    for draw in range(1, HISTORY_MAX_DRAWS + 1):
+        p = _history_draw(_rng(seed, sc.name, 1_000, draw), len(dates), anchor, model)
+        if _history_ok(p):
+            break
+    r = {k: np.round(v, 2) for k, v in p.items()}
+    return History(tuple(dates), ts, r["SPX"], r["VIX"], r["VIX9D"], r["VIX3M"], draw)
+
+
+def _history_events(sc: Scenario, seed: int, cfg: SimConfig) -> Iterator[SimEvent]:
+    h = history(sc.name, seed, cfg.history_days)
+    cols = [(sym, h.levels(sym).tolist()) for sym in cfg.symbols]
+    for i, ts in enumerate(h.close_ts_ns.tolist()):
+        for sym, px in cols:
+            yield SimEvent("index_tick", UNDERLYING, IndexTick(sym, UNDERLYING, ts, px[i]), history=True)
+
+
+def is_history(event: SimEvent) -> bool:
+    """True for a warm-up prelude event (one daily close tick before the scenario's sessions)."""
+    return event.history
+
+
 # ------------------------------------------------------------------------------------------ schedule
 
 
@@ -584,16 +872,19 @@ def _listing(sc: Scenario, si: int, cfg: SimConfig) -> _Listing:
 
 
 def count(name: str, *, preset: str = "demo", tick_every_s: float | None = None,
-          chain_every_s: float | None = None, max_strikes: int | None = None, **kw: Any) -> int:
+          chain_every_s: float | None = None, max_strikes: int | None = None,
+          history_days: int | None = None, **kw: Any) -> int:
     """Number of events ``generate`` yields with the same arguments (no pricing: cheap).
 
     >>> 20_000 <= count("election-2024") <= 60_000
     True
+    >>> count("calm", preset="fast") - count("calm", preset="fast", history_days=0)
+    3200
     """
     sc = _scenario(name)
     cfg = _config(preset, dict(tick_every_s=tick_every_s, chain_every_s=chain_every_s,
-                               max_strikes=max_strikes, **kw))
-    n = 0
+                               max_strikes=max_strikes, history_days=history_days, **kw))
+    n = cfg.history_days * len(cfg.symbols)
     for si, ss in enumerate(sc.sessions):
         o, _ = session_bounds_ns(ss.date)
         lst = _listing(sc, si, cfg)
@@ -656,18 +947,26 @@ def chain_prices(sc: Scenario, now_ns: int, spot: float, levels: dict[str, float
 
 def generate(name: str, seed: int = 0, *, preset: str = "demo", tick_every_s: float | None = None,
              chain_every_s: float | None = None, max_strikes: int | None = None,
-             **kw: Any) -> Iterator[SimEvent]:
+             history_days: int | None = None, **kw: Any) -> Iterator[SimEvent]:
     """Yield the scenario's input messages in non-decreasing ``msg.ts_ns``.
 
-    ``preset``: a key of :data:`PRESETS` ("demo" ≈ 20k-60k messages, "fast" a few thousand,
-    "full"); ``tick_every_s`` (seconds between index ticks of each symbol), ``chain_every_s``
-    (seconds between full option-chain snapshots, from the open), ``max_strikes`` (per expiry;
-    0 = all listed) and any other :class:`SimConfig` field override the preset. The same
+    ``preset``: a key of :data:`PRESETS` ("demo" ≈ 20k-60k messages, "fast" a few thousand plus
+    the prelude, "full"); ``tick_every_s`` (seconds between index ticks of each symbol),
+    ``chain_every_s`` (seconds between full option-chain snapshots, from the open),
+    ``max_strikes`` (per expiry; 0 = all listed), ``history_days`` (warm-up daily closes first,
+    0 = none) and any other :class:`SimConfig` field override the preset. The same
     (name, seed, config) always gives the same events.
+
+    First come ``history_days`` warm-up days (:func:`history`): on each, one IndexTick per symbol
+    at that day's close, flagged ``SimEvent.history``; then the scenario's sessions, which do not
+    depend on the prelude (same messages with ``history_days=0``).
     """
     sc = _scenario(name)
     cfg = _config(preset, dict(tick_every_s=tick_every_s, chain_every_s=chain_every_s,
-                               max_strikes=max_strikes, **kw))
+                               max_strikes=max_strikes, history_days=history_days, **kw))
+    if cfg.history_days < 0:
+        raise ValueError("history_days must be >= 0")
+    yield from _history_events(sc, seed, cfg)
     for si, ss in enumerate(sc.sessions):
         yield from _session_events(sc, si, seed, cfg)
 

@@ -1,6 +1,8 @@
 """The scenario simulator: deterministic, time-ordered, valid at the edge, arbitrage-sane quotes, and
 scenario closes (election collapse, calm) as specified; its VIX ticks agree with a Cboe-method
-computation on its own chain (``streamer.core.vix.vix_batch``)."""
+computation on its own chain (``streamer.core.vix.vix_batch``). The warm-up history prelude: calendar,
+close stamps, anchoring to day 1, calibration envelope, and the election collapse ranking as an
+outlier of the trailing 756 one-day VIX changes (plain numpy, not FlowBook)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -18,8 +20,15 @@ NY = simulator.NY
 
 
 @pytest.fixture(scope="module")
-def runs() -> dict[str, list[simulator.SimEvent]]:
+def full_runs() -> dict[str, list[simulator.SimEvent]]:
+    """Everything generate() yields with the fast preset: the warm-up prelude, then the sessions."""
     return {name: list(simulator.generate(name, seed=3, preset="fast")) for name in simulator.SCENARIOS}
+
+
+@pytest.fixture(scope="module")
+def runs(full_runs) -> dict[str, list[simulator.SimEvent]]:
+    """The scenario sessions only (prelude dropped)."""
+    return {name: [e for e in evs if not simulator.is_history(e)] for name, evs in full_runs.items()}
 
 
 def local(ts_ns: int) -> dt.datetime:
@@ -68,11 +77,16 @@ def test_deterministic_per_seed():
 
 
 @pytest.mark.parametrize("name", sorted(simulator.SCENARIOS))
-def test_time_ordered_counted_and_in_session(runs, name):
+def test_time_ordered_counted_and_in_session(full_runs, runs, name):
+    full = full_runs[name]
+    ts = [e.msg.ts_ns for e in full]
+    assert all(x <= y for x, y in zip(ts, ts[1:]))
+    assert len(full) == simulator.count(name, preset="fast")
+    n_hist = simulator.PRESETS["fast"].history_days * len(simulator.INDEX_SYMBOLS)
+    assert len(full) - len(runs[name]) == n_hist == 3_200
+    assert all(simulator.is_history(e) for e in full[:n_hist])  # the prelude comes first
     evs = runs[name]
     ts = [e.msg.ts_ns for e in evs]
-    assert all(x <= y for x, y in zip(ts, ts[1:]))
-    assert len(evs) == simulator.count(name, preset="fast")
     assert 2_000 <= len(evs) <= 10_000
     days = {s.date for s in simulator.SCENARIOS[name].sessions}
     for t in ts:
@@ -84,11 +98,12 @@ def test_time_ordered_counted_and_in_session(runs, name):
 def test_demo_size():
     for name in simulator.SCENARIOS:
         assert 20_000 <= simulator.count(name) <= 60_000
+        assert simulator.count(name) - simulator.count(name, history_days=0) == 800 * 4
 
 
 @pytest.mark.parametrize("name", sorted(simulator.SCENARIOS))
-def test_every_message_passes_the_real_parsers(runs, name):
-    for e in runs[name]:
+def test_every_message_passes_the_real_parsers(full_runs, name):
+    for e in full_runs[name]:
         assert type(e.msg) is schemas.MESSAGE_TYPES[e.kind]
         assert e.msg.underlying == "SPX"
         assert schemas.PARSERS[e.kind](schemas.encode(e.msg)) == e.msg
@@ -302,3 +317,187 @@ def test_model_surface_has_no_static_arbitrage(name):
                 w = iv * iv * t
                 assert (w >= w_prev - 1e-12).all(), (name, e)
                 w_prev = w
+
+
+# ----------------------------------------------------------------------------- warm-up history
+
+SEEDS = range(12)  # calibration is checked on several seeds, not just the fixture's
+
+
+def day_closes(events, symbol: str) -> tuple[list[dt.date], np.ndarray]:
+    """(dates, closes) of ``symbol`` over prelude + sessions: the last tick of each date."""
+    c = closes(events, symbol)
+    d = sorted(c)
+    return d, np.array([c[x] for x in d])
+
+
+def rank_prior(changes: np.ndarray, i: int, window: int = 756) -> float:
+    """FlowBook's convention: fraction of the ``window`` changes before i that are <= changes[i]."""
+    prior = changes[max(0, i - window):i]
+    return float(np.mean(prior <= changes[i]))
+
+
+@pytest.mark.parametrize("name", sorted(simulator.SCENARIOS))
+def test_history_layout_calendar_and_close_stamps(full_runs, name):
+    sc = simulator.SCENARIOS[name]
+    hist = [e for e in full_runs[name] if simulator.is_history(e)]
+    assert len(hist) == 800 * 4
+    assert {e.kind for e in hist} == {"index_tick"} and {e.key for e in hist} == {"SPX"}
+    assert {e.msg.underlying for e in hist} == {"SPX"}
+    first_open = simulator.session_bounds_ns(sc.sessions[0].date)[0]
+    assert max(e.msg.ts_ns for e in hist) < first_open
+    days: dict[dt.date, list] = defaultdict(list)
+    for e in hist:
+        days[local(e.msg.ts_ns).date()].append(e.msg)
+    dates = sorted(days)
+    assert len(dates) == 800
+    for d, msgs in days.items():  # one tick per symbol, all at the same close instant
+        assert [m.symbol for m in msgs] == list(simulator.INDEX_SYMBOLS)
+        assert len({m.ts_ns for m in msgs}) == 1
+        t = local(msgs[0].ts_ns)
+        early = simulator.is_early_close(d)
+        assert (t.hour, t.minute, t.second) == ((13, 0, 0) if early else (16, 0, 0)), d
+    # consecutive NYSE trading days ending the trading day before day 1
+    cal = [dates[0] + dt.timedelta(days=k) for k in range((sc.sessions[0].date - dates[0]).days)]
+    assert dates == [d for d in cal if simulator.is_trading_day(d)]
+    assert dates == simulator.history_dates(sc.sessions[0].date, 800)
+
+
+def test_history_calendar_spot_checks(full_runs):
+    dates = {local(e.msg.ts_ns).date(): local(e.msg.ts_ns).time()
+             for e in full_runs["election-2024"] if simulator.is_history(e)}
+    assert max(dates) == dt.date(2024, 11, 4)  # Monday before the election (Tuesday)
+    for closed in (dt.date(2024, 7, 4), dt.date(2023, 11, 23), dt.date(2024, 3, 29), dt.date(2023, 6, 19),
+                   dt.date(2022, 12, 26), dt.date(2024, 1, 15), dt.date(2023, 12, 30)):
+        assert closed not in dates, closed
+    assert dates[dt.date(2023, 11, 24)] == dt.time(13, 0)  # day after Thanksgiving
+    assert dates[dt.date(2024, 7, 3)] == dt.time(13, 0)
+    assert dates[dt.date(2023, 11, 22)] == dt.time(16, 0)
+    assert min(dates) == dt.date(2021, 8, 31)
+
+
+@pytest.mark.parametrize("name", sorted(simulator.SCENARIOS))
+def test_history_ends_at_day1_open(full_runs, name):
+    """The last prelude close is the level the scenario's day 1 opens at, for every symbol, and
+    day 1's first tick is a normal overnight move away from it."""
+    ss = simulator.SCENARIOS[name].sessions[0]
+    evs = full_runs[name]
+    for sym in simulator.INDEX_SYMBOLS:
+        last = [e.msg.price for e in evs if simulator.is_history(e) and e.msg.symbol == sym][-1]
+        assert last == getattr(ss, sym.lower())[0]
+        first = next(e.msg.price for e in evs if not simulator.is_history(e)
+                     and e.kind == "index_tick" and e.msg.symbol == sym)
+        assert abs(first / last - 1) < (0.01 if sym == "SPX" else 0.06), (sym, first, last)
+    if name == "election-2024":
+        h = simulator.history(name, seed=3)
+        assert (h.spx[-1], h.vix[-1], h.vix9d[-1], h.vix3m[-1]) == (5722.43, 21.6, 25.6, 20.6)
+
+
+@pytest.mark.parametrize("name", sorted(simulator.SCENARIOS))
+def test_history_calibration(name):
+    """The envelope of the task: VIX in [9, 60], no one-day VIX drop <= -20%, at most 3 <= -15%,
+    SPX realized vol 10-25% a year; plus the shape: VIX reverts around ~17, leverage correlation,
+    term structure in contango when calm and inverted in spikes, no negative forward variance."""
+    corr, spike9, spike3, calm9, calm3 = [], [], [], [], []
+    for seed in SEEDS:
+        h = simulator.history(name, seed)
+        v, s, v9, v3 = h.vix, h.spx, h.vix9d, h.vix3m
+        assert len(v) == 800 and np.isfinite(np.c_[v, s, v9, v3]).all()
+        ch = v[1:] / v[:-1] - 1
+        assert 9.0 <= v.min() and v.max() <= 60.0, (seed, v.min(), v.max())
+        assert ch.min() > -0.20, (seed, ch.min())
+        assert (ch <= -0.15).sum() <= 3, seed
+        r = np.diff(np.log(s))
+        vol = r.std() * math.sqrt(252)
+        assert 0.10 <= vol <= 0.25, (seed, vol)
+        assert 14.0 <= np.median(v) <= 20.0, (seed, np.median(v))
+        corr.append(np.corrcoef(r, np.diff(np.log(v)))[0, 1])
+        # total variances increase with the horizon (9, 30, 93 days): positive forward variance
+        assert (v9 ** 2 * 9 < v ** 2 * 30).all() and (v ** 2 * 30 < v3 ** 2 * 93).all(), seed
+        calm = v[:-1] < 16.0  # (the last close is the scenario's own anchor)
+        calm3 += list(v3[:-1][calm] > v[:-1][calm])
+        calm9 += list(v9[:-1][calm] < v[:-1][calm])
+        x = np.log(v)
+        ema = x.copy()
+        for t in range(1, len(x)):
+            ema[t] = ema[t - 1] + 2 / 21 * (x[t] - ema[t - 1])
+        spike = x - ema > 0.2  # VIX 20%+ above its 20-day EMA
+        spike9 += list(v9[spike] > v[spike])
+        spike3 += list(v3[spike] < v[spike])
+        assert 1 <= h.draws <= simulator.HISTORY_MAX_DRAWS
+    assert max(corr) < -0.4 and np.median(corr) < -0.6  # leverage effect
+    # contango when calm (2011-2024 data, VIX < 16: VIX3M > VIX on 99.9% of days, VIX9D < VIX on 86%)
+    assert len(calm3) > 1000 and np.mean(calm3) > 0.97 and np.mean(calm9) > 0.75
+    # spikes invert the curve (2011-2024 data: VIX9D > VIX on 90% of such days, VIX3M < VIX on 65%)
+    assert len(spike9) > 50 and np.mean(spike9) > 0.65 and np.mean(spike3) > 0.4
+
+
+def test_history_envelope_is_a_guard_not_the_model():
+    """Most first draws already pass the acceptance envelope, so the calibration above comes from
+    the model, not from re-drawing until it holds."""
+    draws = [simulator.history(n, seed).draws for n in simulator.SCENARIOS for seed in range(40)]
+    assert np.mean(np.array(draws) == 1) >= 0.75 and max(draws) <= 8
+
+
+@pytest.mark.parametrize("name", sorted(simulator.SCENARIOS))
+def test_history_never_meets_the_collapse_rule(name):
+    """Unremarkable prelude: no day meets the default election_vol_collapse leaves (VIX <= -15%,
+    ranking <= 0.005 of the prior <= 756 changes once 252 exist, SPX up), for any seed tried."""
+    for seed in SEEDS:
+        h = simulator.history(name, seed)
+        ch = h.vix[1:] / h.vix[:-1] - 1
+        up = h.spx[1:] >= h.spx[:-1]
+        for i in np.flatnonzero(ch <= -0.15):
+            assert not (i >= 252 and rank_prior(ch, i) <= 0.005 and up[i]), (seed, i, ch[i])
+
+
+def test_election_collapse_ranks_as_a_3_year_outlier(full_runs):
+    """Day 2's VIX close vs day 1's (-20.6%) ranks <= 0.005 among the trailing 756 one-day changes,
+    computed from the generated closes (prelude + sessions)."""
+    dates, v = day_closes(full_runs["election-2024"], "VIX")
+    assert dates[-2:] == [dt.date(2024, 11, 5), dt.date(2024, 11, 6)] and len(v) == 802
+    ch = v[1:] / v[:-1] - 1
+    assert ch[-1] == pytest.approx(16.27 / 20.49 - 1, abs=0.005) and ch[-1] <= -0.2
+    assert len(ch[:-1]) >= 756
+    assert rank_prior(ch, len(ch) - 1) <= 0.005  # vs the 756 changes before it (FlowBook's way)
+    assert np.mean(ch[-756:] <= ch[-1]) <= 0.005  # ... and with itself in the window
+    # the same on other seeds (session closes as specified by the scenario)
+    ss = simulator.SCENARIOS["election-2024"].sessions
+    for seed in SEEDS:
+        vv = np.r_[simulator.history("election-2024", seed).vix, ss[0].vix[1], ss[1].vix[1]]
+        c = vv[1:] / vv[:-1] - 1
+        assert rank_prior(c, len(c) - 1) <= 0.005 and np.mean(c[-756:] <= c[-1]) <= 0.005, seed
+
+
+def test_calm_days_are_ordinary_against_the_prelude(full_runs):
+    """The calm scenario's one-day VIX and SPX changes sit in the body of the prelude's distribution."""
+    _, v = day_closes(full_runs["calm"], "VIX")
+    _, s = day_closes(full_runs["calm"], "SPX")
+    cv, cs = v[1:] / v[:-1] - 1, s[1:] / s[:-1] - 1
+    for i in (len(cv) - 2, len(cv) - 1):  # day 1 vs the last prelude close, day 2 vs day 1
+        assert 0.05 <= rank_prior(cv, i) <= 0.95 and 0.05 <= rank_prior(cs, i) <= 0.95, i
+
+
+def test_history_days_option_and_sessions_unchanged():
+    """``history_days`` overrides the preset; the sessions are the same messages without the prelude."""
+    enc = schemas.encode
+    with_h = list(simulator.generate("calm", seed=5, preset="fast"))
+    without = list(simulator.generate("calm", seed=5, preset="fast", history_days=0))
+    assert not any(simulator.is_history(e) for e in without)
+    assert [enc(e.msg) for e in with_h if not simulator.is_history(e)] == [enc(e.msg) for e in without]
+    short = list(simulator.generate("calm", seed=5, preset="fast", history_days=10))
+    assert sum(map(simulator.is_history, short)) == 40
+    assert len(short) == simulator.count("calm", preset="fast", history_days=10)
+    # the short prelude is pinned to the same anchor (its own draw, not a slice of the long one)
+    assert [e.msg.price for e in short if simulator.is_history(e)][-4:] == [6042.0, 14.5, 13.3, 16.4]
+    assert simulator.PRESETS["demo"].history_days == simulator.PRESETS["fast"].history_days == 800
+    with pytest.raises(ValueError):
+        list(simulator.generate("calm", preset="fast", history_days=-1))
+    # deterministic per seed, different across seeds
+    a, b = simulator.history("calm", 5), simulator.history("calm", 5)
+    c = simulator.history("calm", 6)
+    assert np.array_equal(a.vix, b.vix) and np.array_equal(a.spx, b.spx)
+    assert not np.array_equal(a.vix, c.vix)
+    assert [enc(e.msg) for e in with_h if simulator.is_history(e)] == [
+        enc(simulator.IndexTick(sym, "SPX", int(ts), float(a.levels(sym)[i])))
+        for i, ts in enumerate(a.close_ts_ns) for sym in simulator.INDEX_SYMBOLS]
