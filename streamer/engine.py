@@ -2,23 +2,43 @@
 
 No Kafka here: the Faust worker (streamer/app) decodes, calls an engine, encodes; offline tools and
 tests drive the very same engine objects. One ``UnderlyingEngine`` holds everything derived from one
-underlying (SPX and the indices keyed to it, like VIX) and serializes to plain data for a table.
+underlying (SPX, the indices keyed to it such as VIX, and its option chain):
+
+* per index series: last print, session closes, realized vol (EWMA and session RV of 1-minute
+  returns, 20-day close-to-close);
+* the option chain (core/chain.py): per-contract IV and dealer exposures, GEX profile, flip, walls;
+* a Cboe-method VIX and VIX9D computed from the chain (core/vix.py);
+* the systematic-flow models (core/flows.py), fed the session closes, live prints and exposures;
+* the trigger rules (core/rules.py), evaluated on the named signals at most once per
+  ``analytics_interval_s`` of event time.
+
+State is plain data. The chain's contracts are stored one record per contract (a quote touches one
+record: O(1) persistence); everything else is one record per underlying. ``UnderlyingEngine.restore``
+rebuilds the aggregates from those records.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from datetime import date as _date
+from datetime import datetime, timedelta
+from typing import Any, Iterable, Sequence
 from zoneinfo import ZoneInfo
 
+import numpy as np
+
+from streamer.core import iv as ivsolve
 from streamer.core import realized
-from streamer.core.rules import ThresholdRule
-from streamer.schemas import AnalyticsSnapshot, IndexTick, TriggerEvent, event_id
+from streamer.core.chain import ChainConfig, ChainState, Contract, forward_from_parity
+from streamer.core.flows import FlowBook
+from streamer.core.rules import RuleSet
+from streamer.core.vix import VIX, VIX9D, VixEngine
+from streamer.schemas import AnalyticsSnapshot, DailyClose, IndexTick, OpenInterest, OptionQuote, TriggerEvent, event_id
 from streamer.settings import Settings
 
 ET = ZoneInfo("America/New_York")
 NS = 1_000_000_000
+NS_PER_YEAR = 365 * 86_400 * NS
 
 
 def session_bounds(ts_ns: int) -> tuple[int, int, int]:
@@ -36,6 +56,21 @@ def session_bounds(ts_ns: int) -> tuple[int, int, int]:
     return day.toordinal(), int(start.timestamp()) * NS, int(nxt.timestamp()) * NS
 
 
+def _f(x: float | None) -> float:
+    """JSON has no NaN: ``None`` in a stored state means NaN."""
+    return math.nan if x is None else float(x)
+
+
+def _minute_vol_annual(var_per_minute: float) -> float:
+    return math.sqrt(var_per_minute * realized.buckets_per_year(realized.NS_PER_MINUTE)) \
+        if var_per_minute == var_per_minute else math.nan
+
+
+def contract_key(underlying: str, expiry_ts_ns: int, strike: float, right: str) -> str:
+    """Table key of one contract's state: ``SPX|c|<expiry ns>|<strike>|<C/P>``."""
+    return f"{underlying}|c|{expiry_ts_ns}|{strike!r}|{right}"
+
+
 @dataclass(slots=True)
 class SeriesState:
     """One index series (SPX, VIX, ...): last print, session closes and realized-vol estimators."""
@@ -43,10 +78,10 @@ class SeriesState:
     symbol: str
     day: int = 0                 # New York date ordinal of the current session
     day_end_ns: int = 0          # start of the next calendar day, UTC ns
+    closed_day: int = 0          # date ordinal of the last session whose close is recorded
     last: float = math.nan
     last_ts_ns: int = 0
     prev_close: float = math.nan
-    open: float = math.nan
     rv_ewma: realized.EWMAVar = field(default=None)          # type: ignore[assignment]
     rv_intraday: realized.IntradayRV = field(default=None)   # type: ignore[assignment]
     rv_close: realized.CloseToCloseVol = field(default=None)  # type: ignore[assignment]
@@ -63,27 +98,22 @@ class SeriesState:
         )
 
     def to_state(self) -> dict[str, Any]:
-        return {"symbol": self.symbol, "day": self.day, "day_end_ns": self.day_end_ns, "last": self.last,
-                "last_ts_ns": self.last_ts_ns, "prev_close": self.prev_close, "open": self.open,
+        return {"symbol": self.symbol, "day": self.day, "day_end_ns": self.day_end_ns,
+                "closed_day": self.closed_day, "last": self.last,
+                "last_ts_ns": self.last_ts_ns, "prev_close": self.prev_close,
                 "rv_ewma": self.rv_ewma.to_state(), "rv_intraday": self.rv_intraday.to_state(),
                 "rv_close": self.rv_close.to_state()}
 
     @classmethod
     def from_state(cls, d: dict[str, Any]) -> SeriesState:
-        return cls(d["symbol"], d["day"], d["day_end_ns"], _f(d["last"]), d["last_ts_ns"],
-                   _f(d["prev_close"]), _f(d["open"]),
+        return cls(d["symbol"], d["day"], d["day_end_ns"], d["closed_day"], _f(d["last"]), d["last_ts_ns"],
+                   _f(d["prev_close"]),
                    realized.EWMAVar.from_state(d["rv_ewma"]), realized.IntradayRV.from_state(d["rv_intraday"]),
                    realized.CloseToCloseVol.from_state(d["rv_close"]))
 
-
-def _f(x: float | None) -> float:
-    """JSON has no NaN: ``None`` in a stored state means NaN."""
-    return math.nan if x is None else float(x)
-
-
-def _minute_vol_annual(var_per_minute: float) -> float:
-    return math.sqrt(var_per_minute * realized.buckets_per_year(realized.NS_PER_MINUTE)) \
-        if var_per_minute == var_per_minute else math.nan
+    @property
+    def change_ratio(self) -> float:
+        return self.last / self.prev_close - 1.0 if self.prev_close == self.prev_close else math.nan
 
 
 class UnderlyingEngine:
@@ -92,47 +122,77 @@ class UnderlyingEngine:
     >>> from streamer.settings import Settings
     >>> e = UnderlyingEngine("SPX", Settings())
     >>> t0 = 1730817000 * NS   # 2024-11-05 09:30 ET
-    >>> _ = e.on_tick(IndexTick("VIX", "SPX", t0, 21.0)); _ = e.on_tick(IndexTick("VIX", "SPX", t0 + 23_400 * NS, 20.49))
-    >>> fired = e.on_tick(IndexTick("VIX", "SPX", t0 + 86_400 * NS, 16.27))   # next session
-    >>> [(ev.rule, round(ev.inputs["vix_change_ratio"], 3)) for ev in fired]
-    [('vol_collapse', -0.206)]
+    >>> for ts, px in ((t0, 5722.4), (t0 + 23_400 * NS, 5782.76), (t0 + 86_400 * NS, 5864.9)):
+    ...     _ = e.on_tick(IndexTick("SPX", "SPX", ts, px))
+    >>> round(e.values()["spx_change_ratio"], 4)
+    0.0142
     """
 
-    def __init__(self, underlying: str, settings: Settings, state: dict[str, Any] | None = None) -> None:
+    def __init__(self, underlying: str, settings: Settings, rules: RuleSet | None = None) -> None:
         self.underlying = underlying
         self.settings = settings
         self.series: dict[str, SeriesState] = {}
-        self.rules: dict[str, ThresholdRule] = {
-            sym: ThresholdRule("vol_collapse", "<=", settings.vol_collapse_change_max,
-                               rearm=settings.vol_collapse_rearm)
-            for sym in settings.vol_indices
-        }
+        self.flows = FlowBook()
+        self.rules = rules if rules is not None else load_rules(settings)
+        self.chain: ChainState | None = None
+        self.vix = VixEngine(settings.rate, VIX)
+        self.vix9d = VixEngine(settings.rate, VIX9D)
         self.last_snapshot_ns = 0
+        self.last_eval_ns = 0
         self.last_ts_ns = 0
-        if state:
-            self._load(state)
+        self.n_evaluations = 0  # rule evaluations since the worker last counted them
+        self.touched: set[tuple[int, float, str]] = set()  # contracts changed since the last write-back
 
     # -- state -----------------------------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
-        """Plain-data state for a changelogged table (write back after every batch)."""
+        """Plain-data state of everything but the contracts (see :meth:`contract_states`)."""
         return {"underlying": self.underlying, "last_snapshot_ns": self.last_snapshot_ns,
-                "last_ts_ns": self.last_ts_ns,
+                "last_eval_ns": self.last_eval_ns, "last_ts_ns": self.last_ts_ns,
                 "series": {k: s.to_state() for k, s in self.series.items()},
-                "rules": {k: r.to_state() for k, r in self.rules.items()}}
+                "flows": self.flows.to_state(), "rules": self.rules.to_state(),
+                "chain": self.chain.meta_state() if self.chain is not None else None}
 
-    def _load(self, d: dict[str, Any]) -> None:
-        self.last_snapshot_ns = d["last_snapshot_ns"]
-        self.last_ts_ns = d["last_ts_ns"]
-        self.series = {k: SeriesState.from_state(v) for k, v in d["series"].items()}
-        for k, v in d["rules"].items():
-            if k in self.rules:
-                self.rules[k].load_state(v)
+    def take_touched_contracts(self) -> list[tuple[str, dict]]:
+        """(table key, state) of each contract changed since the last call: the O(1) write-back."""
+        out = []
+        if self.chain is not None:
+            for k in self.touched:
+                c = self.chain.get(k)
+                if c is not None:
+                    out.append((contract_key(self.underlying, *k), c.to_state()))
+        self.touched.clear()
+        return out
+
+    @classmethod
+    def restore(cls, underlying: str, settings: Settings, state: dict[str, Any] | None,
+                contract_states: Iterable[dict], rules: RuleSet | None = None) -> UnderlyingEngine:
+        """Rebuild an engine from its stored records (vectorized over the contracts)."""
+        eng = cls(underlying, settings, rules)
+        if not state:
+            return eng
+        eng.last_snapshot_ns = state["last_snapshot_ns"]
+        eng.last_eval_ns = state["last_eval_ns"]
+        eng.last_ts_ns = state["last_ts_ns"]
+        eng.series = {k: SeriesState.from_state(v) for k, v in state["series"].items()}
+        eng.flows = FlowBook.from_state(state["flows"])
+        eng.rules.load_state(state["rules"])
+        contracts = list(contract_states)
+        if state.get("chain") is not None:
+            eng.chain = ChainState.rebuild(contracts, state["chain"])
+            cs = [Contract.from_state(c) for c in contracts]
+            if cs:
+                arr = dict(expiry_ts_ns=np.array([c.expiry_ts_ns for c in cs], dtype=np.int64),
+                           strike=np.array([c.strike for c in cs]), right=np.array([c.right for c in cs]),
+                           bid=np.array([c.bid for c in cs]), ask=np.array([c.ask for c in cs]))
+                eng.vix = VixEngine.from_arrays(**arr, rate=settings.rate, spec=VIX)
+                eng.vix9d = VixEngine.from_arrays(**arr, rate=settings.rate, spec=VIX9D)
+        return eng
 
     # -- inputs ----------------------------------------------------------------------------------
 
     def on_tick(self, tick: IndexTick) -> list[TriggerEvent]:
-        """Fold one index tick in; returns the trigger events it fired (usually none)."""
+        """Fold one index tick in; returns the trigger events the rules fired (usually none)."""
         s = self.series.get(tick.symbol)
         if s is None:
             s = self.series[tick.symbol] = SeriesState.new(tick.symbol, self.settings.ewma_lambda)
@@ -145,44 +205,139 @@ class UnderlyingEngine:
         if sr is not None:
             s.rv_ewma.update(sr.log_return)
         s.last, s.last_ts_ns = px, ts
-        if s.open != s.open:
-            s.open = px
         self.last_ts_ns = max(self.last_ts_ns, ts)
-        rule = self.rules.get(tick.symbol)
-        if rule is not None and s.prev_close == s.prev_close:
-            change = px / s.prev_close - 1.0
-            if rule.check(change, ts):
-                return [self._vol_collapse_event(s, change, rule, ts)]
-        return []
+        if tick.symbol == self.underlying:
+            self.flows.on_spot(ts, px)
+            ch = self.chain
+            if ch is not None:
+                first = ch.eval_spot != ch.eval_spot  # chain created before any spot print
+                ch.on_spot(px, ts)                   # O(1); reprices past its move/age thresholds
+                if first:
+                    ch.reprice(px, ts)
+                    ch.recentre(px)
+        elif tick.symbol == "VIX":
+            self.flows.on_vol_index(ts, px)
+        return self.evaluate() if ts - self.last_eval_ns >= self.settings.analytics_interval_s * NS else []
 
     def _roll_session(self, s: SeriesState, ts: int) -> None:
-        if s.last == s.last:  # the last print of the previous session is its close
+        """First print of a new New York date: the previous session's close is its official close if
+        one arrived (``on_daily_close``), else its last print."""
+        prev_day = s.day
+        if s.last == s.last:
             s.prev_close = s.last
-            s.rv_close.update(s.last)
+            if prev_day and s.closed_day < prev_day:  # no official close: the last print stands in
+                s.rv_close.update(s.last)
+                s.closed_day = prev_day
+                self._closes_to_flows(prev_day)
         s.day, _, s.day_end_ns = session_bounds(ts)
-        s.open = math.nan
-        rule = self.rules.get(s.symbol)
-        if rule is not None:
-            rule.reset()
 
-    def _vol_collapse_event(self, s: SeriesState, change: float, rule: ThresholdRule, ts: int) -> TriggerEvent:
-        inputs: dict[str, float | None] = {
-            f"{s.symbol.lower()}": s.last, f"{s.symbol.lower()}_prev_close": s.prev_close,
-            f"{s.symbol.lower()}_change_ratio": change,
-        }
-        spot = self.series.get(self.underlying)
-        if spot is not None and spot.prev_close == spot.prev_close:
-            inputs[f"{self.underlying.lower()}"] = spot.last
-            inputs[f"{self.underlying.lower()}_change_ratio"] = spot.last / spot.prev_close - 1.0
-        severity = "critical" if change <= 1.33 * rule.threshold else "warning"
-        thresholds = {f"{s.symbol.lower()}_change_ratio_max": rule.threshold, "rearm_above": rule.rearm}
-        reason = (f"{s.symbol} {s.last:.2f} is {change:+.1%} vs previous close {s.prev_close:.2f} "
-                  f"(threshold {rule.threshold:+.0%}): implied-vol collapse, expect systematic buying "
-                  f"of {self.underlying} (vol-control re-leveraging, dealer vanna hedge removal)")
-        return TriggerEvent(event_id(rule.name, self.underlying, ts, inputs), rule.name, self.underlying, ts,
-                            "buy", severity, inputs, thresholds, reason)
+    def on_daily_close(self, dc: DailyClose) -> None:
+        """An official close (end-of-day feed or history backfill): closes, vol windows, flow models.
+
+        Trigger rules do not run here, so replaying years of closes to warm the models up never
+        fires a trigger. The close replaces the series' last print as that session's close.
+        """
+        s = self.series.get(dc.symbol)
+        if s is None:
+            s = self.series[dc.symbol] = SeriesState.new(dc.symbol, self.settings.ewma_lambda)
+        day = _date.fromisoformat(dc.date).toordinal()
+        if day < s.day or day <= s.closed_day:
+            return  # an older or repeated close (at-least-once redelivery)
+        if day > s.day:  # a session we saw no ticks of: it opens and closes here
+            if s.last == s.last and s.day:
+                s.prev_close = s.last
+            s.day, _, s.day_end_ns = session_bounds(dc.ts_ns)
+        s.last, s.last_ts_ns = dc.close, max(s.last_ts_ns, dc.ts_ns)
+        s.rv_close.update(dc.close)
+        s.closed_day = day
+        self.last_ts_ns = max(self.last_ts_ns, dc.ts_ns)
+        self._closes_to_flows(day)
+
+    def _closes_to_flows(self, day: int) -> None:
+        """Give the flow models session ``day``'s SPX and VIX closes once both are known."""
+        spx, vix = self.series.get(self.underlying), self.series.get("VIX")
+        if spx is not None and vix is not None and spx.closed_day == vix.closed_day == day:
+            # a series that has already rolled into the next session holds that close as prev_close
+            close = [x.prev_close if x.day > day else x.last for x in (spx, vix)]
+            self.flows.on_daily_close(_date.fromordinal(day), *close)
+
+    def on_quotes(self, quotes: Sequence[OptionQuote]) -> None:
+        """A batch of quotes: one vectorized IV solve, then O(1) per-contract chain and VIX updates.
+
+        IVs are solved against each expiry's put–call-parity forward (from this batch where it
+        quotes both sides of a strike, else from the chain's state), not against the last spot
+        print: quotes and index ticks travel on different topics, so the spot the worker has seen
+        may be minutes older than the quotes (e.g. across an overnight gap).
+        """
+        if not quotes:
+            return
+        ch = self._chain(quotes[0].ts_ns)
+        n = len(quotes)
+        r, q_div = self.settings.rate, self.settings.div_yield
+        mids = np.fromiter(((q.bid + q.ask) * 0.5 if q.bid > 0 else math.nan for q in quotes), float, n)
+        strikes = np.fromiter((q.strike for q in quotes), float, n)
+        expiry = np.fromiter((q.expiry_ts_ns for q in quotes), np.int64, n)
+        t = np.fromiter(((q.expiry_ts_ns - q.ts_ns) / NS_PER_YEAR for q in quotes), float, n)
+        calls = np.fromiter((q.right == "C" for q in quotes), bool, n)
+        spot_eq = np.full(n, ch.spot)
+        for e in np.unique(expiry).tolist():
+            idx = np.flatnonzero(expiry == e)
+            fwd = self._batch_forward(strikes[idx], mids[idx], calls[idx], float(t[idx[0]]))
+            if fwd != fwd:
+                known = ch.forward(e, quotes[idx[0]].ts_ns)
+                fwd = known.forward if known is not None else math.nan
+            if fwd == fwd:  # spot equivalent of the forward: S = F e^{-(r-q)T}
+                spot_eq[idx] = fwd * np.exp(-(r - q_div) * t[idx])
+        ok = np.isfinite(spot_eq)
+        vols = np.full(n, math.nan)  # no forward and no spot yet: no IV until re-quoted
+        if ok.any():
+            vols[ok], _ = ivsolve.implied_vol_batch(mids[ok], spot_eq[ok], strikes[ok], t[ok], r, q_div, calls[ok])
+        for q, v in zip(quotes, vols.tolist()):
+            c = ch.on_quote(q.expiry_ts_ns, q.strike, q.right, q.bid, q.ask, q.ts_ns, iv=v)
+            if c is not None:
+                self.touched.add(c.key)
+                self.vix.update_quote(q.expiry_ts_ns, q.strike, q.right, q.bid, q.ask)
+                self.vix9d.update_quote(q.expiry_ts_ns, q.strike, q.right, q.bid, q.ask)
+            self.last_ts_ns = max(self.last_ts_ns, q.ts_ns)
+
+    def _batch_forward(self, strikes: np.ndarray, mids: np.ndarray, calls: np.ndarray, t: float) -> float:
+        """Parity forward of one expiry from the call/put pairs quoted in this batch (NaN if none)."""
+        cm = dict(zip(strikes[calls].tolist(), mids[calls].tolist()))
+        pairs = [(k, cm[k], p) for k, p in zip(strikes[~calls].tolist(), mids[~calls].tolist()) if k in cm]
+        if not pairs:
+            return math.nan
+        k, c, p = (np.array(x) for x in zip(*pairs))
+        return forward_from_parity(k, c, p, t, self.settings.rate)[0]
+
+    def on_open_interest(self, oi: OpenInterest) -> None:
+        c = self._chain(oi.ts_ns).on_open_interest(oi.expiry_ts_ns, oi.strike, oi.right, oi.open_interest)
+        self.touched.add(c.key)
+
+    def _chain(self, ts_ns: int) -> ChainState:
+        """The chain, created at the first quote or OI record (spot NaN until the first print)."""
+        if self.chain is None:
+            s = self.series.get(self.underlying)
+            # full re-evaluation after a 0.25% move or 5 minutes of event time (chain.py documents
+            # the error of the O(1) live reads in between)
+            self.chain = ChainState(s.last if s is not None else math.nan, ts_ns,
+                                    ChainConfig(rate=self.settings.rate, div_yield=self.settings.div_yield,
+                                                reprice_max_age_ns=300 * NS))
+        return self.chain
 
     # -- outputs ---------------------------------------------------------------------------------
+
+    def evaluate(self) -> list[TriggerEvent]:
+        """Evaluate the rules on the current signals; returns the trigger events that fired."""
+        ts = self.last_ts_ns
+        self.last_eval_ns = ts
+        self.n_evaluations += 1
+        sig = self.signals()
+        events = []
+        for f in self.rules.evaluate(sig, ts):
+            events.append(TriggerEvent(event_id(f.rule, self.underlying, f.ts_ns, f.inputs), f.rule, self.underlying,
+                                       f.ts_ns, f.direction, f.severity, f.inputs, f.thresholds, f.reason,
+                                       f.estimated_notional_usd))
+        return events
 
     def rv_value(self, name: str) -> float:
         """Annualized realized vol of the underlying by estimator: rv_ewma, rv_intraday or rv_close."""
@@ -193,20 +348,64 @@ class UnderlyingEngine:
             return _minute_vol_annual(s.rv_ewma.get())
         return getattr(s, name).get()
 
-    def values(self) -> dict[str, float | None]:
-        """Every named signal, units in the names; NaN (null on the wire) where not computable."""
-        out: dict[str, float | None] = {}
+    def chain_values(self) -> dict[str, float]:
+        """Dealer exposures and our volatility indices from the chain (NaN before any quote)."""
+        ch = self.chain
+        out = {k: math.nan for k in ("gex_usd_per_pct", "delta_exposure_usd", "vanna_usd_per_vol_pt",
+                                     "charm_usd_per_day", "gex_0dte_usd_per_pct", "gamma_flip", "call_wall",
+                                     "put_wall", "abs_gamma_strike", "atm_iv", "vix_calc", "vix9d_calc")}
+        if ch is None:
+            return out
+        ts = self.last_ts_ns
+        if ch.needs_reprice():
+            ch.reprice()
+        tot = ch.live_totals()
+        out.update(gex_usd_per_pct=tot.gex_usd_per_pct, delta_exposure_usd=tot.dex_usd,
+                   vanna_usd_per_vol_pt=tot.vanna_usd_per_vol_pt, charm_usd_per_day=tot.charm_usd_per_day,
+                   gex_0dte_usd_per_pct=ch.zero_dte().gex_usd_per_pct, gamma_flip=ch.gamma_flip(),
+                   call_wall=ch.call_wall(), put_wall=ch.put_wall(), abs_gamma_strike=ch.abs_gamma_strike(),
+                   atm_iv=self._atm_iv(ts))
+        self.flows.on_exposures(ts, tot.gex_usd_per_pct, tot.vanna_usd_per_vol_pt, tot.charm_usd_per_day)
+        out["vix_calc"] = self.vix.value(ts).value
+        out["vix9d_calc"] = self.vix9d.value(ts).value
+        return out
+
+    def _atm_iv(self, ts: int) -> float:
+        """Mean call/put IV at the parity strike of the first expiry at least 7 days out."""
+        ch = self.chain
+        for c_exp in sorted(self.vix.terms):
+            if c_exp - ts < 7 * 86_400 * NS:
+                continue
+            fwd = ch.forward(c_exp, ts)
+            if fwd is None:
+                continue
+            ivs = [c.iv for r in "CP" if (c := ch.get((c_exp, fwd.strike, r))) is not None and c.iv == c.iv]
+            return sum(ivs) / len(ivs) if ivs else math.nan
+        return math.nan
+
+    def signals(self) -> dict[str, float]:
+        """Every named signal (units in the names); NaN where not computable.
+
+        The flow models keep their own copies of the SPX/VIX last/previous close; the engine's
+        series (which see every index, not only SPX and VIX) take precedence for those names.
+        """
+        out: dict[str, float] = self.flows.signals()
+        out.update(self.chain_values())
         for sym, s in self.series.items():
             p = sym.lower()
             out[f"{p}_last"] = s.last
             out[f"{p}_prev_close"] = s.prev_close
-            out[f"{p}_change_ratio"] = s.last / s.prev_close - 1.0 if s.prev_close == s.prev_close else math.nan
-            if sym == self.underlying:
-                out["spot"] = s.last
-                out["rv_1m_ewma_annual"] = self.rv_value("rv_ewma")
-                out["rv_1m_session_annual"] = self.rv_value("rv_intraday")
-                out["rv_cc_20d_annual"] = self.rv_value("rv_close")
-        return {k: (None if v != v else v) for k, v in out.items()}
+            out[f"{p}_change_ratio"] = s.change_ratio
+        if self.underlying in self.series:
+            out["spot"] = self.series[self.underlying].last
+            out["rv_1m_ewma_annual"] = self.rv_value("rv_ewma")
+            out["rv_1m_session_annual"] = self.rv_value("rv_intraday")
+            out["rv_cc_20d_annual"] = self.rv_value("rv_close")
+        return out
+
+    def values(self) -> dict[str, float | None]:
+        """The signals as they go on the wire (NaN → null)."""
+        return {k: (None if v != v else v) for k, v in self.signals().items()}
 
     def snapshot_due(self, interval_s: float) -> bool:
         return self.last_ts_ns - self.last_snapshot_ns >= interval_s * NS
@@ -214,3 +413,8 @@ class UnderlyingEngine:
     def snapshot(self) -> AnalyticsSnapshot:
         self.last_snapshot_ns = self.last_ts_ns
         return AnalyticsSnapshot(self.underlying, self.last_ts_ns, self.values())
+
+
+def load_rules(settings: Settings) -> RuleSet:
+    """The rule set of ``settings.rules_file`` (the packaged default when empty)."""
+    return RuleSet.from_toml(settings.rules_file) if settings.rules_file else RuleSet.default()

@@ -237,6 +237,10 @@ class Metrics:
         self.triggers_c = Counter(
             "streamer_triggers_total", "Trigger events emitted, per rule and severity.",
             ["rule", "severity"], **r)
+        self.rule_reloads_c = Counter(
+            "streamer_rule_reloads_total",
+            "Rule-file reloads by result: loaded, or rejected (invalid file; old rules kept).",
+            ["result"], **r)
         self.last_trigger_timestamp_g = Gauge(
             "streamer_last_trigger_timestamp_seconds",
             "Unix time (event time) of the last trigger, per rule.", ["rule"], **r)
@@ -287,6 +291,7 @@ class Metrics:
         self.rule_evaluations = LabelCache(self.rule_evaluations_c)
         self.triggers = LabelCache(self.triggers_c)
         self.last_trigger = LabelCache(self.last_trigger_timestamp_g)
+        self.rule_reloads = LabelCache(self.rule_reloads_c)
         self._underlyings: dict[str, UnderlyingMetrics] = {}
 
     # --- convenience ----------------------------------------------------------------------

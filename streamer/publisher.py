@@ -16,14 +16,14 @@ MAX_GAP_NS = 60 * NS  # a session break replays as one minute of event time
 
 
 class Publishable(Protocol):
-    kind: str   # "index_tick" | "option_quote" | "open_interest"
+    kind: str   # "index_tick" | "daily_close" | "option_quote" | "open_interest"
     key: str    # the underlying
     msg: object
 
 
 def topic_of(settings: Settings, kind: str) -> str:
     names = kafka_io.topics_for(settings)
-    return {"index_tick": names.index_ticks, "option_quote": names.option_quotes,
+    return {"index_tick": names.index_ticks, "daily_close": names.index_ticks, "option_quote": names.option_quotes,
             "open_interest": names.open_interest}[kind]
 
 
@@ -53,7 +53,7 @@ async def publish(settings: Settings, events: Iterable[Publishable], *, total: i
         for ev in events:
             topic = topic_of(settings, ev.kind)
             pending.append(await producer.send(topic, schemas.encode(ev.msg), key=ev.key.encode()))
-            if speed:
+            if speed and ev.kind != "daily_close":  # a history backfill is not replayed in time
                 ts = ev.msg.ts_ns  # type: ignore[attr-defined]
                 if prev_ts is not None:
                     ev_elapsed_ns += min(max(ts - prev_ts, 0), MAX_GAP_NS)

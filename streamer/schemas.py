@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
+from datetime import date as _date
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -43,6 +44,23 @@ class IndexTick:
     underlying: str
     ts_ns: int
     price: float
+    schema_version: int = SCHEMA_VERSION
+
+
+@dataclass(slots=True)
+class DailyClose:
+    """The official close of an index for one session (an end-of-day feed; history backfill).
+
+    ``date`` is the New York session date (ISO); ``ts_ns`` the close instant (16:00 ET, 13:00 on
+    early-close days). The flow models take official closes; no trigger rule runs on them, so a
+    backfill of history never fires triggers.
+    """
+
+    symbol: str
+    underlying: str
+    date: str
+    ts_ns: int
+    close: float
     schema_version: int = SCHEMA_VERSION
 
 
@@ -122,6 +140,7 @@ class DeadLetter:
 
 MESSAGE_TYPES: dict[str, type] = {
     "index_tick": IndexTick,
+    "daily_close": DailyClose,
     "option_quote": OptionQuote,
     "open_interest": OpenInterest,
     "analytics_snapshot": AnalyticsSnapshot,
@@ -270,6 +289,29 @@ def parse_index_tick(raw: bytes | str | dict) -> IndexTick:
     return IndexTick(_symbol(d, "symbol"), _symbol(d, "underlying"), _ts(d, "ts_ns"), _positive(d, "price"))
 
 
+def parse_index_message(raw: bytes | str | dict) -> IndexTick | DailyClose:
+    """Decode a message of the index topic: an official close (it has ``date``) or a tick.
+
+    Closes travel on the same topic and partition as the ticks of their underlying, so Kafka keeps
+    them in order: a history backfill is processed before the live ticks that follow it.
+    """
+    d = _obj(raw)
+    return parse_daily_close(d) if "date" in d else parse_index_tick(d)
+
+
+def parse_daily_close(raw: bytes | str | dict) -> DailyClose:
+    """Validate and decode an official daily close (ISO date, close instant, positive close)."""
+    d = _obj(raw)
+    day = _get(d, "date")
+    try:
+        ok = isinstance(day, str) and len(day) == 10 and _date.fromisoformat(day).isoformat() == day
+    except ValueError:
+        ok = False
+    if not ok:
+        raise InvalidMessage("bad_date", f"date must be an ISO date YYYY-MM-DD, got {day!r}", "date")
+    return DailyClose(_symbol(d, "symbol"), _symbol(d, "underlying"), day, _ts(d, "ts_ns"), _positive(d, "close"))
+
+
 def parse_option_quote(raw: bytes | str | dict) -> OptionQuote:
     """Validate and decode an option quote (bid ≥ 0, ask > 0, bid ≤ ask, known right, sane expiry)."""
     d = _obj(raw)
@@ -318,6 +360,7 @@ def parse_trigger_event(raw: bytes | str | dict) -> TriggerEvent:
 
 PARSERS = {
     "index_tick": parse_index_tick,
+    "daily_close": parse_daily_close,
     "option_quote": parse_option_quote,
     "open_interest": parse_open_interest,
     "trigger_event": parse_trigger_event,

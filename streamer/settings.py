@@ -32,12 +32,16 @@ class Settings:
     batch_within_s: float = 0.05
     #: RiskMetrics λ for the EWMA realized variance of 1-minute returns (J.P. Morgan 1996: 0.94 daily)
     ewma_lambda: float = 0.94
-    #: vol-collapse rule: fire when a vol index is this far below its previous close (2024-11-06: −20.6%)
-    vol_collapse_change_max: float = -0.15
-    #: re-arm the vol-collapse rule once the change is back above this (hysteresis)
-    vol_collapse_rearm: float = -0.10
-    #: which index symbols are implied-vol indices for the vol-collapse rule
-    vol_indices: tuple[str, ...] = ("VIX",)
+    #: trigger rules (TOML, format in streamer/core/rules.py); empty = the packaged
+    #: streamer/rules/default.toml. The worker reloads the file when it changes.
+    rules_file: str = ""
+    #: risk-free rate, continuous annual decimal, for IVs, greeks and our VIX (3-month T-bill,
+    #: Nov 2024 ≈ 4.5%; the VIX moves ~0.005 pt per 1% of rate, see VALIDATION.md)
+    rate: float = 0.045
+    #: S&P 500 dividend yield, continuous annual decimal (≈ 1.3% in 2024, S&P DJI)
+    div_yield: float = 0.013
+    #: index symbols published as implied-vol indices (gauges streamer_vol_index{index=...})
+    vol_indices: tuple[str, ...] = ("VIX", "VIX9D", "VIX3M")
     #: local state folder of the Faust worker
     data_dir: str = field(default_factory=lambda: os.path.expanduser("~/.cache/streamer/worker"))
 

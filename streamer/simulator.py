@@ -32,8 +32,8 @@ Model, step by step (each choice documented where it is made):
 * **Open interest**: one OpenInterest per listed contract at each session open: more puts than calls,
   concentrated at round strikes (100s ≫ 50s ≫ 25s), puts skewed below spot, monthlies largest; a
   per-contract seeded lognormal factor that persists from one session to the next.
-* **Warm-up history** (:func:`history`, :class:`HistoryModel`): before the sessions, one close
-  tick per index symbol on each of the ``history_days`` (default 800) NYSE trading days before
+* **Warm-up history** (:func:`history`, :class:`HistoryModel`): before the sessions, one official
+  close (a ``DailyClose``) per index symbol on each of the ``history_days`` (default 800) NYSE trading days before
   day 1, at 16:00 ET (13:00 on early-close days), so live flow models start with their daily
   windows full (vol-control 20-60 days, CTA 120-day MA and 12-month momentum, the 756-change VIX
   rank). Synthetic and seeded: skewed mean-reverting log-VIX with spikes and a leverage
@@ -49,7 +49,7 @@ Every message is a :mod:`streamer.schemas` dataclass; events are yielded in non-
 True
 >>> all(a.msg.ts_ns <= b.msg.ts_ns for a, b in zip(evs, evs[1:]))
 True
->>> {e.kind for e in evs} == {"index_tick", "option_quote", "open_interest"}
+>>> {e.kind for e in evs} == {"daily_close", "index_tick", "option_quote", "open_interest"}
 True
 """
 from __future__ import annotations
@@ -70,7 +70,7 @@ from streamer import schemas
 from streamer.cboe_csv import is_early_close, settlement_ts_ns
 from streamer.codecs import dumps
 from streamer.core import bs
-from streamer.schemas import IndexTick, OpenInterest, OptionQuote
+from streamer.schemas import DailyClose, IndexTick, OpenInterest, OptionQuote
 
 NY = ZoneInfo("America/New_York")
 NS = 1_000_000_000
@@ -797,13 +797,17 @@ def history(name: str, seed: int = 0, days: int = 800, model: HistoryModel = HIS
 def _history_events(sc: Scenario, seed: int, cfg: SimConfig) -> Iterator[SimEvent]:
     h = history(sc.name, seed, cfg.history_days)
     cols = [(sym, h.levels(sym).tolist()) for sym in cfg.symbols]
+    days = [d.isoformat() for d in h.dates]
     for i, ts in enumerate(h.close_ts_ns.tolist()):
         for sym, px in cols:
-            yield SimEvent("index_tick", UNDERLYING, IndexTick(sym, UNDERLYING, ts, px[i]), history=True)
+            # official closes (an end-of-day feed), not ticks: the engine warms its flow models
+            # up on them and runs no trigger rule, so the backfill never fires a trigger
+            yield SimEvent("daily_close", UNDERLYING, DailyClose(sym, UNDERLYING, days[i], ts, px[i]),
+                           history=True)
 
 
 def is_history(event: SimEvent) -> bool:
-    """True for a warm-up prelude event (one daily close tick before the scenario's sessions)."""
+    """True for a warm-up prelude event (a DailyClose before the scenario's sessions)."""
     return event.history
 
 
@@ -957,7 +961,7 @@ def generate(name: str, seed: int = 0, *, preset: str = "demo", tick_every_s: fl
     0 = none) and any other :class:`SimConfig` field override the preset. The same
     (name, seed, config) always gives the same events.
 
-    First come ``history_days`` warm-up days (:func:`history`): on each, one IndexTick per symbol
+    First come ``history_days`` warm-up days (:func:`history`): on each, one DailyClose per symbol
     at that day's close, flagged ``SimEvent.history``; then the scenario's sessions, which do not
     depend on the prelude (same messages with ``history_days=0``).
     """

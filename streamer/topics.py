@@ -23,6 +23,7 @@ class TopicNames:
 
     @property
     def index_ticks(self) -> str:
+        """Index ticks and official daily closes (DailyClose), in order per underlying."""
         return self._name("index-ticks")
 
     @property

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import os
 import time
 from typing import Any
 
@@ -24,7 +26,8 @@ from faust.types import TP
 from prometheus_client import REGISTRY
 
 from streamer import schemas
-from streamer.engine import UnderlyingEngine
+from streamer.core.rules import RuleError, RuleSet
+from streamer.engine import UnderlyingEngine, load_rules
 from streamer.errors import InvalidMessage
 from streamer.metrics import METRICS
 from streamer.settings import Settings
@@ -70,8 +73,10 @@ class Worker:
         self.state = self.app.Table("underlying-state", default=None, partitions=settings.partitions,
                                     key_type=bytes, value_type=bytes)
         self.engines: dict[str, UnderlyingEngine] = {}
+        self.rules_text, self.rules_mtime = "", 0
         self.metrics = METRICS
-        self.metrics.declare_rule("vol_collapse")
+        for name in load_rules(settings).names:  # fails fast on an invalid rules file
+            self.metrics.declare_rule(name)
         for t in n.inputs():
             self.metrics.declare_topic(t)
         for t in n.outputs():
@@ -81,6 +86,7 @@ class Worker:
         self.app.agent(self.index_topic, name="index-ticks", concurrency=1)(self._index_agent)
         self.app.agent(self.quote_topic, name="option-quotes", concurrency=1)(self._quote_agent)
         self.app.agent(self.oi_topic, name="open-interest", concurrency=1)(self._oi_agent)
+        self.app.timer(2.0)(self._watch_rules)
 
     def _setup_faust_sensors(self) -> None:
         """Faust's own Prometheus sensors, on the same registry that our endpoint serves."""
@@ -113,35 +119,80 @@ class Worker:
     # -- state -----------------------------------------------------------------------------------
 
     def engine(self, underlying: str) -> UnderlyingEngine:
+        """The engine of ``underlying``, rebuilt from the table the first time it is needed."""
         eng = self.engines.get(underlying)
         if eng is None:
             raw = self.state.get(underlying.encode())
-            state = json.loads(raw) if raw else None
-            eng = self.engines[underlying] = UnderlyingEngine(underlying, self.settings, state)
+            prefix = f"{underlying}|c|".encode()
+            contracts = (json.loads(v) for k, v in self.state.data.items() if k.startswith(prefix))
+            eng = UnderlyingEngine.restore(underlying, self.settings, json.loads(raw) if raw else None,
+                                           contracts, rules=self._new_rules())
+            self.engines[underlying] = eng
         return eng
 
-    def _write_back(self, underlying: str, partition: int) -> None:
-        key = underlying.encode()
-        value = _dump_state(self.engines[underlying].to_state())
-        self.state.data[key] = value
-        self.state.send_changelog(partition, key, value)
+    def _new_rules(self) -> RuleSet:
+        return RuleSet.from_toml(self.rules_text) if self.rules_text else load_rules(self.settings)
+
+    def _put(self, partition: int, key: str, state: dict) -> None:
+        """Write one record: local store plus a changelog record on the input's partition."""
+        k, v = key.encode(), _dump_state(state)
+        self.state.data[k] = v
+        self.state.send_changelog(partition, k, v)
+
+    def _write_back(self, eng: UnderlyingEngine, partition: int) -> None:
+        """Write-back rule: every changed contract (O(1) each) and the engine's own record."""
+        for key, st in eng.take_touched_contracts():
+            self._put(partition, key, st)
+        self._put(partition, eng.underlying, eng.to_state())
+
+    # -- rule hot reload -------------------------------------------------------------------------
+
+    async def _watch_rules(self) -> None:
+        """Reload ``settings.rules_file`` when it changes; an invalid file keeps the old rules."""
+        path = self.settings.rules_file
+        if not path:
+            return
+        try:
+            mtime = os.stat(path).st_mtime_ns
+        except OSError as exc:
+            log.error("rules file %s unreadable: %s; keeping the current rules", path, exc)
+            return
+        if mtime == self.rules_mtime:
+            return
+        self.rules_mtime = mtime
+        try:
+            text = open(path, encoding="utf-8").read()
+            names = RuleSet.from_toml(text).names  # validate before touching any engine
+        except (OSError, RuleError) as exc:
+            self.metrics.rule_reloads("rejected").inc()
+            log.error("rejected rules file %s: %s; the previous rules stay active", path, exc)
+            return
+        self.rules_text = text
+        for eng in self.engines.values():
+            new = self._new_rules()
+            new.load_state(eng.rules.to_state())  # unchanged rules keep their hysteresis/cooldown
+            eng.rules = new
+        for name in names:
+            self.metrics.declare_rule(name)
+        self.metrics.rule_reloads("loaded").inc()
+        log.info("loaded rules from %s", path)
 
     # -- agents ----------------------------------------------------------------------------------
 
     async def _index_agent(self, stream) -> None:
         s = self.settings
         async for events in stream.take_events(s.batch_max, s.batch_within_s):
-            await self.process_index_batch(events)
+            await self.process_batch(events, schemas.parse_index_message)
 
     async def _quote_agent(self, stream) -> None:
         s = self.settings
         async for events in stream.take_events(s.batch_max, s.batch_within_s):
-            await self.process_validated(events, schemas.parse_option_quote)
+            await self.process_batch(events, schemas.parse_option_quote)
 
     async def _oi_agent(self, stream) -> None:
         s = self.settings
         async for events in stream.take_events(s.batch_max, s.batch_within_s):
-            await self.process_validated(events, schemas.parse_open_interest)
+            await self.process_batch(events, schemas.parse_open_interest)
 
     async def _reject(self, message, err: InvalidMessage) -> None:
         dl = schemas.dead_letter(message.value, message.key, message.topic, message.partition,
@@ -160,43 +211,46 @@ class Worker:
                                  f"{msg.underlying!r}", "underlying")
         return msg
 
-    async def process_validated(self, events, parser) -> None:
-        """Validate option quotes / open interest (the chain analytics consume them)."""
+    async def process_batch(self, events, parser) -> None:
+        """Decode and validate a batch, feed the engines, then write back and publish once."""
         if not events:
             return
-        for ev in events:
-            try:
-                self._decode(ev.message, parser)
-            except InvalidMessage as err:
-                await self._reject(ev.message, err)
-        self._account(events)
-
-    async def process_index_batch(self, events) -> None:
-        log.debug("index batch: %d events from %s", len(events),
-                  sorted({(e.message.partition, e.message.offset) for e in events})[:1])
         touched: dict[str, int] = {}
         fired: list[schemas.TriggerEvent] = []
+        quotes: dict[str, list] = {}
         for ev in events:
             message = ev.message
             try:
-                tick = self._decode(message, schemas.parse_index_tick)
+                msg = self._decode(message, parser)
             except InvalidMessage as err:
                 await self._reject(message, err)
                 continue
-            eng = self.engine(tick.underlying)
-            fired.extend(eng.on_tick(tick))
-            touched[tick.underlying] = message.partition
+            u = msg.underlying
+            touched[u] = message.partition
+            if type(msg) is schemas.IndexTick:
+                fired.extend(self.engine(u).on_tick(msg))
+            elif type(msg) is schemas.OptionQuote:
+                quotes.setdefault(u, []).append(msg)  # IVs are solved per batch, vectorized
+            elif type(msg) is schemas.DailyClose:
+                self.engine(u).on_daily_close(msg)
+            else:
+                self.engine(u).on_open_interest(msg)
+        for u, qs in quotes.items():
+            self.engine(u).on_quotes(qs)
         now = time.time()
-        for underlying, partition in touched.items():
-            eng = self.engines[underlying]
-            self._write_back(underlying, partition)
-            self._set_gauges(eng)
+        m = self.metrics
+        for u, partition in touched.items():
+            eng = self.engines[u]
+            n_eval, eng.n_evaluations = eng.n_evaluations, 0
+            if n_eval:
+                for name in eng.rules.names:
+                    m.rule_evaluations(name).inc(n_eval)
+            self._write_back(eng, partition)
             if eng.snapshot_due(self.settings.analytics_interval_s):
                 snap = eng.snapshot()
-                await self._publish(self.analytics_topic, underlying, schemas.encode(snap), snap.ts_ns, now)
-        m = self.metrics
+                self._set_gauges(eng, snap.values)
+                await self._publish(self.analytics_topic, u, schemas.encode(snap), snap.ts_ns, now)
         for ev in fired:
-            m.rule_evaluations(ev.rule).inc()
             await self._publish(self.trigger_topic, ev.underlying, schemas.encode(ev), ev.ts_ns, now)
             m.trigger(ev.rule, ev.severity, ev.ts_ns / NS)
             log.info("trigger %s %s: %s", ev.rule, ev.event_id, ev.reason)
@@ -223,17 +277,45 @@ class Worker:
             self.metrics.consumer_lag(tp.topic, str(tp.partition)).set(max(lag, 0))
         self.metrics.seen(events[0].message.topic, len(events))
 
-    def _set_gauges(self, eng: UnderlyingEngine) -> None:
+    def _set_gauges(self, eng: UnderlyingEngine, v: dict[str, float | None]) -> None:
+        """Per-underlying analytics gauges from one snapshot's values (None → NaN)."""
+        def g(name: str) -> float:
+            x = v.get(name)
+            return math.nan if x is None else x
+
         u = self.metrics.underlying(eng.underlying)
-        s = eng.series.get(eng.underlying)
-        if s is not None:
-            u.spot.set(s.last)
-            u.realized_vol("1m_ewma").set(eng.rv_value("rv_ewma"))
-            u.realized_vol("session_1m").set(eng.rv_value("rv_intraday"))
-            u.realized_vol("20d").set(eng.rv_value("rv_close"))
+        u.spot.set(g("spot"))
+        u.realized_vol("1m_ewma").set(g("rv_1m_ewma_annual"))
+        u.realized_vol("session_1m").set(g("rv_1m_session_annual"))
+        u.realized_vol("20d").set(g("rv_cc_20d_annual"))
+        u.atm_implied_vol.set(g("atm_iv"))
         for sym in self.settings.vol_indices:
-            v = eng.series.get(sym)
-            if v is not None:
-                u.vol_index(sym).set(v.last)
-                if v.prev_close == v.prev_close:
-                    u.vol_index_change_ratio(sym).set(v.last / v.prev_close - 1.0)
+            if f"{sym.lower()}_last" in v:
+                u.vol_index(sym).set(g(f"{sym.lower()}_last"))
+                u.vol_index_change_ratio(sym).set(g(f"{sym.lower()}_change_ratio"))
+        u.vol_index("VIX_calc").set(g("vix_calc"))
+        u.vol_index("VIX9D_calc").set(g("vix9d_calc"))
+        u.gex_usd_per_pct.set(g("gex_usd_per_pct"))
+        u.gamma_flip.set(g("gamma_flip"))
+        u.call_wall.set(g("call_wall"))
+        u.put_wall.set(g("put_wall"))
+        u.vanna_usd_per_vol_pt.set(g("vanna_usd_per_vol_pt"))
+        u.charm_usd_per_day.set(g("charm_usd_per_day"))
+        for fund, horizon, name in FLOW_GAUGES:
+            u.flow(fund, horizon).set(g(name))
+
+
+# (fund_type, horizon, signal) of the streamer_flow_usd gauges
+FLOW_GAUGES = (
+    ("vol_control", "today", "flow_vol_control_today_usd"),
+    ("vol_control", "next_close", "flow_vol_control_next_close_usd"),
+    ("vol_control", "1w", "flow_vol_control_1w_usd"),
+    ("vol_control", "2w", "flow_vol_control_2w_usd"),
+    ("vol_control", "1m", "flow_vol_control_1m_usd"),
+    ("risk_parity", "today", "flow_risk_parity_today_usd"),
+    ("cta", "today", "flow_cta_today_usd"),
+    ("leveraged_etf", "close", "flow_leveraged_etf_close_usd"),
+    ("dealer_gamma", "now", "flow_dealer_gamma_usd"),
+    ("dealer_vanna", "now", "flow_dealer_vanna_usd"),
+    ("dealer_charm", "now", "flow_dealer_charm_usd"),
+)

@@ -19,6 +19,7 @@ CONTRACT = {
     "streamer_consumer_lag_messages": ("gauge", ("topic", "partition")),
     "streamer_dead_letters_total": ("counter", ("reason",)),
     "streamer_rule_evaluations_total": ("counter", ("rule",)),
+    "streamer_rule_reloads_total": ("counter", ("result",)),
     "streamer_triggers_total": ("counter", ("rule", "severity")),
     "streamer_last_trigger_timestamp_seconds": ("gauge", ("rule",)),
     "streamer_last_event_timestamp_seconds": ("gauge", ("topic",)),

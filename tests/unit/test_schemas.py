@@ -50,6 +50,7 @@ def sample_messages():
     ev_inputs = {"vix_change_ratio": -0.206}
     return {
         "index_tick": schemas.IndexTick("VIX", "SPX", TS, 16.27),
+        "daily_close": schemas.DailyClose("VIX", "SPX", "2024-11-05", TS - 8 * 3600 * 10**9, 20.49),
         "option_quote": schemas.OptionQuote("SPX", TS, TS + 86_400 * 10**9, 5900.0, "C", 10.1, 10.5, 5, 7),
         "open_interest": schemas.OpenInterest("SPX", TS, TS + 86_400 * 10**9, 5900.0, "P", 1234),
         "analytics_snapshot": schemas.AnalyticsSnapshot("SPX", TS, {"rv_ewma_annual": 0.12, "gex": None}),
@@ -65,7 +66,7 @@ def test_encoded_messages_validate_against_schema(name, msg):
     jsonschema.validate(json.loads(schemas.encode(msg)), load_schema(name))
 
 
-@pytest.mark.parametrize("name", ["index_tick", "option_quote", "open_interest", "trigger_event"])
+@pytest.mark.parametrize("name", ["index_tick", "daily_close", "option_quote", "open_interest", "trigger_event"])
 def test_round_trip_through_parser(name):
     msg = sample_messages()[name]
     assert schemas.PARSERS[name](schemas.encode(msg)) == msg
@@ -115,3 +116,11 @@ def test_non_finite_numbers_from_decoded_objects_are_rejected():
     with pytest.raises(InvalidMessage) as info:
         schemas.parse_index_tick({"symbol": "VIX", "underlying": "SPX", "ts_ns": TS, "price": float("inf")})
     assert info.value.reason == "non_finite"
+
+
+@pytest.mark.parametrize("day", ["2024-13-01", "20241105", "2024-11-5", 20241105, None])
+def test_daily_close_needs_an_iso_date(day):
+    raw = {"symbol": "SPX", "underlying": "SPX", "date": day, "ts_ns": TS, "close": 5782.76}
+    with pytest.raises(InvalidMessage) as info:
+        schemas.parse_daily_close(raw)
+    assert info.value.reason == "bad_date"

@@ -36,11 +36,13 @@ def local(ts_ns: int) -> dt.datetime:
 
 
 def closes(events, symbol: str) -> dict[dt.date, float]:
-    """Last tick of ``symbol`` per session date."""
+    """Close of ``symbol`` per session date: the prelude's official closes, else the last tick."""
     out: dict[dt.date, float] = {}
     for e in events:
         if e.kind == "index_tick" and e.msg.symbol == symbol:
             out[local(e.msg.ts_ns).date()] = e.msg.price
+        elif e.kind == "daily_close" and e.msg.symbol == symbol:
+            out[dt.date.fromisoformat(e.msg.date)] = e.msg.close
     return out
 
 
@@ -342,7 +344,8 @@ def test_history_layout_calendar_and_close_stamps(full_runs, name):
     sc = simulator.SCENARIOS[name]
     hist = [e for e in full_runs[name] if simulator.is_history(e)]
     assert len(hist) == 800 * 4
-    assert {e.kind for e in hist} == {"index_tick"} and {e.key for e in hist} == {"SPX"}
+    assert {e.kind for e in hist} == {"daily_close"} and {e.key for e in hist} == {"SPX"}
+    assert all(e.msg.date == local(e.msg.ts_ns).date().isoformat() for e in hist)
     assert {e.msg.underlying for e in hist} == {"SPX"}
     first_open = simulator.session_bounds_ns(sc.sessions[0].date)[0]
     assert max(e.msg.ts_ns for e in hist) < first_open
@@ -383,7 +386,7 @@ def test_history_ends_at_day1_open(full_runs, name):
     ss = simulator.SCENARIOS[name].sessions[0]
     evs = full_runs[name]
     for sym in simulator.INDEX_SYMBOLS:
-        last = [e.msg.price for e in evs if simulator.is_history(e) and e.msg.symbol == sym][-1]
+        last = [e.msg.close for e in evs if simulator.is_history(e) and e.msg.symbol == sym][-1]
         assert last == getattr(ss, sym.lower())[0]
         first = next(e.msg.price for e in evs if not simulator.is_history(e)
                      and e.kind == "index_tick" and e.msg.symbol == sym)
@@ -489,7 +492,7 @@ def test_history_days_option_and_sessions_unchanged():
     assert sum(map(simulator.is_history, short)) == 40
     assert len(short) == simulator.count("calm", preset="fast", history_days=10)
     # the short prelude is pinned to the same anchor (its own draw, not a slice of the long one)
-    assert [e.msg.price for e in short if simulator.is_history(e)][-4:] == [6042.0, 14.5, 13.3, 16.4]
+    assert [e.msg.close for e in short if simulator.is_history(e)][-4:] == [6042.0, 14.5, 13.3, 16.4]
     assert simulator.PRESETS["demo"].history_days == simulator.PRESETS["fast"].history_days == 800
     with pytest.raises(ValueError):
         list(simulator.generate("calm", preset="fast", history_days=-1))
@@ -499,5 +502,5 @@ def test_history_days_option_and_sessions_unchanged():
     assert np.array_equal(a.vix, b.vix) and np.array_equal(a.spx, b.spx)
     assert not np.array_equal(a.vix, c.vix)
     assert [enc(e.msg) for e in with_h if simulator.is_history(e)] == [
-        enc(simulator.IndexTick(sym, "SPX", int(ts), float(a.levels(sym)[i])))
+        enc(simulator.DailyClose(sym, "SPX", a.dates[i].isoformat(), int(ts), float(a.levels(sym)[i])))
         for i, ts in enumerate(a.close_ts_ns) for sym in simulator.INDEX_SYMBOLS]
