@@ -55,12 +55,13 @@ def prefix() -> str:
 class WorkerProcess:
     """`streamer worker` as a real subprocess, as it runs in production."""
 
-    def __init__(self, prefix: str, bootstrap: str, data_dir: str | None = None) -> None:
+    def __init__(self, prefix: str, bootstrap: str, data_dir: str | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.prefix = prefix
         self.metrics_port = free_port()
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="streamer-worker-")
         self.log = open(Path(self.data_dir) / "worker.log", "ab")
-        env = dict(os.environ, STREAMER_DATA_DIR=self.data_dir)
+        env = dict(os.environ, STREAMER_DATA_DIR=self.data_dir, **(env or {}))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streamer.cli", "worker", "--topic-prefix", prefix,
              "--bootstrap", bootstrap, "--metrics-port", str(self.metrics_port), "--loglevel", "info"],
@@ -108,8 +109,16 @@ def start_worker(kafka):
     """Factory: start_worker(prefix) → a running WorkerProcess, stopped after the test."""
     workers: list[WorkerProcess] = []
 
-    def start(prefix: str, data_dir: str | None = None) -> WorkerProcess:
-        w = WorkerProcess(prefix, kafka.bootstrap, data_dir)
+    def start(prefix: str, data_dir: str | None = None, env: dict[str, str] | None = None) -> WorkerProcess:
+        import asyncio
+
+        from streamer import kafka_io
+        from streamer.settings import load_settings
+
+        # topics first: a Faust worker subscribed to missing topics waits for a rebalance to see them
+        s = load_settings(bootstrap=kafka.bootstrap, topic_prefix=prefix)
+        asyncio.run(kafka_io.ensure_topics(s, kafka_io.topics_for(s).all()))
+        w = WorkerProcess(prefix, kafka.bootstrap, data_dir, env)
         workers.append(w)
         return w
 
