@@ -12,7 +12,6 @@ import argparse
 import bisect
 from pathlib import Path
 
-import numpy as np
 
 from streamer import backtest as bt
 from streamer.core.flows import FlowConfig

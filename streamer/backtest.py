@@ -189,7 +189,7 @@ def summary(res: BacktestResult, top: int = 10) -> str:
     tot = res.series["flow_systematic_today_usd"][w]
     dates = res.dates[w]
     order = np.argsort(-np.abs(np.nan_to_num(tot)))[:top]
-    lines.append(f"largest |systematic flow| days ($bn; vol-control + risk parity + CTA + leveraged ETFs + dealers):")
+    lines.append("largest |systematic flow| days ($bn; vol-control + risk parity + CTA + leveraged ETFs + dealers):")
     cols = ("flow_systematic_today_usd", "flow_vol_control_today_usd", "flow_risk_parity_today_usd",
             "flow_cta_today_usd", "flow_leveraged_etf_close_usd", "flow_dealer_total_usd")
     lines.append("  date        spx_chg   total   volctl   rpar     cta   levETF  dealer")

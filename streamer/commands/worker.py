@@ -25,6 +25,11 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, bootstrap=args.bootstrap, topic_prefix=args.topic_prefix,
                              metrics_port=args.metrics_port, metrics_addr=args.metrics_addr)
     logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from streamer import kafka_io
+
+    # a Faust worker subscribed to topics that do not exist yet never gets their partitions;
+    # create the contract's topics first (idempotent)
+    kafka_io.run(kafka_io.ensure_topics(settings, kafka_io.topics_for(settings).all()))
     w = Worker(settings)
     if settings.metrics_port:
         metrics.start_http_server(settings.metrics_port, settings.metrics_addr)

@@ -21,7 +21,6 @@ election-2024 (VIX 20.49 → 16.27), so that one run serves parts 1, 2 and 4.
 """
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 
@@ -29,7 +28,6 @@ import pytest
 from kafka_helpers import publish, settings_for
 
 from prometheus_harness import JOB, PrometheusHarness, require_prometheus
-from streamer import kafka_io
 from streamer.metrics import DASHBOARD_SERIES
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -61,13 +59,6 @@ def alert_states(prom: PrometheusHarness, alert: str) -> list[tuple[str, dict]]:
     return [(a["state"], a["labels"]) for a in prom.alerts() if a["labels"]["alertname"] == alert]
 
 
-def start(start_worker, s, prefix: str):
-    """Create the topics, then start the worker (the production order: a worker that subscribes
-    before its input topics exist is assigned no partitions for them and consumes nothing)."""
-    asyncio.run(kafka_io.ensure_topics(s, kafka_io.topics_for(s).all()))
-    return start_worker(prefix)
-
-
 def run_scenario(prom: PrometheusHarness, worker, s, scenario: str, bad: int = 0) -> int:
     """Publish once Prometheus has scraped the idle worker (counters at 0); return after
     Prometheus has scraped the worker's final state (every sent message counted)."""
@@ -85,7 +76,7 @@ def run_scenario(prom: PrometheusHarness, worker, s, scenario: str, bad: int = 0
 def test_election_run_in_prometheus_series_alerts_and_worker_down(kafka, prefix, start_worker):
     require_prometheus()  # skip without the binary; under CI=true a failure
     s = settings_for(kafka, prefix)
-    worker = start(start_worker, s, prefix)
+    worker = start_worker(prefix)  # creates the topics first
     with PrometheusHarness(f"127.0.0.1:{worker.metrics_port}") as prom:
         total = run_scenario(prom, worker, s, "election-2024", bad=BAD)
         m = worker.metrics()
@@ -149,7 +140,7 @@ def test_election_run_in_prometheus_series_alerts_and_worker_down(kafka, prefix,
 def test_calm_run_leaves_market_alerts_empty(kafka, prefix, start_worker):
     require_prometheus()
     s = settings_for(kafka, prefix)
-    worker = start(start_worker, s, prefix)
+    worker = start_worker(prefix)  # creates the topics first
     with PrometheusHarness(f"127.0.0.1:{worker.metrics_port}") as prom:
         run_scenario(prom, worker, s, "calm")
         # not vacuous: the trigger counters (declared at 0 per rule and severity) and the VIX

@@ -12,7 +12,7 @@ import pytest
 
 from streamer.core import bs
 from streamer.core.chain import (NS_PER_DAY, NS_PER_YEAR, ChainConfig, ChainState,
-                                 exposures_batch, forward_from_parity, gamma_on_grid)
+                                 forward_from_parity, gamma_on_grid)
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 CFG = ChainConfig(rate=0.05, div_yield=0.013)

@@ -10,7 +10,7 @@ import sys
 import pytest
 from prometheus_client import CollectorRegistry
 
-from promql_files import (DASHBOARD_FILES, GRAFANA_DIR, REPO, RULE_FILES,
+from promql_files import (DASHBOARD_FILES, GRAFANA_DIR, RULE_FILES,
                           check_exprs_with_promtool, grafana_exprs, metric_names, rule_exprs,
                           substitute_grafana_vars)
 from streamer.metrics import DASHBOARD_SERIES, PROMETHEUS_SERIES, Metrics
