@@ -2,13 +2,13 @@
 
 Snapshot time: 16:15 ET on the trade date (SPX options stop trading at 16:15 and Cboe's VIX close
 is the value at that time). Rate: a constant per date, the 1-month T-bill yield of that day rounded
-(documented in VALIDATION_vix.md); the index moves by ~0.01 point per 1% of rate here.
+(documented in VALIDATION.md (section c)); the index moves by ~0.01 point per 1% of rate here.
 
 Tolerance: 0.10 vol point for the two files holding the regular-session closing quotes (taken
 16:31 ET and on the Sunday after): what is left is Cboe's quote filtering and rate spline, worth a
 few hundredths. 0.50 point for 2025-01-06, whose files were taken at 20:48/21:26 ET, inside the
 Global Trading Hours session (opens 20:15 ET), so they hold overnight quotes, not the 16:15 ones.
-Measured differences are printed (run pytest with -s) and tabulated in VALIDATION_vix.md.
+Measured differences are printed (run pytest with -s) and tabulated in VALIDATION.md (section c).
 """
 from __future__ import annotations
 
