@@ -77,10 +77,11 @@ async def consume_loop(settings, topic: str, n: int, decode: bool) -> float:
         await c.stop()
 
 
-def worker_rate(settings, topic: str, n: int) -> tuple[float, int]:
+def worker_rate(settings, topic: str, n: int, faust_sensors: bool = True) -> tuple[float, int]:
     """Start the worker on a topic that already holds N messages; time from its first to its Nth."""
     port = 9400 + os.getpid() % 500
-    env = dict(os.environ, STREAMER_DATA_DIR=tempfile.mkdtemp(prefix="streamer-bench-"))
+    env = dict(os.environ, STREAMER_DATA_DIR=tempfile.mkdtemp(prefix="streamer-bench-"),
+               STREAMER_FAUST_SENSORS=str(faust_sensors).lower())
     proc = subprocess.Popen([sys.executable, "-m", "streamer.cli", "worker", "--topic-prefix",
                              settings.topic_prefix, "--metrics-port", str(port)], env=env, cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -102,7 +103,7 @@ def worker_rate(settings, topic: str, n: int) -> tuple[float, int]:
         proc.wait(30)
 
 
-async def main(n: int) -> dict:
+async def main(n: int, faust_sensors: bool) -> dict:
     cfg = broker.start(quiet=True)
     settings = load_settings(bootstrap=cfg.bootstrap, topic_prefix=f"bench{int(time.time())}-")
     names = kafka_io.topics_for(settings)
@@ -111,14 +112,14 @@ async def main(n: int) -> dict:
     t_pub = await publish(settings, names.option_quotes, values)
     t_raw = await consume_loop(settings, names.option_quotes, n, decode=False)
     t_dec = await consume_loop(settings, names.option_quotes, n, decode=True)
-    t_w, n_w = worker_rate(settings, names.option_quotes, n)
+    t_w, n_w = worker_rate(settings, names.option_quotes, n, faust_sensors)
     await kafka_io.delete_topics(settings, names.all())
     import aiokafka
     import faust
     import numpy
     raw, dec, wrk = n / t_raw, n / t_dec, n_w / t_w
     return {
-        "messages": n, "bytes_per_message": round(sum(map(len, values)) / n, 1),
+        "messages": n, "faust_sensors": faust_sensors, "bytes_per_message": round(sum(map(len, values)) / n, 1),
         "publish_msgs_per_s": round(n / t_pub),
         "a_raw_aiokafka_consume_msgs_per_s": round(raw),
         "a2_aiokafka_consume_decode_validate_msgs_per_s": round(dec),
@@ -136,4 +137,6 @@ async def main(n: int) -> dict:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=200_000, help="option quotes to publish (default 200000)")
-    print(json.dumps(asyncio.run(main(ap.parse_args().n)), indent=2))
+    ap.add_argument("--no-faust-sensors", action="store_true", help="run the worker without Faust's sensors")
+    a = ap.parse_args()
+    print(json.dumps(asyncio.run(main(a.n, not a.no_faust_sensors)), indent=2))

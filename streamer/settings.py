@@ -42,6 +42,9 @@ class Settings:
     div_yield: float = 0.013
     #: index symbols published as implied-vol indices (gauges streamer_vol_index{index=...})
     vol_indices: tuple[str, ...] = ("VIX", "VIX9D", "VIX3M")
+    #: Faust's own Prometheus sensors (per-event stream/topic/table metrics, ~0.1 ms per message
+    #: on a 2-core machine: see BENCHMARKS.md); off trades those series for throughput
+    faust_sensors: bool = True
     #: local state folder of the Faust worker
     data_dir: str = field(default_factory=lambda: os.path.expanduser("~/.cache/streamer/worker"))
 

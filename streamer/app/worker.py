@@ -13,6 +13,7 @@ input that changed it, so a recovered worker finds the state on the partitions i
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -81,7 +82,8 @@ class Worker:
             self.metrics.declare_topic(t)
         for t in n.outputs():
             self.metrics.declare_topic(t, source=False, sink=True)
-        self._setup_faust_sensors()
+        if settings.faust_sensors:
+            self._setup_faust_sensors()
         self.app.on_partitions_revoked.connect(self._on_revoked)
         self.app.agent(self.index_topic, name="index-ticks", concurrency=1)(self._index_agent)
         self.app.agent(self.quote_topic, name="option-quotes", concurrency=1)(self._quote_agent)
@@ -133,17 +135,26 @@ class Worker:
     def _new_rules(self) -> RuleSet:
         return RuleSet.from_toml(self.rules_text) if self.rules_text else load_rules(self.settings)
 
-    def _put(self, partition: int, key: str, state: dict) -> None:
-        """Write one record: local store plus a changelog record on the input's partition."""
-        k, v = key.encode(), _dump_state(state)
-        self.state.data[k] = v
-        self.state.send_changelog(partition, k, v)
+    async def _write_back(self, eng: UnderlyingEngine, partition: int) -> list:
+        """Write-back rule: every changed contract (O(1) each) and the engine's own record.
 
-    def _write_back(self, eng: UnderlyingEngine, partition: int) -> None:
-        """Write-back rule: every changed contract (O(1) each) and the engine's own record."""
-        for key, st in eng.take_touched_contracts():
-            self._put(partition, key, st)
-        self._put(partition, eng.underlying, eng.to_state())
+        Each record goes to the local store and, as a changelog record, to the partition of the
+        input that changed it. The records are handed to the Kafka producer directly (one batched
+        send each) rather than through Faust's table changelog buffer, which produces one message at
+        a time and throttles the stream once 100 are pending. Returns the delivery futures; the
+        caller awaits them before the batch's input offsets are acknowledged.
+        """
+        records = eng.take_touched_contracts()
+        records.append((eng.underlying, eng.to_state()))
+        topic = self.state.changelog_topic.get_topic_name()
+        send = self.app.producer.send
+        store = self.state.data
+        futs = []
+        for key, st in records:
+            k, v = key.encode(), _dump_state(st)
+            store[k] = v
+            futs.append(await send(topic, k, v, partition, None, None))
+        return futs
 
     # -- rule hot reload -------------------------------------------------------------------------
 
@@ -239,13 +250,14 @@ class Worker:
             self.engine(u).on_quotes(qs)
         now = time.time()
         m = self.metrics
+        pending: list = []
         for u, partition in touched.items():
             eng = self.engines[u]
             n_eval, eng.n_evaluations = eng.n_evaluations, 0
             if n_eval:
                 for name in eng.rules.names:
                     m.rule_evaluations(name).inc(n_eval)
-            self._write_back(eng, partition)
+            pending.extend(await self._write_back(eng, partition))
             if eng.snapshot_due(self.settings.analytics_interval_s):
                 snap = eng.snapshot()
                 self._set_gauges(eng, snap.values)
@@ -254,6 +266,8 @@ class Worker:
             await self._publish(self.trigger_topic, ev.underlying, schemas.encode(ev), ev.ts_ns, now)
             m.trigger(ev.rule, ev.severity, ev.ts_ns / NS)
             log.info("trigger %s %s: %s", ev.rule, ev.event_id, ev.reason)
+        if pending:  # state durable in the changelog before the inputs are acknowledged
+            await asyncio.gather(*pending)
         self._account(events)
 
     async def _publish(self, topic, key: str, value: bytes, ts_ns: int, now: float) -> None:
