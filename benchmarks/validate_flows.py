@@ -17,25 +17,9 @@ from streamer import backtest as bt
 from streamer.core.flows import FlowConfig
 from streamer.core.rules import RuleSet
 from streamer.history import DEFAULT_DATA_DIR, load_history
+from validate_vix import write_section  # the one VALIDATION.md section writer (same folder)
 
 DAY = "2024-11-06"
-
-
-def write_section(out: str | Path, name: str, text: str) -> None:
-    """Replace the text between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in ``out``
-    (VALIDATION.md); ``out == "-"`` prints the section instead."""
-    if str(out) == "-":
-        print(text)
-        return
-    path = Path(out)
-    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-    doc = path.read_text() if path.exists() else f"{begin}\n{end}\n"
-    if begin not in doc or end not in doc:
-        raise SystemExit(f"{path}: markers {begin} / {end} not found")
-    head, rest = doc.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    path.write_text(f"{head}{begin}\n{text.rstrip()}\n{end}{tail}")
-    print(f"wrote section {name!r} of {path}")
 
 
 def main() -> int:
