@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from streamer.core.flows import FlowBook
-from streamer.core.rules import RuleError, RuleSet, ThresholdRule
+from streamer.core.rules import RuleError, RuleSet
 
 DAY = 86_400 * 10**9
 
@@ -20,17 +20,6 @@ when.any = [
   { all = [ { signal = "y", op = ">", value = 1 }, { signal = "z", op = ">", value = 1 } ] },
 ]
 '''
-
-
-def test_threshold_rule_unchanged_api():
-    r = ThresholdRule("vol_collapse", "<=", -0.15, rearm=-0.10, cooldown_ns=0)
-    assert [r.check(x, t) for t, x in enumerate([-0.2, -0.12, -0.05, -0.2])] == [True, False, False, True]
-    st = r.to_state()
-    r2 = ThresholdRule("vol_collapse", "<=", -0.15, rearm=-0.10)
-    r2.load_state(st)
-    assert (r2.armed, r2.name, r2.threshold, r2.rearm) == (False, "vol_collapse", -0.15, -0.10)
-    r2.reset()
-    assert r2.armed
 
 
 def test_hysteresis_cooldown_and_and_or():
