@@ -20,6 +20,16 @@ from streamer import broker
 
 CI = os.environ.get("CI") == "true"
 REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"  # real market data beside the checkout (never copied in)
+
+
+def require_shared_data(path: Path = SHARED_DATA) -> Path:
+    """At module level: skip the module when ``path`` is absent, except under CI, where that fails."""
+    if not path.exists():
+        if CI:
+            raise RuntimeError(f"shared data {path} is missing under CI")
+        pytest.skip(f"shared data {path} not present", allow_module_level=True)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -2,23 +2,18 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA, require_shared_data
 
 from streamer.cboe_csv import (ChainSnapshot, combine, ny_ts_ns, read_quotedata, replay_quotes,
                                settlement_ts_ns)
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-CHAINS = DATA / "option_chains"
-
-if not DATA.is_dir():
-    if os.environ.get("CI") == "true":
-        raise RuntimeError(f"test data folder {DATA} is missing under CI")
-    pytest.skip(f"shared test data folder {DATA} not present", allow_module_level=True)
+DATA = SHARED_DATA
+CHAINS = require_shared_data(DATA / "option_chains")
 
 FILES = sorted(CHAINS.glob("*.csv"))
 

@@ -12,23 +12,19 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA, require_shared_data
 
 from streamer import chain_report, cli, schemas
 from streamer.cboe_csv import combine, ny_ts_ns, read_quotedata, replay_quotes
 from streamer.core import chain, iv, vix
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-CHAINS = DATA / "option_chains"
-if not CHAINS.is_dir():
-    if os.environ.get("CI") == "true":
-        raise RuntimeError(f"shared data folder missing on CI: {CHAINS}")
-    pytest.skip(f"shared data folder absent: {CHAINS}", allow_module_level=True)
+DATA = SHARED_DATA
+CHAINS = require_shared_data(DATA / "option_chains")
 
 FILES = sorted(p.name for p in CHAINS.glob("*.csv"))
 JAN_FEB = ["spx_quotedata_2025-01-06_close_janexp.csv", "spx_quotedata_2025-01-06_close_febexp.csv"]

@@ -14,23 +14,18 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA, require_shared_data
 
 from streamer.cboe_csv import combine, ny_ts_ns, read_quotedata
 from streamer.core.vix import (VIX, VIX9D, VixEngine, eligible_expiries, is_friday_holiday,
                                vix_batch)
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-CHAINS = DATA / "option_chains"
-if not DATA.is_dir():
-    if os.environ.get("CI") == "true":
-        raise RuntimeError(f"test data folder {DATA} is missing under CI")
-    pytest.skip(f"shared test data folder {DATA} not present", allow_module_level=True)
+DATA = SHARED_DATA
+CHAINS = require_shared_data(DATA / "option_chains")
 
 # date -> (files, 1-month T-bill rate used, tolerance in vol points)
 CASES = {
