@@ -13,6 +13,7 @@ from pathlib import Path
 
 from streamer.cboe_csv import combine, ny_ts_ns, read_quotedata
 from streamer.core.vix import VIX, VIX9D, VixEngine, vix_batch
+from streamer.history import read_daily
 
 ROOT = Path(__file__).resolve().parents[1]
 # date -> files, constant rate ~ 1-month T-bill yield of that day (FRED DGS1MO, approximate),
@@ -27,19 +28,6 @@ CASES = [
     ("2024-11-08", ["spx_quotedata_2024-11-08_close_nearATM_novexp.csv"], 0.0460,
      "Mon 11-11 08:02 ET, strikes 5950-6060 only"),
 ]
-
-
-def closes(path: Path) -> dict[str, float]:
-    """ISO date -> close, from the datahub (ISO) or Cboe (MM/DD/YYYY) layouts."""
-    out = {}
-    for line in path.read_text().splitlines()[1:]:
-        p = line.split(",")
-        d = p[0]
-        if "/" in d:
-            m, dd, y = d.split("/")
-            d = f"{y}-{m}-{dd}"
-        out[d] = float(p[-1])
-    return out
 
 
 def write_section(out: str | Path, name: str, text: str) -> None:
@@ -64,8 +52,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--out", default=str(ROOT / "VALIDATION.md"))
     args = ap.parse_args()
-    official = {"VIX": closes(args.data / "vix_daily_ohlc_1990-2026.csv"),
-                "VIX9D": closes(args.data / "cboe_VIX9D_History.csv")}
+    official = {"VIX": read_daily(args.data / "vix_daily_ohlc_1990-2026.csv").as_dict(),
+                "VIX9D": read_daily(args.data / "cboe_VIX9D_History.csv").as_dict()}
     rows, sens = [], []
     for day, files, rate, note in CASES:
         y, m, d = map(int, day.split("-"))

@@ -9,7 +9,6 @@ edge validation of the live path.
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections import Counter
@@ -22,6 +21,7 @@ from conftest import SHARED_DATA, require_shared_data
 from streamer import chain_report, cli, schemas
 from streamer.cboe_csv import combine, ny_ts_ns, read_quotedata, replay_quotes
 from streamer.core import chain, iv, vix
+from streamer.history import read_daily
 
 DATA = SHARED_DATA
 CHAINS = require_shared_data(DATA / "option_chains")
@@ -144,20 +144,6 @@ def test_report_equals_direct_core_calls(case: list[str], outputs: dict) -> None
     assert d["forward"] == f
 
 
-def _closes(path: Path) -> dict[str, float]:
-    out = {}
-    with path.open() as fh:
-        rows = csv.reader(fh)
-        next(rows)
-        for r in rows:
-            day = r[0]
-            if "/" in day:
-                mo, dd, y = day.split("/")
-                day = f"{y}-{mo}-{dd}"
-            out[day] = float(r[-1])
-    return out
-
-
 # (date, files, rate ~ 1-month T-bill that day, tolerance in index points). The 2025-01-06 files
 # were saved at 20:48/21:26 ET with overnight (GTH) quotes, not the 16:15 quotes Cboe used:
 # VALIDATION.md (c) explains the residual, hence the wider tolerance there.
@@ -169,10 +155,10 @@ VIX_CASES = [("2023-09-14", ["spx_quotedata_2023-09-14_close.csv"], 0.0555, 0.02
 @pytest.mark.parametrize("day,files,rate,tol", VIX_CASES, ids=[c[0] for c in VIX_CASES])
 def test_vix_vs_cboe_close(capsys: pytest.CaptureFixture, day: str, files: list[str], rate: float,
                            tol: float) -> None:
-    official = {"vix_index": _closes(DATA / "vix_daily_ohlc_1990-2026.csv")[day]}
+    official = {"vix_index": read_daily(DATA / "vix_daily_ohlc_1990-2026.csv").as_dict()[day]}
     vix9d_file = DATA / "cboe_VIX9D_History.csv"
     if vix9d_file.exists():
-        official["vix9d_index"] = _closes(vix9d_file)[day]
+        official["vix9d_index"] = read_daily(vix9d_file).as_dict()[day]
     d = run_cli(capsys, *(str(CHAINS / f) for f in files), "--rate", str(rate),
                 "--asof", f"{day}T16:15")
     assert d["asof"].startswith(f"{day}T16:15:00")

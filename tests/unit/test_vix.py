@@ -23,6 +23,7 @@ from conftest import SHARED_DATA, require_shared_data
 from streamer.cboe_csv import combine, ny_ts_ns, read_quotedata
 from streamer.core.vix import (VIX, VIX9D, VixEngine, eligible_expiries, is_friday_holiday,
                                vix_batch)
+from streamer.history import read_daily
 
 DATA = SHARED_DATA
 CHAINS = require_shared_data(DATA / "option_chains")
@@ -34,19 +35,6 @@ CASES = {
     "2025-01-06": (["spx_quotedata_2025-01-06_close_janexp.csv",
                     "spx_quotedata_2025-01-06_close_febexp.csv"], 0.0430, 0.50),
 }
-
-
-def _closes(name: str) -> dict[str, float]:
-    """Cboe daily close by ISO date from either file layout (ISO or MM/DD/YYYY dates)."""
-    out = {}
-    for line in (DATA / name).read_text().splitlines()[1:]:
-        p = line.split(",")
-        d = p[0]
-        if "/" in d:
-            m, dd, y = d.split("/")
-            d = f"{y}-{m}-{dd}"
-        out[d] = float(p[-1])
-    return out
 
 
 def _snapshot(day: str):
@@ -61,7 +49,7 @@ def _snapshot(day: str):
                                        (VIX9D, "cboe_VIX9D_History.csv")], ids=["VIX", "VIX9D"])
 def test_reproduces_cboe_close(day: str, spec, file: str) -> None:
     snap, rate = _snapshot(day)
-    official = _closes(file)[day]
+    official = read_daily(DATA / file).as_dict()[day]
     ref = vix_batch(snap.expiry_ts_ns, snap.strike, snap.right, snap.bid, snap.ask,
                     snap.asof_ts_ns, rate, spec)
     eng = VixEngine.from_arrays(snap.expiry_ts_ns, snap.strike, snap.right, snap.bid, snap.ask,
