@@ -141,6 +141,8 @@ class UnderlyingEngine:
         self.last_eval_ns = 0
         self.last_ts_ns = 0
         self.n_evaluations = 0  # rule evaluations since the worker last counted them
+        self.n_inputs = 0  # messages folded in; keys the signals cached by evaluate()
+        self._signals_at: tuple[int, dict[str, float]] = (-1, {})
         self.touched: set[tuple[int, float, str]] = set()  # contracts changed since the last write-back
 
     # -- state -----------------------------------------------------------------------------------
@@ -193,6 +195,7 @@ class UnderlyingEngine:
 
     def on_tick(self, tick: IndexTick) -> list[TriggerEvent]:
         """Fold one index tick in; returns the trigger events the rules fired (usually none)."""
+        self.n_inputs += 1
         s = self.series.get(tick.symbol)
         if s is None:
             s = self.series[tick.symbol] = SeriesState.new(tick.symbol, self.settings.ewma_lambda)
@@ -237,6 +240,7 @@ class UnderlyingEngine:
         Trigger rules do not run here, so replaying years of closes to warm the models up never
         fires a trigger. The close replaces the series' last print as that session's close.
         """
+        self.n_inputs += 1
         s = self.series.get(dc.symbol)
         if s is None:
             s = self.series[dc.symbol] = SeriesState.new(dc.symbol, self.settings.ewma_lambda)
@@ -271,6 +275,7 @@ class UnderlyingEngine:
         """
         if not quotes:
             return
+        self.n_inputs += 1
         ch = self._chain(quotes[0].ts_ns)
         n = len(quotes)
         r, q_div = self.settings.rate, self.settings.div_yield
@@ -310,6 +315,7 @@ class UnderlyingEngine:
         return forward_from_parity(k, c, p, t, self.settings.rate)[0]
 
     def on_open_interest(self, oi: OpenInterest) -> None:
+        self.n_inputs += 1
         c = self._chain(oi.ts_ns).on_open_interest(oi.expiry_ts_ns, oi.strike, oi.right, oi.open_interest)
         self.touched.add(c.key)
 
@@ -332,6 +338,7 @@ class UnderlyingEngine:
         self.last_eval_ns = ts
         self.n_evaluations += 1
         sig = self.signals()
+        self._signals_at = (self.n_inputs, sig)
         events = []
         for f in self.rules.evaluate(sig, ts):
             events.append(TriggerEvent(event_id(f.rule, self.underlying, f.ts_ns, f.inputs), f.rule, self.underlying,
@@ -404,8 +411,12 @@ class UnderlyingEngine:
         return out
 
     def values(self) -> dict[str, float | None]:
-        """The signals as they go on the wire (NaN → null)."""
-        return {k: (None if v != v else v) for k, v in self.signals().items()}
+        """The signals as they go on the wire (NaN → null); reuses the rules' evaluation when no
+        input arrived since (the chain reads and our VIX are the costly part)."""
+        n, sig = self._signals_at
+        if n != self.n_inputs:
+            sig = self.signals()
+        return {k: (None if v != v else v) for k, v in sig.items()}
 
     def snapshot_due(self, interval_s: float) -> bool:
         return self.last_ts_ns - self.last_snapshot_ns >= interval_s * NS
