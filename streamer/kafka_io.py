@@ -1,39 +1,189 @@
-"""Plain aiokafka helpers for the tools around the worker: topic creation, a batching producer and a
-consumer of a topic from the beginning. The worker itself uses Faust (streamer/app)."""
+"""Plain aiokafka helpers for the tools around the worker and the worker itself: the security options
+of every Kafka client (``client_options``), client start-up that turns a connection failure into one
+error naming its cause (``start_client``), topic creation, a batching producer and a consumer of a
+topic from the beginning."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
+from pathlib import Path
 from typing import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.conn import create_conn
+from aiokafka.errors import (
+    GroupAuthorizationFailedError,
+    KafkaConnectionError,
+    KafkaError,
+    TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
+    UnsupportedSaslMechanismError,
+)
+from aiokafka.helpers import create_ssl_context
 
-from streamer.settings import Settings
+from streamer.errors import ConfigError, StreamerError
+from streamer.settings import Settings, check_security
 from streamer.topics import TopicNames
+
+#: how long one diagnostic connection may take before it counts as "no answer"
+DIAGNOSE_TIMEOUT_S = 10.0
+
+
+class KafkaAccessError(StreamerError):
+    """Kafka refused us or could not be reached: TLS trust, SASL credentials, ACLs or no listener.
+
+    Not retriable: the same credentials would fail the same way, so callers exit with the message
+    (which names the cause and never holds a secret) instead of retrying.
+    """
+
+
+def _read_secret(setting: str, path: str) -> str:
+    try:
+        value = Path(path).read_text().rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(f"{setting}: cannot read {path}: {exc.strerror}") from None
+    if not value:
+        raise ConfigError(f"{setting}: {path} is empty")
+    return value
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext:
+    """The TLS context of ``settings`` (CA, optional client certificate); ConfigError names a bad file."""
+    password = None
+    if settings.ssl_key_password_file:
+        password = _read_secret("ssl_key_password_file", settings.ssl_key_password_file)
+    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        path = getattr(settings, name)
+        if path and not Path(path).is_file():
+            raise ConfigError(f"{name}: {path} does not exist")
+    try:
+        return create_ssl_context(cafile=settings.ssl_cafile or None, certfile=settings.ssl_certfile or None,
+                                  keyfile=settings.ssl_keyfile or None, password=password)
+    except ssl.SSLError as exc:
+        # the reason (e.g. "bad decrypt", "no certificate or crl found") without the password
+        raise ConfigError(f"cannot load TLS files (ssl_cafile={settings.ssl_cafile or '-'}, "
+                          f"ssl_certfile={settings.ssl_certfile or '-'}, ssl_keyfile={settings.ssl_keyfile or '-'}): "
+                          f"{exc.reason or exc}") from None
+
+
+def client_options(settings: Settings) -> dict:
+    """Keyword arguments for AIOKafkaConsumer / AIOKafkaProducer / AIOKafkaAdminClient: the bootstrap
+    servers and the security options of ``settings``, secrets read from their files now.
+
+    The result holds the SASL password: pass it to the client, never log it.
+    """
+    check_security(settings)
+    proto = settings.security_protocol.upper()
+    opts: dict = {"bootstrap_servers": settings.bootstrap, "security_protocol": proto}
+    if proto.endswith("SSL"):
+        opts["ssl_context"] = ssl_context(settings)
+    if proto.startswith("SASL_"):
+        opts["sasl_mechanism"] = settings.sasl_mechanism.upper()
+        opts["sasl_plain_username"] = settings.sasl_username
+        opts["sasl_plain_password"] = _read_secret("sasl_password_file", settings.sasl_password_file)
+    return opts
+
+
+def faust_credentials(settings: Settings):
+    """``broker_credentials`` for a Faust app with the security of ``settings`` (None for PLAINTEXT)."""
+    from faust.auth import SASLCredentials, SSLCredentials
+
+    opts = client_options(settings)
+    proto = opts["security_protocol"]
+    if proto.startswith("SASL_"):
+        return SASLCredentials(username=opts["sasl_plain_username"], password=opts["sasl_plain_password"],
+                               ssl_context=opts.get("ssl_context"), mechanism=opts["sasl_mechanism"])
+    if proto == "SSL":
+        return SSLCredentials(opts["ssl_context"])
+    return None
+
+
+def _describe(settings: Settings, host: str, exc: BaseException) -> str:
+    """One sentence naming why connecting to ``host`` failed (never a secret)."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (f"TLS: the certificate of {host} is not trusted ({exc.verify_message}); "
+                f"check ssl_cafile ({settings.ssl_cafile or 'system CAs'})")
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake with {host} failed ({exc.reason or exc}); is it a TLS listener?"
+    if isinstance(exc, UnsupportedSaslMechanismError):
+        return f"SASL: {host} does not offer {settings.sasl_mechanism} ({exc})"
+    if isinstance(exc, KafkaError) and "uthentication" in str(exc):
+        return (f"SASL authentication of user {settings.sasl_username!r} ({settings.sasl_mechanism}) failed at "
+                f"{host}: wrong password (sasl_password_file) or unknown user")
+    if isinstance(exc, ConnectionRefusedError):
+        return f"nothing listens at {host} (connection refused)"
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return f"no answer from {host} within {DIAGNOSE_TIMEOUT_S:.0f}s (wrong security_protocol for this port?)"
+    return f"cannot connect to {host}: {type(exc).__name__}: {exc}"
+
+
+async def diagnose(settings: Settings) -> str | None:
+    """Connect once to each bootstrap server as a client would; None when all accept us, else why not."""
+    opts = client_options(settings)
+    opts.pop("bootstrap_servers")
+    problems = []
+    for host in settings.bootstrap.split(","):
+        name, _, port = host.strip().rpartition(":")
+        try:
+            conn = await asyncio.wait_for(create_conn(name, int(port), request_timeout_ms=int(DIAGNOSE_TIMEOUT_S * 1000),
+                                                      **opts), DIAGNOSE_TIMEOUT_S)
+        except (OSError, KafkaError, asyncio.TimeoutError) as exc:
+            problems.append(_describe(settings, host.strip(), exc))
+        else:
+            conn.close()
+    return "; ".join(problems) or None
+
+
+async def start_client(client, settings: Settings) -> None:
+    """``await client.start()``; a failure to bootstrap becomes one KafkaAccessError naming the cause.
+
+    aiokafka tries each bootstrap server once and reports only "Unable to bootstrap"; the cause
+    (untrusted certificate, wrong password, ...) is found by one diagnostic connection per server.
+    """
+    try:
+        await client.start()
+    except KafkaConnectionError:
+        await _close(client)
+        why = await diagnose(settings)
+        raise KafkaAccessError(f"cannot connect to Kafka at {settings.bootstrap} "
+                               f"({settings.security_protocol}): {why or 'bootstrap failed'}") from None
+
+
+async def _close(client) -> None:
+    try:
+        await (client.close() if isinstance(client, AIOKafkaAdminClient) else client.stop())
+    except Exception:  # noqa: BLE001 - a half-started client may fail to stop; the start error matters
+        pass
+
+
+def _refused(settings: Settings, exc: KafkaError, what: str) -> KafkaAccessError:
+    who = f"user {settings.sasl_username!r}" if settings.sasl_username else "this client"
+    return KafkaAccessError(f"Kafka refused {who} {what}: {type(exc).__name__} (no ACL grants it)")
 
 
 async def ensure_topics(settings: Settings, names: list[str], partitions: int | None = None) -> None:
     """Create ``names`` (replication 1) if missing; existing topics are left as they are."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
-    await admin.start()
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await start_client(admin, settings)
     try:
         existing = set(await admin.list_topics())
         new = [NewTopic(n, partitions or settings.partitions, 1) for n in names if n not in existing]
         if new:
             try:
-                await admin.create_topics(new)
+                resp = await admin.create_topics(new)
             except TopicAlreadyExistsError:
-                pass
+                resp = None
+            _check_created(settings, resp)
     finally:
         await admin.close()
 
 
 async def delete_topics(settings: Settings, names: list[str]) -> None:
     """Delete ``names`` where they exist (demo clean-up)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
-    await admin.start()
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await start_client(admin, settings)
     try:
         existing = set(await admin.list_topics())
         doomed = [n for n in names if n in existing]
@@ -43,9 +193,22 @@ async def delete_topics(settings: Settings, names: list[str]) -> None:
         await admin.close()
 
 
+def _check_created(settings: Settings, resp) -> None:
+    """Raise for a topic the broker refused to create (ACLs); "already exists" is fine (a race)."""
+    from aiokafka.errors import for_code
+
+    for topic, code, *_ in getattr(resp, "topic_errors", None) or ():
+        if code == 0 or for_code(code) is TopicAlreadyExistsError:
+            continue
+        exc = for_code(code)()
+        if "Authorization" in type(exc).__name__:
+            raise _refused(settings, exc, f"creating topic {topic}")
+        raise KafkaAccessError(f"cannot create topic {topic}: {type(exc).__name__}")
+
+
 def make_producer(settings: Settings, **kw) -> AIOKafkaProducer:
     """A producer tuned for throughput: small linger, lz4-free (no extra deps), acks from the leader."""
-    opts = dict(bootstrap_servers=settings.bootstrap, linger_ms=5, max_batch_size=256 * 1024, acks=1)
+    opts = dict(client_options(settings), linger_ms=5, max_batch_size=256 * 1024, acks=1)
     opts.update(kw)
     return AIOKafkaProducer(**opts)
 
@@ -53,14 +216,16 @@ def make_producer(settings: Settings, **kw) -> AIOKafkaProducer:
 async def consume(settings: Settings, topic: str, *, timeout_s: float, until=None,
                   from_beginning: bool = True) -> AsyncIterator:
     """Yield records of ``topic`` (no consumer group) until ``timeout_s`` of silence or ``until(rec)``."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.bootstrap, group_id=None,
-                                auto_offset_reset="earliest" if from_beginning else "latest",
-                                enable_auto_commit=False)
-    await consumer.start()
+    consumer = AIOKafkaConsumer(topic, group_id=None, auto_offset_reset="earliest" if from_beginning else "latest",
+                                enable_auto_commit=False, **client_options(settings))
+    await start_client(consumer, settings)
     try:
         quiet_since = time.monotonic()
         while time.monotonic() - quiet_since < timeout_s:
-            batch = await consumer.getmany(timeout_ms=200)
+            try:
+                batch = await consumer.getmany(timeout_ms=200)
+            except (TopicAuthorizationFailedError, GroupAuthorizationFailedError) as exc:
+                raise _refused(settings, exc, f"reading {topic}") from None
             for records in batch.values():
                 for rec in records:
                     quiet_since = time.monotonic()

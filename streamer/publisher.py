@@ -6,6 +6,7 @@ import time
 from collections import Counter
 from typing import Iterable, Protocol
 
+from aiokafka.errors import TopicAuthorizationFailedError
 from tqdm import tqdm
 
 from streamer import kafka_io, schemas
@@ -37,46 +38,54 @@ async def publish(settings: Settings, events: Iterable[Publishable], *, total: i
     ``raw``: extra (kind, key, bytes) messages sent first as they are (e.g. malformed inputs).
     """
     producer = kafka_io.make_producer(settings)
-    await producer.start()
+    await kafka_io.start_client(producer, settings)
     sent: Counter = Counter()
     bar = tqdm(total=total, unit="msg", desc="publishing", disable=not progress, mininterval=0.5)
     try:
-        for kind, key, value in raw:
-            topic = topic_of(settings, kind)
-            await producer.send(topic, value, key=key.encode())
-            sent[topic] += 1
-        t_wall0 = time.monotonic()
-        prev_ts: int | None = None
-        ev_elapsed_ns = 0  # event time elapsed, with overnight/weekend gaps squeezed to MAX_GAP_NS
-        n = 0
-        pending = []
-        for ev in events:
-            topic = topic_of(settings, ev.kind)
-            pending.append(await producer.send(topic, schemas.encode(ev.msg), key=ev.key.encode()))
-            if speed and ev.kind != "daily_close":  # a history backfill is not replayed in time
-                ts = ev.msg.ts_ns  # type: ignore[attr-defined]
-                if prev_ts is not None:
-                    ev_elapsed_ns += min(max(ts - prev_ts, 0), MAX_GAP_NS)
-                prev_ts = ts
-            sent[topic] += 1
-            n += 1
-            if n % 500 == 0:
-                bar.update(500)
-                await asyncio.gather(*pending)  # bound memory; keeps the producer's batches full
-                pending.clear()
-            # pacing: sleep only when ahead of schedule (checked every 50 messages to stay cheap)
-            if (rate or speed) and n % 50 == 0:
-                ahead = 0.0
-                if rate:
-                    ahead = n / rate - (time.monotonic() - t_wall0)
-                if speed:
-                    ahead = max(ahead, ev_elapsed_ns / NS / speed - (time.monotonic() - t_wall0))
-                if ahead > 0:
-                    await asyncio.sleep(ahead)
-        await asyncio.gather(*pending)
-        await producer.flush()
-        bar.update(n % 500)
+        return await _send_all(producer, settings, events, raw, sent, bar, rate, speed)
+    except TopicAuthorizationFailedError as exc:
+        raise kafka_io.KafkaAccessError(
+            f"Kafka refused user {settings.sasl_username or '(anonymous)'!r} writing to "
+            f"{', '.join(sorted(exc.args)) or 'a topic'}: TopicAuthorizationFailedError (no ACL grants it)") from None
     finally:
         bar.close()
         await producer.stop()
+
+
+async def _send_all(producer, settings: Settings, events, raw, sent: Counter, bar, rate, speed) -> Counter:
+    for kind, key, value in raw:
+        topic = topic_of(settings, kind)
+        await producer.send(topic, value, key=key.encode())
+        sent[topic] += 1
+    t_wall0 = time.monotonic()
+    prev_ts: int | None = None
+    ev_elapsed_ns = 0  # event time elapsed, with overnight/weekend gaps squeezed to MAX_GAP_NS
+    n = 0
+    pending = []
+    for ev in events:
+        topic = topic_of(settings, ev.kind)
+        pending.append(await producer.send(topic, schemas.encode(ev.msg), key=ev.key.encode()))
+        if speed and ev.kind != "daily_close":  # a history backfill is not replayed in time
+            ts = ev.msg.ts_ns  # type: ignore[attr-defined]
+            if prev_ts is not None:
+                ev_elapsed_ns += min(max(ts - prev_ts, 0), MAX_GAP_NS)
+            prev_ts = ts
+        sent[topic] += 1
+        n += 1
+        if n % 500 == 0:
+            bar.update(500)
+            await asyncio.gather(*pending)  # bound memory; keeps the producer's batches full
+            pending.clear()
+        # pacing: sleep only when ahead of schedule (checked every 50 messages to stay cheap)
+        if (rate or speed) and n % 50 == 0:
+            ahead = 0.0
+            if rate:
+                ahead = n / rate - (time.monotonic() - t_wall0)
+            if speed:
+                ahead = max(ahead, ev_elapsed_ns / NS / speed - (time.monotonic() - t_wall0))
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+    await asyncio.gather(*pending)
+    await producer.flush()
+    bar.update(n % 500)
     return sent

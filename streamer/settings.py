@@ -48,6 +48,26 @@ class Settings:
     #: local state folder of the Faust worker
     data_dir: str = field(default_factory=lambda: os.path.expanduser("~/.cache/streamer/worker"))
 
+    # Kafka client security (every client: worker, simulator, consume, chain --replay, topics).
+    # Secrets are never settings values: only the paths of files holding them (the way Kubernetes
+    # mounts Secrets), read when a client is built (streamer.kafka_io.client_options).
+    #: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL
+    security_protocol: str = "PLAINTEXT"
+    #: with SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (Strimzi's KafkaUser default)
+    sasl_mechanism: str = "SCRAM-SHA-512"
+    #: with SASL_*: the principal's user name (User:<name> in the broker's ACLs)
+    sasl_username: str = ""
+    #: with SASL_*: file holding the password (one line; a trailing newline is ignored)
+    sasl_password_file: str = ""
+    #: with SSL/SASL_SSL: PEM file of the CA(s) that signed the broker's certificate (empty: system CAs)
+    ssl_cafile: str = ""
+    #: with SSL/SASL_SSL, mutual TLS: PEM client certificate (may also hold the key) ...
+    ssl_certfile: str = ""
+    #: ... and its PEM private key ...
+    ssl_keyfile: str = ""
+    #: ... and a file holding the key's passphrase when the key is encrypted
+    ssl_key_password_file: str = ""
+
     @property
     def broker_url(self) -> str:
         return ",".join(f"kafka://{h}" for h in self.bootstrap.split(","))
@@ -74,7 +94,52 @@ def load_settings(path: str | os.PathLike | None = None, **overrides) -> Setting
     for k, v in overrides.items():
         if v is not None:
             _set(s, k, v)
+    check_security(s)
     return s
+
+
+#: --help text of the commands that talk to Kafka (names settings, never values)
+SECURITY_EPILOG = ("Kafka security comes from the settings file ($STREAMER_CONFIG) or STREAMER_* variables: "
+                   "STREAMER_SECURITY_PROTOCOL (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL), STREAMER_SASL_MECHANISM, "
+                   "STREAMER_SASL_USERNAME, STREAMER_SASL_PASSWORD_FILE, STREAMER_SSL_CAFILE, STREAMER_SSL_CERTFILE, "
+                   "STREAMER_SSL_KEYFILE, STREAMER_SSL_KEY_PASSWORD_FILE; secrets only ever from files.")
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def check_security(s: Settings) -> None:
+    """Raise ConfigError for an unknown or inconsistent security combination (no file is read here).
+
+    Settings that the chosen protocol would silently ignore are errors too: a CA file with
+    PLAINTEXT almost always means the protocol was forgotten, and the client would then talk
+    in clear to a TLS port.
+    """
+    proto = s.security_protocol.upper()
+    if proto not in SECURITY_PROTOCOLS:
+        raise ConfigError(f"security_protocol {s.security_protocol!r}: expected one of {', '.join(SECURITY_PROTOCOLS)}")
+    sasl, tls = proto.startswith("SASL_"), proto.endswith("SSL")
+    if sasl:
+        if s.sasl_mechanism.upper() not in SASL_MECHANISMS:
+            raise ConfigError(f"sasl_mechanism {s.sasl_mechanism!r}: expected one of {', '.join(SASL_MECHANISMS)}")
+        missing = [n for n in ("sasl_username", "sasl_password_file") if not getattr(s, n)]
+        if missing:
+            raise ConfigError(f"security_protocol {proto} needs {' and '.join(missing)}")
+    else:
+        extra = [n for n in ("sasl_username", "sasl_password_file") if getattr(s, n)]
+        if extra:
+            raise ConfigError(f"{', '.join(extra)} set but security_protocol is {proto}; "
+                              "use SASL_SSL (or SASL_PLAINTEXT) to authenticate with SASL")
+    tls_fields = ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_key_password_file")
+    if not tls:
+        extra = [n for n in tls_fields if getattr(s, n)]
+        if extra:
+            raise ConfigError(f"{', '.join(extra)} set but security_protocol is {proto}, which does not use TLS; "
+                              "use SSL or SASL_SSL")
+    if s.ssl_keyfile and not s.ssl_certfile:
+        raise ConfigError("ssl_keyfile set without ssl_certfile (mutual TLS needs the client certificate)")
+    if s.ssl_key_password_file and not s.ssl_certfile:
+        raise ConfigError("ssl_key_password_file set without ssl_certfile/ssl_keyfile")
 
 
 def _set(s: Settings, name: str, value) -> None:

@@ -91,17 +91,23 @@ def _replay(args: argparse.Namespace, snap, chain_report) -> int:
     from collections import Counter
 
     from streamer import kafka_io, publisher
+    from streamer.errors import StreamerError
     from streamer.settings import load_settings
 
-    settings = load_settings(bootstrap=args.bootstrap, topic_prefix=args.topic_prefix)
     skipped: Counter = Counter()
 
     async def go() -> Counter:
-        await kafka_io.ensure_topics(settings, kafka_io.topics_for(settings).all())
+        # only the inputs it writes: a secured simulator principal may not even see the others
+        await kafka_io.ensure_topics(settings, kafka_io.topics_for(settings).inputs())
         return await publisher.publish(settings, chain_report.replay_events(snap, skip=skipped),
                                        rate=args.replay_rate, progress=sys.stderr.isatty())
 
-    sent = kafka_io.run(go())
+    try:
+        settings = load_settings(bootstrap=args.bootstrap, topic_prefix=args.topic_prefix)
+        sent = kafka_io.run(go())
+    except StreamerError as exc:  # bad settings, TLS/SASL/ACL refusal: one line, no traceback, no retry
+        print(f"streamer chain: error: {exc}", file=sys.stderr)
+        return 2
     for topic, n in sorted(sent.items()):
         print(f"{n:>8} messages -> {topic}", file=sys.stderr)
     for why, n in sorted(skipped.items()):

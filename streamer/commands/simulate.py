@@ -22,7 +22,10 @@ def add_scenario_args(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("simulate", help="publish a market scenario to Kafka", description=__doc__)
+    from streamer.settings import SECURITY_EPILOG
+
+    p = sub.add_parser("simulate", help="publish a market scenario to Kafka", description=__doc__,
+                       epilog=SECURITY_EPILOG)
     add_scenario_args(p)
     p.set_defaults(func=run)
 
@@ -36,7 +39,8 @@ async def play(settings, args: argparse.Namespace):
     from streamer import kafka_io, publisher, simulator
 
     kw = scenario_kwargs(args)
-    await kafka_io.ensure_topics(settings, kafka_io.topics_for(settings).all())
+    # only the inputs it writes: a secured simulator principal may not even see the others
+    await kafka_io.ensure_topics(settings, kafka_io.topics_for(settings).inputs())
     bad = [(kind, "SPX", raw) for kind, raw, _reason in simulator.malformed(args.seed, args.bad)] if args.bad else []
     return await publisher.publish(
         settings, simulator.generate(args.scenario, args.seed, **kw),
@@ -45,11 +49,18 @@ async def play(settings, args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from streamer import kafka_io
+    from streamer.errors import StreamerError
     from streamer.settings import load_settings
 
-    settings = load_settings(bootstrap=args.bootstrap, topic_prefix=args.topic_prefix)
-    sent = kafka_io.run(play(settings, args))
+    try:
+        settings = load_settings(bootstrap=args.bootstrap, topic_prefix=args.topic_prefix)
+        sent = kafka_io.run(play(settings, args))
+    except StreamerError as exc:  # bad settings, TLS/SASL/ACL refusal: one line, no traceback, no retry
+        print(f"streamer simulate: error: {exc}", file=sys.stderr)
+        return 2
     for topic, n in sorted(sent.items()):
         print(f"{n:>8} messages -> {topic}")
     return 0
