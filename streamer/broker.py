@@ -6,14 +6,24 @@ and CI reuse it. ``start()`` formats storage on first use, launches ``kafka.Kafk
 (logs to a file), and waits until the broker answers; ``stop()`` shuts it down cleanly. Both are
 idempotent. One node, broker+controller, listening on 127.0.0.1 only, tuned for tests
 (no initial rebalance delay, small internal-topic partition counts).
+
+``secure_config()`` describes a second, secured broker on other ports and another data folder
+(``streamer broker start --secure``): one SASL_SSL listener (SCRAM-SHA-512 and SCRAM-SHA-256), a CA and
+broker certificate made at first start with openssl, SCRAM users (admin, the worker, the simulator and
+a principal without any ACL) added when the storage is formatted, and the StandardAuthorizer, so every
+client needs an ACL (``grant``). The KRaft controller listener stays PLAINTEXT on 127.0.0.1 (its
+principal, ANONYMOUS, is a super user so the broker can register with its own controller).
 """
 from __future__ import annotations
 
 import base64
 import os
+import secrets
 import signal
 import socket
+import ssl
 import subprocess
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -68,6 +78,8 @@ class BrokerConfig:
     controller_port: int = int(os.environ.get("STREAMER_KAFKA_CONTROLLER_PORT", "9093"))
     data_dir: Path = Path(os.environ.get("STREAMER_KAFKA_DIR") or _cache_dir() / "kafka-data")
     heap: str = os.environ.get("STREAMER_KAFKA_HEAP", "768m")
+    #: SASL_SSL listener, SCRAM users and ACLs (see secure_config)
+    secure: bool = False
 
     @property
     def bootstrap(self) -> str:
@@ -89,16 +101,31 @@ class BrokerConfig:
     def properties_file(self) -> Path:
         return self.data_dir / "server.properties"
 
+    @property
+    def tls_dir(self) -> Path:
+        return self.data_dir / "tls"
+
+    @property
+    def ca_file(self) -> Path:
+        """PEM CA certificate that signed the secured broker's certificate (clients' ssl_cafile)."""
+        return self.tls_dir / "ca.pem"
+
+    def password_file(self, user: str) -> Path:
+        """File holding a SCRAM user's password on the secured broker (clients' sasl_password_file)."""
+        return self.data_dir / "secrets" / f"{user}.password"
+
     def server_properties(self) -> str:
         return "\n".join([
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@{self.host}:{self.controller_port}",
-            f"listeners=PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}",
-            f"advertised.listeners=PLAINTEXT://{self.host}:{self.port}",
+            *(self._secure_listener() if self.secure else [
+                f"listeners=PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}",
+                f"advertised.listeners=PLAINTEXT://{self.host}:{self.port}",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "inter.broker.listener.name=PLAINTEXT",
+            ]),
             "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "inter.broker.listener.name=PLAINTEXT",
             f"log.dirs={self.data_dir / 'logs'}",
             "num.partitions=2",
             "auto.create.topics.enable=true",
@@ -114,6 +141,135 @@ class BrokerConfig:
             "log.retention.hours=48",
             "log.segment.bytes=67108864",
         ]) + "\n"
+
+
+    def _secure_listener(self) -> list[str]:
+        admin_pw = self.password_file(ADMIN).read_text().strip()
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule required"
+        return [
+            f"listeners=SASL_SSL://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}",
+            f"advertised.listeners=SASL_SSL://{self.host}:{self.port}",
+            "listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name=SASL_SSL",
+            "sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256",
+            "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+            # the broker's own client login (inter-broker) is the admin; the server side needs no options
+            f'listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={scram} username="{ADMIN}" password="{admin_pw}";',
+            f"listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config={scram};",
+            "ssl.keystore.type=PEM",
+            f"ssl.keystore.location={self.tls_dir / 'broker-keystore.pem'}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={self.ca_file}",
+            "ssl.client.auth=none",
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found=false",
+            f"super.users=User:{ADMIN};User:ANONYMOUS",
+        ]
+
+
+#: SCRAM users of the secured broker: a super user, the two application principals, and one
+#: principal that authenticates but holds no ACL (tests check it is refused)
+ADMIN = "admin"
+WORKER_USER = "streamer-worker"
+SIMULATOR_USER = "streamer-simulator"
+NO_ACL_USER = "streamer-nobody"
+SECURE_USERS = (ADMIN, WORKER_USER, SIMULATOR_USER, NO_ACL_USER)
+
+
+def secure_config() -> BrokerConfig:
+    """The secured broker: ports 9094/9095 and folder kafka-secure-data unless overridden by
+    STREAMER_SECURE_KAFKA_PORT, STREAMER_SECURE_KAFKA_CONTROLLER_PORT, STREAMER_SECURE_KAFKA_DIR."""
+    return BrokerConfig(
+        port=int(os.environ.get("STREAMER_SECURE_KAFKA_PORT", "9094")),
+        controller_port=int(os.environ.get("STREAMER_SECURE_KAFKA_CONTROLLER_PORT", "9095")),
+        data_dir=Path(os.environ.get("STREAMER_SECURE_KAFKA_DIR") or _cache_dir() / "kafka-secure-data"),
+        secure=True)
+
+
+def _openssl(*args: str) -> None:
+    try:
+        subprocess.run(["openssl", *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    except FileNotFoundError:
+        raise StreamerError("openssl is required for the secured broker: apt-get install openssl") from None
+    except subprocess.CalledProcessError as exc:
+        raise StreamerError(f"openssl {args[0]} failed: {exc.stderr.decode(errors='replace').strip()}") from None
+
+
+def make_ca(folder: Path, name: str, days: int = 365) -> tuple[Path, Path]:
+    """A self-signed CA in ``folder``: (``name``.pem certificate, ``name``.key key)."""
+    cert, key = folder / f"{name}.pem", folder / f"{name}.key"
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+             "-days", str(days), "-subj", f"/CN=streamer {name}",
+             "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    return cert, key
+
+
+def make_certificate(folder: Path, name: str, ca: tuple[Path, Path], *, server: bool,
+                     hosts: tuple[str, ...] = ("localhost", "127.0.0.1"), days: int = 365) -> tuple[Path, Path]:
+    """A certificate signed by ``ca`` in ``folder``: (``name``.crt, ``name``.key, PKCS#8 unencrypted)."""
+    cert, key, csr = folder / f"{name}.crt", folder / f"{name}.key", folder / f"{name}.csr"
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={name}")
+    san = ",".join(("IP:" if h.replace(".", "").isdigit() else "DNS:") + h for h in hosts)
+    with tempfile.NamedTemporaryFile("w", suffix=".ext", dir=folder, delete=False) as ext:
+        ext.write(f"subjectAltName={san}\nextendedKeyUsage={'serverAuth' if server else 'clientAuth'}\n")
+    try:
+        _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca[0]), "-CAkey", str(ca[1]), "-CAcreateserial",
+                 "-out", str(cert), "-days", str(days), "-extfile", ext.name)
+    finally:
+        os.unlink(ext.name)
+        csr.unlink(missing_ok=True)
+    return cert, key
+
+
+def _prepare_secure(cfg: BrokerConfig) -> None:
+    """Passwords (random, once, mode 600) and the TLS files (again when they expire within a day)."""
+    (cfg.data_dir / "secrets").mkdir(parents=True, exist_ok=True, mode=0o700)
+    for user in SECURE_USERS:
+        f = cfg.password_file(user)
+        if not f.exists():
+            f.touch(mode=0o600)
+            f.write_text(secrets.token_urlsafe(24) + "\n")
+    keystore = cfg.tls_dir / "broker-keystore.pem"
+    if keystore.exists() and subprocess.run(
+            ["openssl", "x509", "-checkend", "86400", "-noout", "-in", str(cfg.tls_dir / "broker.crt")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0:
+        return
+    cfg.tls_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ca = make_ca(cfg.tls_dir, "ca")
+    cert, key = make_certificate(cfg.tls_dir, "broker", ca, server=True, hosts=("localhost", cfg.host))
+    # Kafka's PEM keystore: the PKCS#8 key, then the certificate chain
+    keystore.write_text(key.read_text() + cert.read_text() + ca[0].read_text())
+    keystore.chmod(0o600)
+
+
+def client_settings(cfg: BrokerConfig, user: str, **overrides):
+    """Settings of a client of the secured broker authenticating as ``user`` (SCRAM-SHA-512 over TLS)."""
+    from streamer.settings import Settings, check_security
+
+    s = Settings(bootstrap=cfg.bootstrap, security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
+                 sasl_username=user, sasl_password_file=str(cfg.password_file(user)), ssl_cafile=str(cfg.ca_file))
+    for k, v in overrides.items():
+        setattr(s, k, v)
+    check_security(s)
+    return s
+
+
+def client_env(cfg: BrokerConfig, user: str) -> dict[str, str]:
+    """``STREAMER_*`` variables for a process (worker, simulate, consume) of the secured broker as ``user``."""
+    return {"STREAMER_BOOTSTRAP": cfg.bootstrap, "STREAMER_SECURITY_PROTOCOL": "SASL_SSL",
+            "STREAMER_SASL_MECHANISM": "SCRAM-SHA-512", "STREAMER_SASL_USERNAME": user,
+            "STREAMER_SASL_PASSWORD_FILE": str(cfg.password_file(user)), "STREAMER_SSL_CAFILE": str(cfg.ca_file)}
+
+
+def grant(cfg: BrokerConfig, prefix: str = "") -> None:
+    """Create the worker's and simulator's ACLs (streamer.acls) for topic prefix ``prefix``, as the admin."""
+    import asyncio
+
+    from streamer import acls, kafka_io
+
+    admin = client_settings(cfg, ADMIN)
+    asyncio.run(kafka_io.create_acls(admin, acls.worker_acls(prefix, WORKER_USER)
+                                     + acls.simulator_acls(prefix, SIMULATOR_USER)))
 
 
 def fetch(cfg: BrokerConfig | None = None, quiet: bool = False) -> Path:
@@ -154,13 +310,16 @@ def is_up(cfg: BrokerConfig | None = None, timeout: float = 1.0) -> bool:
     body = (18).to_bytes(2, "big") + (0).to_bytes(2, "big") + (1).to_bytes(4, "big") \
         + len(client).to_bytes(2, "big") + client
     try:
-        with socket.create_connection((cfg.host, cfg.port), timeout=timeout) as s:
-            s.settimeout(timeout)
+        with socket.create_connection((cfg.host, cfg.port), timeout=timeout) as raw:
+            raw.settimeout(timeout)
+            # the secured listener answers ApiVersions after the TLS handshake, before SASL
+            s = ssl.create_default_context(cafile=str(cfg.ca_file)).wrap_socket(
+                raw, server_hostname=cfg.host) if cfg.secure else raw
             s.sendall(len(body).to_bytes(4, "big") + body)
             head = s.recv(10)
             # size(4) correlation_id(4) error_code(2); error 0 means the broker is serving
             return len(head) >= 10 and head[4:8] == (1).to_bytes(4, "big") and head[8:10] == b"\x00\x00"
-    except OSError:
+    except (OSError, ssl.SSLError):
         return False
 
 
@@ -191,13 +350,22 @@ def start(cfg: BrokerConfig | None = None, timeout: float = 90.0, quiet: bool = 
         return cfg
     fetch(cfg, quiet=quiet)
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.secure:
+        _prepare_secure(cfg)
     (cfg.data_dir / "log4j2.properties").write_text(LOG4J2.format(log=cfg.log_file))
     cfg.properties_file.write_text(cfg.server_properties())
+    cfg.properties_file.chmod(0o600)  # the secured broker's holds the admin password
     if not (cfg.data_dir / "logs" / "meta.properties").exists():
         # a cluster id is 16 random bytes in unpadded base64url, as `kafka-storage random-uuid` makes
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        scram = []
+        if cfg.secure:  # SCRAM credentials live in the metadata log, so they are added at format time
+            for user in SECURE_USERS:
+                pw = cfg.password_file(user).read_text().strip()
+                for mech in ("SCRAM-SHA-512", "SCRAM-SHA-256"):
+                    scram += ["--add-scram", f"{mech}=[name={user},password={pw}]"]
         subprocess.run(_java(cfg, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-                             "-c", str(cfg.properties_file), "--ignore-formatted"),
+                             "-c", str(cfg.properties_file), "--ignore-formatted", *scram),
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     pid = _pid(cfg)
     if pid is None:

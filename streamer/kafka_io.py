@@ -149,6 +149,9 @@ async def start_client(client, settings: Settings) -> None:
         why = await diagnose(settings)
         raise KafkaAccessError(f"cannot connect to Kafka at {settings.bootstrap} "
                                f"({settings.security_protocol}): {why or 'bootstrap failed'}") from None
+    except (TopicAuthorizationFailedError, GroupAuthorizationFailedError) as exc:
+        await _close(client)  # a consumer fetches its topics' metadata in start()
+        raise _refused(settings, exc, f"access to {', '.join(map(str, exc.args)) or 'its topics'}") from None
 
 
 async def _close(client) -> None:
@@ -169,7 +172,9 @@ async def ensure_topics(settings: Settings, names: list[str], partitions: int | 
     await start_client(admin, settings)
     try:
         existing = set(await admin.list_topics())
-        new = [NewTopic(n, partitions or settings.partitions, 1) for n in names if n not in existing]
+        cfg = topics_for(settings).config  # e.g. the compacted state topic
+        new = [NewTopic(n, partitions or settings.partitions, 1, topic_configs=cfg(n)) for n in names
+               if n not in existing]
         if new:
             try:
                 resp = await admin.create_topics(new)
@@ -204,6 +209,34 @@ def _check_created(settings: Settings, resp) -> None:
         if "Authorization" in type(exc).__name__:
             raise _refused(settings, exc, f"creating topic {topic}")
         raise KafkaAccessError(f"cannot create topic {topic}: {type(exc).__name__}")
+
+
+# Kafka's AclOperation / ResourceType / PatternType / AclPermissionType codes (Admin API, KIP-140)
+_ACL_OPERATION = {"Read": 3, "Write": 4, "Create": 5, "Describe": 8}
+_ACL_RESOURCE = {"topic": 2, "group": 3}
+_PATTERN_LITERAL, _ALLOW = 3, 3
+
+
+async def create_acls(settings: Settings, acls) -> None:
+    """Create ``acls`` (streamer.acls.Acl, ALLOW from any host) with the admin API; existing ones are kept.
+
+    aiokafka 0.14 has the CreateAcls request but no admin method for it, so it is sent here.
+    """
+    from aiokafka.errors import for_code
+    from aiokafka.protocol.admin import CreateAclsRequest
+
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await start_client(admin, settings)
+    try:
+        for acl in acls:
+            req = CreateAclsRequest(_ACL_RESOURCE[acl.resource_type], acl.name, _PATTERN_LITERAL,
+                                    f"User:{acl.principal}", "*", _ACL_OPERATION[acl.operation], _ALLOW)
+            resp = await admin._send_to_controller(req)  # any node forwards to the KRaft controller
+            for code, message in resp.creation_responses:
+                if code:
+                    raise KafkaAccessError(f"cannot create ACL {acl}: {for_code(code).__name__} {message or ''}")
+    finally:
+        await admin.close()
 
 
 def make_producer(settings: Settings, **kw) -> AIOKafkaProducer:

@@ -1,4 +1,9 @@
-"""`streamer broker {fetch,start,stop,status}`: the local Kafka 4.1 broker (KRaft, 127.0.0.1)."""
+"""`streamer broker {fetch,start,stop,status}`: the local Kafka 4.1 broker (KRaft, 127.0.0.1).
+
+--secure: a second broker on 127.0.0.1:9094 (data in kafka-secure-data) with one SASL_SSL listener
+(SCRAM-SHA-512/256, a CA made at first start), the StandardAuthorizer, SCRAM users admin,
+streamer-worker, streamer-simulator and streamer-nobody (passwords in files under its data folder)
+and the worker's and simulator's ACLs for the unprefixed topics (--grant-prefix for another prefix)."""
 from __future__ import annotations
 
 import argparse
@@ -13,16 +18,26 @@ def register(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("action", choices=["fetch", "start", "stop", "status"])
     p.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for start/stop (default 90)")
+    p.add_argument("--secure", action="store_true", help="the secured (SASL_SSL, ACLs) broker instead")
+    p.add_argument("--grant-prefix", default="", metavar="PREFIX",
+                   help="with start --secure: grant the ACLs for this topic prefix (default: the unprefixed topics)")
+    p.epilog = ("Ports and folders of --secure: STREAMER_SECURE_KAFKA_PORT (9094), "
+                "STREAMER_SECURE_KAFKA_CONTROLLER_PORT (9095), STREAMER_SECURE_KAFKA_DIR.")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = broker.BrokerConfig()
+    cfg = broker.secure_config() if args.secure else broker.BrokerConfig()
     if args.action == "fetch":
         print(broker.fetch(cfg))
     elif args.action == "start":
         broker.start(cfg, timeout=args.timeout)
         print(f"kafka up at {cfg.bootstrap}")
+        if cfg.secure:
+            broker.grant(cfg, args.grant_prefix)
+            print(f"ACLs granted for topic prefix {args.grant_prefix!r}; a worker's settings (one per line):")
+            for k, v in broker.client_env(cfg, broker.WORKER_USER).items():
+                print(f"  {k}={v}")
     elif args.action == "stop":
         broker.stop(cfg, timeout=args.timeout)
     else:
