@@ -58,6 +58,8 @@ import numpy as np
 
 from streamer.core import bs
 from streamer.core import iv as ivsolve
+from streamer.core.vix import (VIX, VixSpec, VixValue, eligible_expiries, local_minutes,
+                               term_from_quotes, vix_from_terms)
 
 NS_PER_DAY = 86_400 * 10**9
 NS_PER_YEAR = 365 * NS_PER_DAY
@@ -1047,3 +1049,786 @@ class ChainState:
         return exposures_batch(exp, k, call, iv, oi, self.eval_spot, self.eval_ts_ns, cfg.rate,
                                cfg.div_yield, dealer_sign=sign, multiplier=cfg.multiplier,
                                grid_spots=self.grid)
+
+
+# ============================================================================= struct-of-arrays book
+
+# Per-contract contribution columns, also the columns of every aggregate table: the four signed
+# exposures and the unsigned gamma $ of calls and of puts (walls).
+_GEX, _DEX, _VAN, _CHM, _CALLG, _PUTG = range(6)
+_NCOL = 6
+_NO_QUOTE = np.iinfo(np.int64).min        # quote ts of a contract never quoted
+_CHUNK = 4096                              # rows per block in the O(N·grid) profile
+
+
+class _Buckets:
+    """Aggregate table keyed by strike or expiry: six sums, contracts, live calls/puts; ids reused.
+
+    ``add`` is revert-then-add for a batch (``np.add.at``, in batch order: O(batch)); a bucket
+    whose live calls (puts) drop to zero gets its call (put) gamma set to exactly 0.0, and its
+    signed sums too once nothing live is left, so rounding residue never shows up as a phantom
+    wall or exposure. ``rebuild`` resums from scratch (``np.bincount``, slot order).
+    """
+
+    def __init__(self, key_dtype: type, cap: int = 16) -> None:
+        self.key = np.zeros(cap, dtype=key_dtype)
+        self.sums = np.zeros((cap, _NCOL))
+        self.count = np.zeros(cap, dtype=np.int64)
+        self.lc = np.zeros(cap, dtype=np.int64)
+        self.lp = np.zeros(cap, dtype=np.int64)
+        self.used = np.zeros(cap, dtype=bool)
+        self.fwd = np.full(cap, _NAN)              # expiries: last parity forward (points)
+        self.zdte = np.zeros(cap, dtype=bool)      # expiries: same NY date as the eval point
+        self.free: list[int] = []
+        self.hw = 0                                 # high-water mark of ids ever used
+        self.index: dict = {}
+
+    _ARRAYS = ("key", "sums", "count", "lc", "lp", "used", "fwd", "zdte")
+
+    def get_or_add(self, key: int | float) -> int:
+        i = self.index.get(key)
+        if i is not None:
+            return i
+        if self.free:
+            i = self.free.pop()
+        else:
+            i = self.hw
+            if i >= self.key.shape[0]:
+                for name in self._ARRAYS:
+                    a = getattr(self, name)
+                    grown = np.zeros((2 * a.shape[0],) + a.shape[1:], dtype=a.dtype)
+                    grown[:a.shape[0]] = a
+                    setattr(self, name, grown)
+            self.hw += 1
+        self.index[key] = i
+        self.key[i] = key
+        self.used[i] = True
+        self.fwd[i] = _NAN
+        return i
+
+    def release(self, i: int) -> None:
+        del self.index[self.key[i].item()]
+        self.used[i] = False
+        self.sums[i] = 0.0
+        self.count[i] = self.lc[i] = self.lp[i] = 0
+        self.fwd[i] = _NAN
+        self.zdte[i] = False
+        self.free.append(i)
+
+    def add(self, ids: np.ndarray, delta: np.ndarray, dlc: np.ndarray, dlp: np.ndarray) -> None:
+        np.add.at(self.sums, ids, delta)
+        np.add.at(self.lc, ids, dlc)
+        np.add.at(self.lp, ids, dlp)
+        t = np.unique(ids)
+        nc, np_ = self.lc[t] == 0, self.lp[t] == 0
+        self.sums[t[nc], _CALLG] = 0.0
+        self.sums[t[np_], _PUTG] = 0.0
+        self.sums[t[nc & np_], :4] = 0.0
+
+    def rebuild(self, ids: np.ndarray, contrib: np.ndarray, lc: np.ndarray, lp: np.ndarray) -> None:
+        n = self.key.shape[0]
+        for j in range(_NCOL):
+            self.sums[:, j] = np.bincount(ids, weights=contrib[:, j], minlength=n)
+        self.lc[:] = np.bincount(ids, weights=lc, minlength=n).astype(np.int64)
+        self.lp[:] = np.bincount(ids, weights=lp, minlength=n).astype(np.int64)
+
+    def active(self) -> np.ndarray:
+        """Ids in use, sorted by key."""
+        u = np.flatnonzero(self.used[:self.hw])
+        return u[np.argsort(self.key[u], kind="stable")]
+
+    def to_state(self, prefix: str) -> dict:
+        d = {f"{prefix}.{n}": getattr(self, n).copy() for n in self._ARRAYS}
+        d[f"{prefix}.free"] = np.array(self.free, dtype=np.int64)
+        d[f"{prefix}.hw"] = int(self.hw)
+        return d
+
+    @classmethod
+    def from_state(cls, d: Mapping, prefix: str, cast: Callable) -> _Buckets:
+        b = cls(np.float64)
+        for n in cls._ARRAYS:
+            setattr(b, n, np.array(d[f"{prefix}.{n}"], copy=True))
+        b.free = [int(x) for x in d[f"{prefix}.free"]]
+        b.hw = int(d[f"{prefix}.hw"])
+        b.index = {cast(b.key[i].item()): int(i) for i in np.flatnonzero(b.used[:b.hw])}
+        return b
+
+
+@dataclass(slots=True, frozen=True)
+class Rolloff:
+    """What ``ChainBook.expire`` removed: expiries (UTC ns), contracts, and their exposure at the eval point."""
+
+    expiries: tuple[int, ...]
+    contracts: int
+    exposure: ExposureTotals
+
+
+class ChainBook:
+    """Live option chain of one underlying as a struct of arrays, updated by vectorized batches.
+
+    Layout. One *slot* per contract holds its inputs (expiry, strike, right, bid/ask/mid, IV, OI,
+    dealer sign, last quote ts) and its contributions at the chain-wide evaluation point
+    ``(eval_spot, eval_ts_ns)`` (GEX, DEX, vanna, charm and the unsigned call/put gamma $, units as
+    in the module docstring). A dict maps the contract key ``(expiry_ts_ns, strike, is_call)`` to
+    its slot; freed slots are reused (LIFO) and capacity doubles. Aggregate tables by strike and
+    by expiry, the totals and the 0DTE totals (expiry on the New York date of ``eval_ts_ns``) are
+    kept by vectorized revert-then-add: a batch costs O(batch), not O(chain).
+
+    Batches (``apply_quotes``, ``apply_open_interest``) are **conflated**: only the latest quote of
+    each contract in the batch changes state (max timestamp, the later row on ties; a winner older
+    than the stored quote is ignored), which is exactly what applying the rows one by one would
+    leave. IVs of the applied quotes are solved in one ``implied_vol_batch`` call against each
+    expiry's put–call-parity forward: from this batch's call/put pairs where it has any (then
+    stored for the expiry), else the expiry's stored forward, else the book's parity forward over
+    all its mids; the live spot only when an expiry has no pair at all. Quotes and index ticks
+    travel on different topics, so the spot seen last may be older than the quotes. A mid is
+    (bid + ask)/2 when 0 < bid ≤ ask (the Cboe forward rule), else NaN (no IV, no exposure).
+
+    Spot and clock (``on_spot`` O(1), ``reprice`` O(N) vectorized, thresholds as ``ChainConfig``):
+    between reprices ``live_totals`` applies the same first-order corrections as
+    ``ChainState.live_totals`` (errors measured in benchmarks/bench_chain.py and BENCHMARKS.md).
+
+    Snapshot-cadence reads, computed on demand and cached until the next change: the GEX profile
+    over the 60-point ±20% grid around ``eval_spot`` and the gamma flip (O(N·grid)), the walls and
+    abs-gamma strike (O(strikes log strikes)), ``forward`` / ``atm_iv`` (O(strikes of an expiry)),
+    ``vix`` (O(strikes of the two selected expiries), Cboe method of ``core.vix``).
+
+    Expiry lifecycle: ``expire(now)`` removes the contracts settled at or before ``now``; their
+    exposure leaves every aggregate and emptied buckets are exactly 0.0. ``zero_dte`` and
+    ``next_rolloff`` read what expires today / at the next settlement.
+
+    State: ``to_state()`` is a flat dict of scalars and numpy arrays (every slot array, table and
+    running sum, the free lists); ``from_state`` restores it bit for bit, so restore + the same
+    later calls gives results identical to an uninterrupted run. The same calls give the same bits.
+
+    >>> bk = ChainBook(100.0, 0, ChainConfig(rate=0.0, div_yield=0.0))
+    >>> bk.apply_open_interest([NS_PER_YEAR], [100.0], [True], [10.0])
+    1
+    >>> bk.apply_quotes(1, [NS_PER_YEAR, NS_PER_YEAR], [100.0, 100.0], [True, False],
+    ...                 [7.9, 7.9], [8.0, 8.0])
+    2
+    >>> ref, _ = ivsolve.implied_vol(7.95, 100.0, 100.0, (NS_PER_YEAR - 1) / NS_PER_YEAR, 0.0, 0.0, True)
+    >>> abs(bk.iv_of((NS_PER_YEAR, 100.0, True)) - ref) < 1e-12   # forward 100 from the C/P pair
+    True
+    >>> bk.apply_open_interest([NS_PER_YEAR], [100.0], [True], [0.0])
+    1
+    >>> bk.totals().gex_usd_per_pct
+    0.0
+    """
+
+    _SLOT_ARRAYS = {"exp": np.int64, "strike": np.float64, "call": bool, "bid": np.float64,
+                    "ask": np.float64, "mid": np.float64, "iv": np.float64, "oi": np.float64,
+                    "sign": np.float64, "qts": np.int64, "used": bool, "sb": np.int64,
+                    "eb": np.int64, "live": bool}
+
+    def __init__(self, spot: float = _NAN, now_ts_ns: int = 0, config: ChainConfig | None = None,
+                 positioning: Positioning | None = None, capacity: int = 64) -> None:
+        self.config = config if config is not None else ChainConfig()
+        if positioning is None:
+            self._sign_of: Callable[[Key], float] = default_dealer_sign
+        elif isinstance(positioning, Mapping):
+            pos = positioning
+            self._sign_of = lambda key: float(pos.get(key, default_dealer_sign(key)))
+        else:
+            self._sign_of = positioning
+        self.spot = float(spot)
+        self.spot_ts_ns = int(now_ts_ns)
+        self.eval_spot = float(spot)
+        self.eval_ts_ns = int(now_ts_ns)
+        self._today = ny_date_ordinal(self.eval_ts_ns)
+        self._a = {n: np.zeros(capacity, dtype=t) for n, t in self._SLOT_ARRAYS.items()}
+        self._a["qts"][:] = _NO_QUOTE
+        self._contrib = np.zeros((capacity, _NCOL))
+        self._free: list[int] = []
+        self._hw = 0
+        self._index: dict[tuple[int, float, bool], int] = {}
+        self._slot_of = np.full((16, 16, 2), -1, dtype=np.int64)  # [expiry id, strike id, is_call]
+        self._eslots: dict[int, list[int]] = {}
+        self._strikes = _Buckets(np.float64)
+        self._expiries = _Buckets(np.int64)
+        self._total = _Buckets(np.int64, 1)
+        self._zdte = _Buckets(np.int64, 1)
+        self._total.get_or_add(0)
+        self._zdte.get_or_add(0)
+        self.conflated_quotes = 0   # quotes superseded by a later quote of the same contract in a batch
+        self.stale_quotes = 0       # batch winners older than the stored quote (ignored)
+        self.reprices = 0
+        self._version = 0           # bumps on every change; keys the on-demand caches
+        self._profile_cache: tuple | None = None
+        self._calendar: tuple[dict[int, float], dict[int, bool]] | None = None
+
+    # ------------------------------------------------------------------ slots
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def _grow(self, need: int) -> None:
+        cap = self._contrib.shape[0]
+        if need <= cap:
+            return
+        while cap < need:
+            cap *= 2
+        for n, a in self._a.items():
+            g = np.zeros(cap, dtype=a.dtype)
+            g[:a.shape[0]] = a
+            if n == "qts":
+                g[a.shape[0]:] = _NO_QUOTE
+            self._a[n] = g
+        c = np.zeros((cap, _NCOL))
+        c[:self._contrib.shape[0]] = self._contrib
+        self._contrib = c
+
+    def _allocate(self, keys: list[tuple[int, float, bool]]) -> np.ndarray:
+        """Slots for new contract keys, in the given order (O(len(keys)) Python: new contracts only)."""
+        self._grow(self._hw + max(0, len(keys) - len(self._free)))
+        a = self._a
+        out = np.empty(len(keys), dtype=np.int64)
+        for j, key in enumerate(keys):
+            s = self._free.pop() if self._free else self._hw
+            if s == self._hw:
+                self._hw += 1
+            e, k, c = key
+            a["exp"][s], a["strike"][s], a["call"][s] = e, k, c
+            a["bid"][s] = a["ask"][s] = a["mid"][s] = a["iv"][s] = _NAN
+            a["oi"][s] = 0.0
+            a["sign"][s] = float(self._sign_of((e, k, "C" if c else "P")))
+            a["qts"][s] = _NO_QUOTE
+            a["used"][s], a["live"][s] = True, False
+            self._contrib[s] = 0.0
+            sb = self._strikes.get_or_add(k)
+            self._strikes.count[sb] += 1
+            if e not in self._expiries.index:
+                self._calendar = None
+            eb = self._expiries.get_or_add(e)
+            if self._expiries.count[eb] == 0:
+                self._expiries.zdte[eb] = ny_date_ordinal(e) == self._today
+            self._expiries.count[eb] += 1
+            a["sb"][s], a["eb"][s] = sb, eb
+            self._fit_slot_table()
+            self._slot_of[eb, sb, int(c)] = s
+            self._index[key] = s
+            self._eslots.setdefault(e, []).append(s)
+            out[j] = s
+        return out
+
+    def _lookup(self, exp: np.ndarray, strike: np.ndarray, call: np.ndarray) -> np.ndarray:
+        """Slots of contract keys (−1: unknown) through the dense (expiry id, strike id, right)
+        table: Python work O(distinct expiries + strikes in the batch), the rest vectorized."""
+        ue, ei = np.unique(exp, return_inverse=True)
+        uk, ki = np.unique(strike, return_inverse=True)
+        eget, kget = self._expiries.index.get, self._strikes.index.get
+        eb = np.array([eget(e, -1) for e in ue.tolist()], dtype=np.int64)[ei]
+        sb = np.array([kget(k, -1) for k in uk.tolist()], dtype=np.int64)[ki]
+        known = (eb >= 0) & (sb >= 0)
+        gid = np.full(exp.shape[0], -1, dtype=np.int64)
+        gid[known] = self._slot_of[eb[known], sb[known], call[known].astype(np.intp)]
+        return gid
+
+    def _fit_slot_table(self) -> None:
+        """Grow the dense slot table to the bucket tables' capacities."""
+        ne, nk = self._expiries.key.shape[0], self._strikes.key.shape[0]
+        t = self._slot_of
+        if t.shape[0] < ne or t.shape[1] < nk:
+            g = np.full((max(ne, t.shape[0]), max(nk, t.shape[1]), 2), -1, dtype=np.int64)
+            g[:t.shape[0], :t.shape[1]] = t
+            self._slot_of = g
+
+    def _conflate(self, exp: np.ndarray, strike: np.ndarray, call: np.ndarray,
+                  ts: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(winning row positions ascending, their slots): the latest row per contract; new
+        contracts get slots in the order of their winning rows."""
+        n = exp.shape[0]
+        gid = self._lookup(exp, strike, call)
+        miss = np.flatnonzero(gid < 0)
+        new_keys: dict = {}
+        base = self._contrib.shape[0]        # provisional ids of new contracts: base + j
+        keys: list = []
+        if miss.size:
+            keys = list(zip(exp.tolist(), strike.tolist(), call.tolist()))
+            for i in miss.tolist():
+                gid[i] = base + new_keys.setdefault(keys[i], len(new_keys))
+        pos = np.arange(n)
+        order = np.lexsort((pos, gid) if ts is None else (pos, ts, gid))
+        g = gid[order]
+        last = np.ones(n, dtype=bool)
+        last[:-1] = g[1:] != g[:-1]
+        win = np.sort(order[last])
+        slots = gid[win]
+        if new_keys:
+            fresh = np.flatnonzero(slots >= base)
+            slots[fresh] = self._allocate([keys[i] for i in win[fresh].tolist()])
+        return win, slots
+
+    # ------------------------------------------------------------------ batches
+    def apply_quotes(self, ts_ns: np.ndarray | int, expiry_ts_ns: np.ndarray, strike: np.ndarray,
+                     is_call: np.ndarray, bid: np.ndarray, ask: np.ndarray) -> int:
+        """Apply a batch of quotes (columns in event-time order; UTC ns, points); returns how many
+        contracts changed. Counts superseded rows in ``conflated_quotes``, ignored ones in
+        ``stale_quotes``. O(batch) plus one IV solve and one greeks call over the changed contracts."""
+        exp = np.asarray(expiry_ts_ns, dtype=np.int64).ravel()
+        n = exp.shape[0]
+        if n == 0:
+            return 0
+        ts = np.broadcast_to(np.asarray(ts_ns, dtype=np.int64), (n,))
+        k = np.asarray(strike, dtype=np.float64).ravel()
+        call = np.asarray(is_call, dtype=bool).ravel()
+        win, slots = self._conflate(exp, k, call, ts)
+        self.conflated_quotes += n - win.shape[0]
+        a = self._a
+        wts = ts[win]
+        fresh = wts >= a["qts"][slots]
+        self.stale_quotes += int(win.shape[0] - fresh.sum())
+        win, slots, wts = win[fresh], slots[fresh], wts[fresh]
+        if win.shape[0] == 0:
+            return 0
+        b = np.asarray(bid, dtype=np.float64).ravel()[win]
+        q = np.asarray(ask, dtype=np.float64).ravel()[win]
+        with np.errstate(invalid="ignore"):
+            mid = np.where((b > 0.0) & (q >= b) & np.isfinite(q), 0.5 * (b + q), _NAN)
+        a["bid"][slots], a["ask"][slots], a["mid"][slots], a["qts"][slots] = b, q, mid, wts
+        a["iv"][slots] = self._solve_ivs(slots, mid, wts)
+        self._reevaluate(slots)
+        return int(slots.shape[0])
+
+    def _solve_ivs(self, slots: np.ndarray, mid: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        """Mid IVs of the applied quotes against their expiries' parity forwards (see class doc)."""
+        a, cfg = self._a, self.config
+        r, q = cfg.rate, cfg.div_yield
+        eb, k, call = a["eb"][slots], a["strike"][slots], a["call"][slots]
+        t = (a["exp"][slots] - ts) / NS_PER_YEAR
+        ue, first, inv = np.unique(eb, return_index=True, return_inverse=True)
+        t_e = t[first]                          # an expiry's T: at its first applied quote
+        fwd = np.full(ue.shape[0], _NAN)
+        # this batch's call/put pairs: sorted by (expiry, strike, put before call)
+        o = np.lexsort((call, k, eb))
+        pair = (eb[o[1:]] == eb[o[:-1]]) & (k[o[1:]] == k[o[:-1]])
+        ci, pi = o[1:][pair], o[:-1][pair]
+        d = mid[ci] - mid[pi]
+        ok = np.isfinite(d)
+        if ok.any():
+            ci, d = ci[ok], d[ok]
+            best = np.lexsort((k[ci], np.abs(d), eb[ci]))   # min |C − P|, lowest strike on ties
+            e_sorted = eb[ci][best]
+            head = np.ones(best.shape[0], dtype=bool)
+            head[1:] = e_sorted[1:] != e_sorted[:-1]
+            sel = best[head]
+            j = np.searchsorted(ue, eb[ci][sel])
+            fwd[j] = k[ci][sel] + np.exp(r * t_e[j]) * d[sel]
+            self._expiries.fwd[ue[j]] = fwd[j]
+        miss = np.flatnonzero(np.isnan(fwd))
+        if miss.size:
+            fwd[miss] = self._expiries.fwd[ue[miss]]
+            for j in np.flatnonzero(np.isnan(fwd)).tolist():   # no forward yet: from the book
+                f = self._parity(int(self._expiries.key[ue[j]]), float(t_e[j]))
+                if f is not None:
+                    fwd[j] = self._expiries.fwd[ue[j]] = f[0]
+        spot_eq = fwd[inv] * np.exp(-(r - q) * t)      # S = F e^{-(r-q)T}
+        spot_eq = np.where(np.isnan(spot_eq), self.spot, spot_eq)
+        vols = np.full(slots.shape[0], _NAN)
+        ok = np.isfinite(spot_eq) & np.isfinite(mid)
+        if ok.any():
+            vols[ok], _ = ivsolve.implied_vol_batch(mid[ok], spot_eq[ok], k[ok], t[ok], r, q,
+                                                    call[ok])
+        return vols
+
+    def apply_open_interest(self, expiry_ts_ns: np.ndarray, strike: np.ndarray,
+                            is_call: np.ndarray, open_interest: np.ndarray) -> int:
+        """Set open interest (contracts) for a batch; the last row per contract wins. Returns how
+        many contracts were set. O(batch)."""
+        exp = np.asarray(expiry_ts_ns, dtype=np.int64).ravel()
+        if exp.shape[0] == 0:
+            return 0
+        k = np.asarray(strike, dtype=np.float64).ravel()
+        call = np.asarray(is_call, dtype=bool).ravel()
+        win, slots = self._conflate(exp, k, call, None)
+        self._a["oi"][slots] = np.asarray(open_interest, dtype=np.float64).ravel()[win]
+        self._reevaluate(slots)
+        return int(slots.shape[0])
+
+    def set_dealer_sign(self, key: Key, sign: float) -> None:
+        """Override one existing contract's dealer position per unit OI (+1 long, −1 short, any real)."""
+        s = self._index[(int(key[0]), float(key[1]), key[2] == "C")]
+        self._a["sign"][s] = float(sign)
+        self._reevaluate(np.array([s]))
+
+    # ------------------------------------------------------------------ evaluation
+    def _evaluate(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Contributions (rows × 6) and live flags of slots at the eval point, vectorized.
+
+        Same per-contract formulas, in the same operation order, as ``exposures_batch``."""
+        a, cfg = self._a, self.config
+        s = self.eval_spot
+        t = (a["exp"][slots] - self.eval_ts_ns) / NS_PER_YEAR
+        iv, oi = a["iv"][slots], a["oi"][slots]
+        out = np.zeros((slots.shape[0], _NCOL))
+        live = (t > 0.0) & (iv > 0.0) & np.isfinite(iv) & (oi > 0.0)
+        if not (s > 0.0 and math.isfinite(s)):
+            live[:] = False
+        i = np.flatnonzero(live)
+        if i.size:
+            si = slots[i]
+            call = a["call"][si]
+            g = bs.greeks(s, a["strike"][si], t[i], cfg.rate, cfg.div_yield, iv[i], call)
+            m = a["sign"][si] * oi[i] * cfg.multiplier
+            out[i, _GEX] = g.gamma * m * s * s * 0.01
+            out[i, _DEX] = g.delta * m * s
+            out[i, _VAN] = g.vanna * m * s * 0.01
+            out[i, _CHM] = g.charm * m * s / 365.0
+            gabs = g.gamma * oi[i] * cfg.multiplier * s * s * 0.01
+            out[i, _CALLG] = np.where(call, gabs, 0.0)
+            out[i, _PUTG] = np.where(call, 0.0, gabs)
+        return out, live
+
+    def _set_contrib(self, slots: np.ndarray, new: np.ndarray, live: np.ndarray) -> None:
+        """Revert the slots' old contributions and add the new ones in every table (O(len(slots)))."""
+        a = self._a
+        call = a["call"][slots]
+        old_live = a["live"][slots]
+        delta = new - self._contrib[slots]
+        dlc = (live & call).astype(np.int64) - (old_live & call)
+        dlp = (live & ~call).astype(np.int64) - (old_live & ~call)
+        eb = a["eb"][slots]
+        self._strikes.add(a["sb"][slots], delta, dlc, dlp)
+        self._expiries.add(eb, delta, dlc, dlp)
+        self._total.add(np.zeros(slots.shape[0], dtype=np.int64), delta, dlc, dlp)
+        z = self._expiries.zdte[eb]
+        if z.any():
+            self._zdte.add(np.zeros(int(z.sum()), dtype=np.int64), delta[z], dlc[z], dlp[z])
+        self._contrib[slots] = new
+        a["live"][slots] = live
+        self._version += 1
+
+    def _reevaluate(self, slots: np.ndarray) -> None:
+        new, live = self._evaluate(slots)
+        self._set_contrib(slots, new, live)
+
+    def _used(self) -> np.ndarray:
+        return np.flatnonzero(self._a["used"][:self._hw])
+
+    def _recompute_all(self) -> None:
+        """Re-evaluate every contract and resum every table from scratch (O(N), vectorized)."""
+        a = self._a
+        self._today = ny_date_ordinal(self.eval_ts_ns)
+        ex = self._expiries
+        for e, i in ex.index.items():
+            ex.zdte[i] = ny_date_ordinal(e) == self._today
+        u = self._used()
+        new, live = self._evaluate(u)
+        self._contrib[:] = 0.0
+        self._contrib[u] = new
+        a["live"][:] = False
+        a["live"][u] = live
+        call = a["call"][u]
+        lc, lp = (live & call).astype(float), (live & ~call).astype(float)
+        self._strikes.rebuild(a["sb"][u], new, lc, lp)
+        ex.rebuild(a["eb"][u], new, lc, lp)
+        self._total.rebuild(np.zeros(u.shape[0], dtype=np.int64), new, lc, lp)
+        z = ex.zdte[a["eb"][u]]
+        self._zdte.rebuild(np.zeros(int(z.sum()), dtype=np.int64), new[z], lc[z], lp[z])
+        self._version += 1
+
+    # ------------------------------------------------------------------ spot and clock
+    def on_spot(self, spot: float, ts_ns: int) -> bool:
+        """Record a spot tick (points, UTC ns): O(1); reprices past the thresholds (True if it did)."""
+        self.spot = float(spot)
+        self.spot_ts_ns = max(self.spot_ts_ns, int(ts_ns))
+        if self.config.auto_reprice and self.needs_reprice():
+            self.reprice()
+            return True
+        return False
+
+    def needs_reprice(self) -> bool:
+        """True if the live spot/clock moved past ``reprice_rel_move`` / ``reprice_max_age_ns``
+        (or the book has a spot but was never evaluated at one)."""
+        cfg = self.config
+        if not math.isfinite(self.spot):
+            return False
+        if not math.isfinite(self.eval_spot):
+            return True
+        return (abs(self.spot / self.eval_spot - 1.0) > cfg.reprice_rel_move
+                or self.spot_ts_ns - self.eval_ts_ns > cfg.reprice_max_age_ns)
+
+    def reprice(self, spot: float | None = None, now_ts_ns: int | None = None) -> None:
+        """Move the eval point (default: live spot and clock) and re-evaluate everything: O(N)."""
+        self.eval_spot = self.spot if spot is None else float(spot)
+        self.eval_ts_ns = self.spot_ts_ns if now_ts_ns is None else int(now_ts_ns)
+        self.spot = self.eval_spot
+        self.spot_ts_ns = max(self.spot_ts_ns, self.eval_ts_ns)
+        self._recompute_all()
+        self.reprices += 1
+
+    # ------------------------------------------------------------------ expiry lifecycle
+    def expire(self, now_ts_ns: int) -> Rolloff:
+        """Remove every contract settled at or before ``now_ts_ns`` (UTC ns): O(expiries + removed).
+
+        Their exposure (at the eval point) leaves the totals, 0DTE and strike sums; the expiry
+        buckets and emptied strike buckets are released (exactly 0.0); slots go to the free list."""
+        gone = sorted(e for e in self._expiries.index if e <= now_ts_ns)
+        if not gone:
+            return Rolloff((), 0, ExposureTotals())
+        slots = np.sort(np.array([s for e in gone for s in self._eslots[e]], dtype=np.int64))
+        removed = ExposureTotals(*(float(x) for x in self._contrib[slots, :4].sum(axis=0)))
+        self._set_contrib(slots, np.zeros((slots.shape[0], _NCOL)), np.zeros(slots.shape[0], bool))
+        a = self._a
+        for s in slots.tolist():
+            del self._index[(int(a["exp"][s]), float(a["strike"][s]), bool(a["call"][s]))]
+            sb = int(a["sb"][s])
+            self._slot_of[a["eb"][s], sb, int(a["call"][s])] = -1
+            self._strikes.count[sb] -= 1
+            if self._strikes.count[sb] == 0:
+                self._strikes.release(sb)
+            a["used"][s] = False
+            a["qts"][s] = _NO_QUOTE
+            for n in ("bid", "ask", "mid", "iv"):
+                a[n][s] = _NAN
+            a["oi"][s] = 0.0
+            self._free.append(s)
+        for e in gone:
+            self._expiries.release(self._expiries.index[e])
+            del self._eslots[e]
+        self._calendar = None
+        self._version += 1
+        return Rolloff(tuple(gone), int(slots.shape[0]), removed)
+
+    def next_rolloff(self, now_ts_ns: int | None = None) -> tuple[int, ExposureTotals] | None:
+        """(expiry, its exposure) of the nearest expiry settling after ``now`` (default eval time):
+        the gamma and charm that roll off at the next settlement. O(expiries)."""
+        now = self.eval_ts_ns if now_ts_ns is None else int(now_ts_ns)
+        later = [e for e in self._expiries.index if e > now]
+        if not later:
+            return None
+        e = min(later)
+        return e, self.by_expiry(e)
+
+    # ------------------------------------------------------------------ O(1) reads
+    @staticmethod
+    def _totals_of(b: _Buckets, i: int) -> ExposureTotals:
+        return ExposureTotals(*(float(x) for x in b.sums[i, :4]))
+
+    def totals(self) -> ExposureTotals:
+        """Whole-chain exposures at the eval point."""
+        return self._totals_of(self._total, 0)
+
+    def zero_dte(self) -> ExposureTotals:
+        """Exposures of the contracts expiring on the eval date (New York calendar): what expires today."""
+        return self._totals_of(self._zdte, 0)
+
+    def by_expiry(self, expiry_ts_ns: int) -> ExposureTotals:
+        """Exposures of one expiry (zeros if unknown)."""
+        i = self._expiries.index.get(int(expiry_ts_ns))
+        return ExposureTotals() if i is None else self._totals_of(self._expiries, i)
+
+    def by_strike(self, strike: float) -> ExposureTotals:
+        """Exposures at one strike summed over expiries (zeros if unknown)."""
+        i = self._strikes.index.get(float(strike))
+        return ExposureTotals() if i is None else self._totals_of(self._strikes, i)
+
+    def iv_of(self, key: tuple[int, float, bool]) -> float:
+        """Stored IV of a contract ``(expiry_ts_ns, strike, is_call)``; NaN if unknown."""
+        s = self._index.get((int(key[0]), float(key[1]), bool(key[2])))
+        return _NAN if s is None else float(self._a["iv"][s])
+
+    def expiries(self) -> list[int]:
+        """Listed expiries (UTC ns), ascending."""
+        return sorted(self._expiries.index)
+
+    # ------------------------------------------------------------------ snapshot-cadence reads
+    def profile(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(grid, GEX profile, gross) over the 60-point ±20% grid around eval_spot.
+
+        O(N·grid) (every live contract's gamma at every grid spot, IV fixed), cached until the
+        next change: meant for snapshot cadence, never per quote."""
+        c = self._profile_cache
+        if c is not None and c[0] == self._version:
+            return c[1], c[2], c[3]
+        cfg, a = self.config, self._a
+        grid = make_grid(self.eval_spot, cfg.grid_points, cfg.grid_half_width)
+        prof, gross = np.zeros(grid.shape[0]), np.zeros(grid.shape[0])
+        live = np.flatnonzero(a["live"][:self._hw])
+        scale = grid * grid * 0.01
+        for lo in range(0, live.shape[0], _CHUNK):
+            s = live[lo:lo + _CHUNK]
+            t = (a["exp"][s] - self.eval_ts_ns) / NS_PER_YEAR
+            m = a["sign"][s] * a["oi"][s] * cfg.multiplier
+            rows = gamma_on_grid(grid[None, :], a["strike"][s, None], t[:, None], cfg.rate,
+                                 cfg.div_yield, a["iv"][s, None]) * (m[:, None] * scale)
+            prof += rows.sum(axis=0)
+            gross += np.abs(rows).sum(axis=0)
+        self._profile_cache = (self._version, grid, prof, gross)
+        return grid, prof, gross
+
+    def gamma_flip(self) -> float:
+        """Zero-gamma level (points) from the grid profile (definition: ``ChainState.gamma_flip``)."""
+        grid, prof, gross = self.profile()
+        return gamma_flip_from_profile(grid, prof, gross)
+
+    def _strike_columns(self) -> tuple[np.ndarray, np.ndarray]:
+        ids = self._strikes.active()
+        return self._strikes.key[ids].copy(), self._strikes.sums[ids]
+
+    def walls(self) -> tuple[float, float, float]:
+        """(call wall, put wall, abs-gamma strike): strikes of the largest unsigned call, put and
+        call + put gamma $ (lowest strike on ties; nan if none). O(strikes log strikes)."""
+        ks, cols = self._strike_columns()
+        c, p = cols[:, _CALLG], cols[:, _PUTG]
+        return _wall(ks, c), _wall(ks, p), _wall(ks, c + p)
+
+    def live_totals(self, spot: float | None = None) -> ExposureTotals:
+        """Exposures at the live spot without re-evaluating greeks (between reprices).
+
+        Same corrections as ``ChainState.live_totals``: GEX = exact value at eval_spot + the
+        change of the interpolated grid profile (S² scaling off the grid), DEX to first order
+        with the aggregate gamma, vanna/charm scaled by S/eval_spot. Errors at a +0.2% move are
+        measured in benchmarks/bench_chain.py. Uses ``profile()``: snapshot cadence."""
+        s = self.spot if spot is None else float(spot)
+        s0 = self.eval_spot
+        gex0, dex0, van0, chm0 = self.totals().as_tuple()
+        if not (math.isfinite(s) and math.isfinite(s0)):
+            return ExposureTotals(gex0, dex0, van0, chm0)
+        g, prof, _ = self.profile()
+        if g[0] <= s <= g[-1] and g[0] <= s0 <= g[-1]:
+            gex = gex0 + float(np.interp(s, g, prof) - np.interp(s0, g, prof))
+        else:
+            gex = gex0 * (s / s0) ** 2
+        sum_m_gamma = gex0 / (0.01 * s0 * s0)
+        dex = s * (dex0 / s0 + sum_m_gamma * (s - s0))
+        r = s / s0
+        return ExposureTotals(gex, dex, van0 * r, chm0 * r)
+
+    def _expiry_mids(self, expiry_ts_ns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(sorted strikes, call mids, put mids) of one expiry: O(its strikes)."""
+        s = np.sort(np.array(self._eslots.get(int(expiry_ts_ns), ()), dtype=np.int64))
+        a = self._a
+        k, call, mid = a["strike"][s], a["call"][s], a["mid"][s]
+        ks = np.unique(k)
+        cm, pm = np.full(ks.shape[0], _NAN), np.full(ks.shape[0], _NAN)
+        cm[np.searchsorted(ks, k[call])] = mid[call]
+        pm[np.searchsorted(ks, k[~call])] = mid[~call]
+        return ks, cm, pm
+
+    def _parity(self, expiry_ts_ns: int, t_years: float) -> tuple[float, float] | None:
+        ks, cm, pm = self._expiry_mids(expiry_ts_ns)
+        f, k = forward_from_parity(ks, cm, pm, t_years, self.config.rate)
+        return None if math.isnan(k) else (f, k)
+
+    def forward(self, expiry_ts_ns: int, now_ts_ns: int | None = None) -> Forward | None:
+        """Parity forward of an expiry over the book's mids: K* = argmin |C − P| (lowest strike
+        on ties), F = K* + e^{rT}(C − P); None without a call/put pair. O(strikes of the expiry)."""
+        now = self.eval_ts_ns if now_ts_ns is None else int(now_ts_ns)
+        t = (int(expiry_ts_ns) - now) / NS_PER_YEAR
+        fk = self._parity(int(expiry_ts_ns), t)
+        if fk is None:
+            return None
+        r = self.config.rate
+        return Forward(fk[0], fk[1], math.exp(-r * t), t)
+
+    def atm_iv(self, now_ts_ns: int) -> float:
+        """Mean of the call and put IVs (those that exist) at the parity strike K* of the first
+        expiry at least 7 days after ``now_ts_ns`` that has a forward; NaN if none."""
+        for e in self.expiries():
+            if e - now_ts_ns < 7 * NS_PER_DAY:
+                continue
+            f = self.forward(e, now_ts_ns)
+            if f is None:
+                continue
+            ivs = [v for c in (True, False) if (v := self.iv_of((e, f.strike, c))) == v]
+            return sum(ivs) / len(ivs) if ivs else _NAN
+        return _NAN
+
+    def vix(self, now_ts_ns: int, spec: VixSpec = VIX, rate: float | None = None,
+            require_wings: bool = True) -> VixValue:
+        """Cboe-method index (``core.vix``) from the book's quotes at ``now_ts_ns``: the expiry
+        calendar is cached per expiry set, and only the near and next terms' strikes are read
+        (O(their strikes), snapshot cadence). Equals ``vix_batch`` on the book's contracts."""
+        if self._calendar is None:
+            exps = list(self._expiries.index)
+            self._calendar = ({e: local_minutes(e) for e in exps}, eligible_expiries(exps))
+        minutes, eligible = self._calendar
+        if not spec.friday_only:
+            eligible = {e: True for e in minutes}
+        a = self._a
+
+        def term_of(e: int):
+            s = np.sort(np.array(self._eslots[e], dtype=np.int64))
+            return term_from_quotes(e, a["strike"][s], a["call"][s], a["bid"][s], a["ask"][s])
+
+        r = self.config.rate if rate is None else rate
+        return vix_from_terms(minutes, eligible, term_of, now_ts_ns, r, spec, require_wings)
+
+    def contract_arrays(self) -> tuple[np.ndarray, ...]:
+        """(expiry_ts_ns, strike, is_call, bid, ask, iv, oi, dealer_sign) of every contract, slot order."""
+        u = self._used()
+        a = self._a
+        return tuple(a[n][u].copy() for n in ("exp", "strike", "call", "bid", "ask", "iv", "oi",
+                                               "sign"))
+
+    def exposures(self) -> Exposures:
+        """Full report at the eval point, same layout as ``exposures_batch`` (profile: O(N·grid))."""
+        ks, sc = self._strike_columns()
+        ex = self._expiries
+        eids = ex.active()
+        grid, prof, gross = self.profile()
+        cw, pw, aw = self.walls()
+        return Exposures(
+            spot=self.eval_spot, now_ts_ns=self.eval_ts_ns, total=self.totals(),
+            zero_dte=self.zero_dte(), strikes=ks, strike_gex=sc[:, _GEX].copy(),
+            strike_dex=sc[:, _DEX].copy(), strike_vanna=sc[:, _VAN].copy(),
+            strike_charm=sc[:, _CHM].copy(), strike_call_gamma=sc[:, _CALLG].copy(),
+            strike_put_gamma=sc[:, _PUTG].copy(), expiries=ex.key[eids].copy(),
+            expiry_gex=ex.sums[eids, _GEX].copy(), expiry_dex=ex.sums[eids, _DEX].copy(),
+            expiry_vanna=ex.sums[eids, _VAN].copy(), expiry_charm=ex.sums[eids, _CHM].copy(),
+            grid_spots=grid.copy(), grid_gex=prof.copy(),
+            gamma_flip=gamma_flip_from_profile(grid, prof, gross), call_wall=cw, put_wall=pw,
+            abs_gamma_strike=aw, strike_flip=per_strike_flip(ks, sc[:, _GEX], self.eval_spot))
+
+    def batch(self) -> Exposures:
+        """The slow reference: ``exposures_batch`` from scratch on the stored contracts."""
+        exp, k, call, _, _, iv, oi, sign = self.contract_arrays()
+        cfg = self.config
+        return exposures_batch(exp, k, call, iv, oi, self.eval_spot, self.eval_ts_ns, cfg.rate,
+                               cfg.div_yield, dealer_sign=sign, multiplier=cfg.multiplier,
+                               grid_spots=make_grid(self.eval_spot, cfg.grid_points,
+                                                    cfg.grid_half_width))
+
+    # ------------------------------------------------------------------ state
+    def to_state(self) -> dict:
+        """Flat dict of plain scalars and numpy arrays (copies); ``from_state`` restores it bit for bit."""
+        cfg = self.config
+        d: dict = {f"config.{n}": getattr(cfg, n) for n in ChainConfig.__dataclass_fields__}
+        d.update({"spot": self.spot, "spot_ts_ns": self.spot_ts_ns, "eval_spot": self.eval_spot,
+                  "eval_ts_ns": self.eval_ts_ns, "hw": self._hw,
+                  "conflated_quotes": self.conflated_quotes, "stale_quotes": self.stale_quotes,
+                  "reprices": self.reprices, "free": np.array(self._free, dtype=np.int64),
+                  "contrib": self._contrib.copy()})
+        d.update({f"slot.{n}": a.copy() for n, a in self._a.items()})
+        for name, b in (("strikes", self._strikes), ("expiries", self._expiries),
+                        ("total", self._total), ("zdte", self._zdte)):
+            d.update(b.to_state(name))
+        return d
+
+    @classmethod
+    def from_state(cls, d: Mapping, positioning: Positioning | None = None) -> ChainBook:
+        """Inverse of :meth:`to_state` (the positioning callback, if any, is not part of the state)."""
+        cfg = ChainConfig(**{n: d[f"config.{n}"] for n in ChainConfig.__dataclass_fields__})
+        bk = cls(float(d["eval_spot"]), int(d["eval_ts_ns"]), cfg, positioning)
+        bk.spot, bk.spot_ts_ns = float(d["spot"]), int(d["spot_ts_ns"])
+        bk.conflated_quotes = int(d["conflated_quotes"])
+        bk.stale_quotes = int(d["stale_quotes"])
+        bk.reprices = int(d["reprices"])
+        bk._hw = int(d["hw"])
+        bk._free = [int(x) for x in d["free"]]
+        bk._contrib = np.array(d["contrib"], dtype=np.float64, copy=True)
+        bk._a = {n: np.array(d[f"slot.{n}"], dtype=t, copy=True)
+                 for n, t in cls._SLOT_ARRAYS.items()}
+        bk._strikes = _Buckets.from_state(d, "strikes", float)
+        bk._expiries = _Buckets.from_state(d, "expiries", int)
+        bk._total = _Buckets.from_state(d, "total", int)
+        bk._zdte = _Buckets.from_state(d, "zdte", int)
+        a = bk._a
+        for s in np.flatnonzero(a["used"][:bk._hw]).tolist():
+            e = int(a["exp"][s])
+            bk._index[(e, float(a["strike"][s]), bool(a["call"][s]))] = s
+            bk._eslots.setdefault(e, []).append(s)
+        bk._fit_slot_table()
+        u = np.flatnonzero(a["used"][:bk._hw])
+        bk._slot_of[a["eb"][u], a["sb"][u], a["call"][u].astype(np.intp)] = u
+        return bk

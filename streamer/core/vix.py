@@ -491,16 +491,7 @@ class VixEngine:
         a = np.asarray(ask, dtype=np.float64)
         for e in np.unique(exp).tolist():
             m = exp == e
-            term = _Term(int(e), k[m])
-            pos = np.searchsorted(term.k, k[m])
-            for call, (qb, qa) in ((True, (term.cb, term.ca)), (False, (term.pb, term.pa))):
-                mm = is_call[m] == call
-                qb[pos[mm]] = b[m][mm]
-                qa[pos[mm]] = a[m][mm]
-            both = (term.cb > 0) & (term.pb > 0)
-            term.d[both] = np.abs((term.cb[both] + term.ca[both]) / 2
-                                  - (term.pb[both] + term.pa[both]) / 2)
-            eng.terms[int(e)] = term
+            eng.terms[int(e)] = term_from_quotes(int(e), k[m], is_call[m], b[m], a[m])
         eng._refresh_expiries()
         return eng
 
@@ -547,50 +538,84 @@ class VixEngine:
         return len(gone)
 
     # -- value ---------------------------------------------------------------------------------
-    def _term_detail(self, term: _Term, now_min: float) -> TermDetail | str:
-        minutes = term.minutes - now_min
-        t = minutes / MINUTES_PER_YEAR
-        r = _rate_for(self.rate, t)
-        growth = math.exp(r * t)
-        if not term.fwd_known:
-            term.argmin_forward()
-            if term.kstar < 0:
-                return "no_forward"
-        ks = term.kstar
-        f = term.ks[ks] + growth * ((float(term.cb[ks]) + float(term.ca[ks])) / 2.0
-                                    - (float(term.pb[ks]) + float(term.pa[ks])) / 2.0)
-        k0 = bisect.bisect_right(term.ks, f) - 1
-        if k0 < 0:
-            return "forward_below_strikes"
-        if not term.built or term.k0 != k0:
-            term.build(k0)  # rescan 2 (or first use: rescan 5)
-        if term.n_inc < 2:
-            return "too_few_strikes"
-        truncated = term.sp == -2 or term.sc == term.k.shape[0] + 1
-        if truncated and self.require_wings:
-            return "strip_truncated"
-        sigma2 = 2.0 / t * growth * term.s - (f / term.ks[k0] - 1.0) ** 2 / t
-        return TermDetail(term.exp, minutes, t, r, f, term.ks[ks], term.ks[k0], sigma2,
-                          term.n_inc, term.s, truncated)
-
     def value(self, now_ts_ns: int) -> VixValue:
         """Index level at ``now_ts_ns`` (UTC ns), or NaN with a reason code."""
-        if not self.terms:
-            return VixValue(math.nan, "no_expiries")
-        now_min = local_minutes(now_ts_ns)
-        near, nxt = select_terms(self._exp_minutes, self._eligible, now_min, self.spec)
-        if near is None or nxt is None:
-            return VixValue(math.nan, "no_bracketing_expiries")
-        a = self._term_detail(self.terms[near], now_min)
-        if isinstance(a, str):
-            return VixValue(math.nan, a)
-        b = self._term_detail(self.terms[nxt], now_min)
-        if isinstance(b, str):
-            return VixValue(math.nan, b)
-        v = combine_terms(a.t_years, a.sigma2, a.minutes, b.t_years, b.sigma2, b.minutes,
-                          self.spec.target_days * MINUTES_PER_DAY)
-        return VixValue(v, "ok" if v == v else "negative_variance", a, b)
+        return vix_from_terms(self._exp_minutes, self._eligible, self.terms.__getitem__, now_ts_ns,
+                              self.rate, self.spec, self.require_wings)
 
     def rescans(self) -> int:
         """Total O(n) rescans done so far (all expiries)."""
         return sum(t.rescans for t in self.terms.values())
+
+
+# --------------------------------------------------------------------------- shared term evaluation
+
+def term_from_quotes(expiry_ts_ns: int, strike: np.ndarray, is_call: np.ndarray, bid: np.ndarray,
+                     ask: np.ndarray) -> _Term:
+    """One expiry's ``_Term`` from its quotes (unique (strike, right) rows; O(n log n) vectorized)."""
+    k = np.asarray(strike, dtype=np.float64)
+    call = np.asarray(is_call, dtype=bool)
+    b = np.asarray(bid, dtype=np.float64)
+    a = np.asarray(ask, dtype=np.float64)
+    term = _Term(int(expiry_ts_ns), k)
+    pos = np.searchsorted(term.k, k)
+    for side, (qb, qa) in ((True, (term.cb, term.ca)), (False, (term.pb, term.pa))):
+        mm = call == side
+        qb[pos[mm]] = b[mm]
+        qa[pos[mm]] = a[mm]
+    both = (term.cb > 0) & (term.pb > 0)
+    term.d[both] = np.abs((term.cb[both] + term.ca[both]) / 2 - (term.pb[both] + term.pa[both]) / 2)
+    return term
+
+
+def term_detail(term: _Term, now_min: float, rate: RateLike, require_wings: bool) -> TermDetail | str:
+    """Variance of one expiry at ``now_min`` (New York wall-clock minutes), or a NaN reason code."""
+    minutes = term.minutes - now_min
+    t = minutes / MINUTES_PER_YEAR
+    r = _rate_for(rate, t)
+    growth = math.exp(r * t)
+    if not term.fwd_known:
+        term.argmin_forward()
+        if term.kstar < 0:
+            return "no_forward"
+    ks = term.kstar
+    f = term.ks[ks] + growth * ((float(term.cb[ks]) + float(term.ca[ks])) / 2.0
+                                - (float(term.pb[ks]) + float(term.pa[ks])) / 2.0)
+    k0 = bisect.bisect_right(term.ks, f) - 1
+    if k0 < 0:
+        return "forward_below_strikes"
+    if not term.built or term.k0 != k0:
+        term.build(k0)  # rescan 2 (or first use: rescan 5)
+    if term.n_inc < 2:
+        return "too_few_strikes"
+    truncated = term.sp == -2 or term.sc == term.k.shape[0] + 1
+    if truncated and require_wings:
+        return "strip_truncated"
+    sigma2 = 2.0 / t * growth * term.s - (f / term.ks[k0] - 1.0) ** 2 / t
+    return TermDetail(term.exp, minutes, t, r, f, term.ks[ks], term.ks[k0], sigma2,
+                      term.n_inc, term.s, truncated)
+
+
+def vix_from_terms(exp_minutes: dict[int, float], eligible: dict[int, bool],
+                   term_of: Callable[[int], _Term], now_ts_ns: int, rate: RateLike, spec: VixSpec,
+                   require_wings: bool = True) -> VixValue:
+    """Index level from the listed expiries (settlement minutes, eligibility) and a term source.
+
+    ``term_of(expiry)`` is called for the near and next terms only, so a caller holding the quotes
+    elsewhere (``core.chain.ChainBook``) builds just those two: O(their strikes).
+    """
+    if not exp_minutes:
+        return VixValue(math.nan, "no_expiries")
+    now_min = local_minutes(now_ts_ns)
+    near, nxt = select_terms(exp_minutes, eligible, now_min, spec)
+    if near is None or nxt is None:
+        return VixValue(math.nan, "no_bracketing_expiries")
+    a = term_detail(term_of(near), now_min, rate, require_wings)
+    if isinstance(a, str):
+        return VixValue(math.nan, a)
+    b = term_detail(term_of(nxt), now_min, rate, require_wings)
+    if isinstance(b, str):
+        return VixValue(math.nan, b)
+    v = combine_terms(a.t_years, a.sigma2, a.minutes, b.t_years, b.sigma2, b.minutes,
+                      spec.target_days * MINUTES_PER_DAY)
+    return VixValue(v, "ok" if v == v else "negative_variance", a, b)
