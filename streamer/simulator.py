@@ -1038,10 +1038,12 @@ _DROP = object()
 
 def malformed(seed: int = 0, n: int = 32) -> list[tuple[str, bytes, str]]:
     """``n`` invalid input messages as (kind, raw bytes, expected DLQ reason), cycling through every
-    reason the edge parsers in :mod:`streamer.schemas` can give for bytes.
+    reason the edge parsers in :mod:`streamer.schemas` can give for bytes, and absurd values that are
+    well-formed JSON (1e308 prices, 1e12 and 1e-9 strikes, 1e18 open interest, year-9999 timestamps,
+    messages above the size limit, 60 kB strings in wrong-typed fields, duplicate keys).
 
     ``non_finite`` is not reachable from bytes (orjson rejects NaN/Infinity literals and overflowing
-    numbers as malformed JSON), so it is not produced.
+    numbers as malformed JSON), so it is not produced; nor is ``key_mismatch`` (a key, not bytes).
 
     >>> reasons = {r for _, _, r in malformed(0, 40)}
     >>> {"malformed_json", "crossed_quote", "unknown_right", "bad_expiry"} <= reasons
@@ -1064,6 +1066,13 @@ def malformed(seed: int = 0, n: int = 32) -> list[tuple[str, bytes, str]]:
             else:
                 x[k] = v
         return dumps(x)
+
+    def literal(d: dict, name: str, text: bytes) -> bytes:
+        """``d`` with field ``name`` spelled as ``text`` (numbers orjson cannot write: > 64 bits)."""
+        return mut(d, **{name: "\x00"}).replace(b'"\\u0000"', text)
+
+    year_9999_ns = b"253402300799000000000"  # 9999-12-31T23:59:59Z in ns: beyond 64 bits
+    long = "9" * 60_000  # a wrong-typed field 60 kB long: the detail must quote an excerpt only
 
     cases: list[tuple[str, bytes, str]] = [
         ("index_tick", dumps(tick)[:-7], "malformed_json"),
@@ -1093,6 +1102,24 @@ def malformed(seed: int = 0, n: int = 32) -> list[tuple[str, bytes, str]]:
         ("open_interest", mut(oi, expiry_ts_ns=ts + 13 * 366 * 86_400 * NS), "bad_expiry"),
         ("open_interest", mut(oi, open_interest=-3), "negative_count"),
         ("option_quote", mut(quote, ask_size=-1), "negative_count"),
+        # absurd but well-formed values: plausibility at the edge
+        ("index_tick", mut(tick, price=1e308), "out_of_range"),
+        ("index_tick", mut(tick, price=1e-9), "out_of_range"),
+        ("option_quote", mut(quote, bid=1e308, ask=1e308), "out_of_range"),
+        ("option_quote", mut(quote, ask=2e6), "out_of_range"),
+        ("option_quote", mut(quote, strike=1e12), "out_of_range"),
+        ("open_interest", mut(oi, strike=1e-9), "out_of_range"),
+        ("open_interest", mut(oi, open_interest=10**18), "out_of_range"),
+        ("option_quote", mut(quote, bid_size=1e18), "out_of_range"),
+        ("index_tick", literal(tick, "ts_ns", year_9999_ns), "bad_timestamp"),
+        ("option_quote", literal(quote, "expiry_ts_ns", year_9999_ns), "bad_timestamp"),
+        ("open_interest", literal(oi, "ts_ns", b"-" + year_9999_ns), "bad_timestamp"),
+        ("option_quote", mut(quote, padding="x" * schemas.MAX_MESSAGE_BYTES), "too_large"),
+        ("option_quote", mut(quote, bid=long), "wrong_type"),
+        ("index_tick", mut(tick, symbol=long), "bad_symbol"),
+        ("open_interest", mut(oi, right=long), "unknown_right"),
+        ("option_quote", mut(quote, bid_size=True), "wrong_type"),
+        ("option_quote", dumps(quote)[:-1] + b',"bid":-1.0}', "negative_price"),  # duplicate key: last wins
     ]
     order = rng.permutation(len(cases))
     return [cases[int(order[i % len(cases)])] for i in range(n)]

@@ -279,7 +279,7 @@ def test_malformed_reasons_match_the_real_parsers():
     reasons = {r for _, _, r in cases}
     assert {"malformed_json", "not_an_object", "unknown_schema_version", "missing_field", "bad_symbol",
             "wrong_type", "bad_timestamp", "non_positive_price", "negative_price", "crossed_quote",
-            "unknown_right", "bad_expiry", "negative_count"} <= reasons
+            "unknown_right", "bad_expiry", "negative_count", "out_of_range", "too_large"} <= reasons
     for kind, raw, reason in cases:
         assert isinstance(raw, bytes)
         with pytest.raises(InvalidMessage) as exc:
