@@ -34,6 +34,12 @@ def state_topic(names: TopicNames) -> str:
     return state if isinstance(state, str) else f"{names.prefix}streamer.state.{VERSION}"
 
 
+def worker_group(names: TopicNames) -> str:
+    """The worker's consumer group id (prefixed like the topics)."""
+    group = getattr(names, "group", None)
+    return group if isinstance(group, str) else f"{names.prefix}{WORKER_GROUP}"
+
+
 def worker_acls(prefix: str = "", principal: str = "streamer-worker") -> list[Acl]:
     names = TopicNames(prefix)
     state = state_topic(names)
@@ -41,8 +47,8 @@ def worker_acls(prefix: str = "", principal: str = "streamer-worker") -> list[Ac
     acls += [Acl(principal, "topic", t, op) for t in names.outputs() for op in ("Write", "Describe")]
     acls += [Acl(principal, "topic", state, op) for op in ("Read", "Write", "Describe")]
     # the worker creates its topics when missing (idempotent; an existing topic is left as it is)
-    acls += [Acl(principal, "topic", t, "Create") for t in [*names.all(), state]]
-    acls.append(Acl(principal, "group", f"{prefix}{WORKER_GROUP}", "Read"))
+    acls += [Acl(principal, "topic", t, "Create") for t in dict.fromkeys([*names.all(), state])]
+    acls.append(Acl(principal, "group", worker_group(names), "Read"))
     return acls
 
 

@@ -172,9 +172,9 @@ async def ensure_topics(settings: Settings, names: list[str], partitions: int | 
     await start_client(admin, settings)
     try:
         existing = set(await admin.list_topics())
-        cfg = topics_for(settings).config  # e.g. the compacted state topic
-        new = [NewTopic(n, partitions or settings.partitions, 1, topic_configs=cfg(n)) for n in names
-               if n not in existing]
+        cfg = getattr(topics_for(settings), "config", lambda name: {})  # e.g. the compacted state topic
+        new = [NewTopic(n, partitions or settings.partitions, 1, topic_configs=cfg(n) or None)
+               for n in dict.fromkeys(names) if n not in existing]
         if new:
             try:
                 resp = await admin.create_topics(new)
