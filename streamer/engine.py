@@ -1,24 +1,33 @@
-"""The engine: decoded messages in, analytics snapshots and trigger events out.
+"""The engine: event-time batches of decoded columns in, trigger events and analytics snapshots out.
 
-No Kafka here: the Faust worker (streamer/app) decodes, calls an engine, encodes; offline tools and
-tests drive the very same engine objects. One ``UnderlyingEngine`` holds everything derived from one
-underlying (SPX, the indices keyed to it such as VIX, and its option chain):
+No Kafka here. :meth:`UnderlyingEngine.ingest` is the one entry point: the worker (streamer/app), the
+offline driver :func:`run_offline` (tests, benchmarks) and every other tool hand it
+:class:`~streamer.pipeline.Batch` es — the inputs of one underlying in one closed event-time segment
+(streamer/pipeline.py) — and get :class:`Effects` back. One ``UnderlyingEngine`` holds everything derived
+from one underlying (SPX, the indices keyed to it such as VIX, and its option chain):
 
 * per index series: last print, session closes, realized vol (EWMA and session RV of 1-minute
   returns, 20-day close-to-close);
 * the option chain (core/chain.py): per-contract IV and dealer exposures, GEX profile, flip, walls;
 * a Cboe-method VIX and VIX9D computed from the chain (core/vix.py);
 * the systematic-flow models (core/flows.py), fed the session closes, live prints and exposures;
-* the trigger rules (core/rules.py), evaluated on the named signals at most once per
-  ``analytics_interval_s`` of event time.
+* the trigger rules (core/rules.py), evaluated at the end of every segment that carried a live input
+  (tick, quote or open interest; official closes never fire rules), and a snapshot at the same instants.
 
-State is plain data. The chain's contracts are stored one record per contract (a quote touches one
-record: O(1) persistence); everything else is one record per underlying. ``UnderlyingEngine.restore``
-rebuilds the aggregates from those records.
+Determinism: a batch is applied whole (index messages in event-time order, then the quotes conflated to
+the latest per contract, then open interest), so the result depends only on the segment's contents, never
+on how the consumer happened to fetch them. A trigger's ``event_id`` is a function of the rule, the
+underlying, the event time and the input position (how many inputs of this underlying were applied), not
+of float digits.
+
+State: :meth:`UnderlyingEngine.checkpoint` is the whole engine as bytes (written to the compacted state
+topic at an interval with the input offsets it reflects); :meth:`UnderlyingEngine.from_checkpoint` rebuilds it.
 """
 from __future__ import annotations
 
+import json
 import math
+import zlib
 from dataclasses import dataclass, field
 from datetime import date as _date
 from datetime import datetime, timedelta
@@ -33,7 +42,8 @@ from streamer.core.chain import ChainConfig, ChainState, Contract, forward_from_
 from streamer.core.flows import FlowBook
 from streamer.core.rules import RuleSet
 from streamer.core.vix import VIX, VIX9D, VixEngine
-from streamer.schemas import AnalyticsSnapshot, DailyClose, IndexTick, OpenInterest, OptionQuote, TriggerEvent, event_id
+from streamer.pipeline import Batch, Table, size
+from streamer.schemas import AnalyticsSnapshot, TriggerEvent, event_id
 from streamer.settings import Settings
 
 ET = ZoneInfo("America/New_York")
@@ -116,14 +126,40 @@ class SeriesState:
         return self.last / self.prev_close - 1.0 if self.prev_close == self.prev_close else math.nan
 
 
+@dataclass(slots=True)
+class Effects:
+    """What one :meth:`UnderlyingEngine.ingest` produced."""
+
+    triggers: list[TriggerEvent] = field(default_factory=list)
+    snapshot: AnalyticsSnapshot | None = None
+    n_inputs: int = 0       # rows applied (every row counts, conflated or not)
+    n_conflated: int = 0    # quotes superseded within the batch by a later quote of the same contract
+
+
+def conflate(expiry: np.ndarray, strike: np.ndarray, is_call: np.ndarray) -> np.ndarray:
+    """Indices of the last row of each contract (rows in event-time order), in that order.
+
+    >>> conflate(np.array([1, 1, 2, 1]), np.array([5.0, 5.0, 5.0, 6.0]), np.array([1, 1, 1, 0], bool)).tolist()
+    [1, 2, 3]
+    """
+    n = len(expiry)
+    if n < 2:
+        return np.arange(n)
+    order = np.lexsort((np.arange(n), is_call, strike, expiry))
+    e, k, c = expiry[order], strike[order], is_call[order]
+    last = np.ones(n, bool)
+    last[:-1] = (e[1:] != e[:-1]) | (k[1:] != k[:-1]) | (c[1:] != c[:-1])
+    return np.sort(order[last])
+
+
 class UnderlyingEngine:
     """Everything streamer derives from one underlying's input streams.
 
-    >>> from streamer.settings import Settings
+    >>> from streamer.pipeline import Batch
     >>> e = UnderlyingEngine("SPX", Settings())
     >>> t0 = 1730817000 * NS   # 2024-11-05 09:30 ET
     >>> for ts, px in ((t0, 5722.4), (t0 + 23_400 * NS, 5782.76), (t0 + 86_400 * NS, 5864.9)):
-    ...     _ = e.on_tick(IndexTick("SPX", "SPX", ts, px))
+    ...     _ = e.ingest(Batch("SPX", ts + NS, index=index_table([("SPX", ts, px)])))
     >>> round(e.values()["spx_change_ratio"], 4)
     0.0142
     """
@@ -140,46 +176,34 @@ class UnderlyingEngine:
         self.last_snapshot_ns = 0
         self.last_eval_ns = 0
         self.last_ts_ns = 0
-        self.n_evaluations = 0  # rule evaluations since the worker last counted them
-        self.n_inputs = 0  # messages folded in; keys the signals cached by evaluate()
+        self.n_evaluations = 0  # rule evaluations since the worker last counted them (not state)
+        self.n_inputs = 0  # input rows applied: the position in a trigger's event_id
         self._signals_at: tuple[int, dict[str, float]] = (-1, {})
-        self.touched: set[tuple[int, float, str]] = set()  # contracts changed since the last write-back
 
     # -- state -----------------------------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
-        """Plain-data state of everything but the contracts (see :meth:`contract_states`)."""
+        """Plain-data state of everything (the chain's contracts as columns)."""
+        ch = self.chain
         return {"underlying": self.underlying, "last_snapshot_ns": self.last_snapshot_ns,
-                "last_eval_ns": self.last_eval_ns, "last_ts_ns": self.last_ts_ns,
+                "last_eval_ns": self.last_eval_ns, "last_ts_ns": self.last_ts_ns, "n_inputs": self.n_inputs,
                 "series": {k: s.to_state() for k, s in self.series.items()},
                 "flows": self.flows.to_state(), "rules": self.rules.to_state(),
-                "chain": self.chain.meta_state() if self.chain is not None else None}
-
-    def take_touched_contracts(self) -> list[tuple[str, dict]]:
-        """(table key, state) of each contract changed since the last call: the O(1) write-back."""
-        out = []
-        if self.chain is not None:
-            for k in self.touched:
-                c = self.chain.get(k)
-                if c is not None:
-                    out.append((contract_key(self.underlying, *k), c.to_state()))
-        self.touched.clear()
-        return out
+                "chain": ch.meta_state() if ch is not None else None,
+                "contracts": [c.to_state() for c in ch.contracts()] if ch is not None else []}
 
     @classmethod
-    def restore(cls, underlying: str, settings: Settings, state: dict[str, Any] | None,
-                contract_states: Iterable[dict], rules: RuleSet | None = None) -> UnderlyingEngine:
-        """Rebuild an engine from its stored records (vectorized over the contracts)."""
-        eng = cls(underlying, settings, rules)
-        if not state:
-            return eng
+    def from_state(cls, state: dict[str, Any], settings: Settings, rules: RuleSet | None = None) -> UnderlyingEngine:
+        """Rebuild an engine from :meth:`to_state` (the chain's aggregates vectorized over the contracts)."""
+        eng = cls(state["underlying"], settings, rules)
         eng.last_snapshot_ns = state["last_snapshot_ns"]
         eng.last_eval_ns = state["last_eval_ns"]
         eng.last_ts_ns = state["last_ts_ns"]
+        eng.n_inputs = state["n_inputs"]
         eng.series = {k: SeriesState.from_state(v) for k, v in state["series"].items()}
         eng.flows = FlowBook.from_state(state["flows"])
         eng.rules.load_state(state["rules"])
-        contracts = list(contract_states)
+        contracts = state["contracts"]
         if state.get("chain") is not None:
             eng.chain = ChainState.rebuild(contracts, state["chain"])
             cs = [Contract.from_state(c) for c in contracts]
@@ -191,17 +215,59 @@ class UnderlyingEngine:
                 eng.vix9d = VixEngine.from_arrays(**arr, rate=settings.rate, spec=VIX9D)
         return eng
 
+    def checkpoint(self) -> bytes:
+        """The whole engine as bytes (stdlib JSON keeps NaN, the estimators' "not yet"; zlib-compressed)."""
+        return zlib.compress(json.dumps(self.to_state(), separators=(",", ":")).encode(), 1)
+
+    @classmethod
+    def from_checkpoint(cls, data: bytes, settings: Settings, rules: RuleSet | None = None) -> UnderlyingEngine:
+        return cls.from_state(json.loads(zlib.decompress(data)), settings, rules)
+
+    # -- the one entry point ---------------------------------------------------------------------
+
+    def ingest(self, batch: Batch, *, snapshot: bool | None = None) -> Effects:
+        """Apply one closed event-time segment of this underlying; evaluate the rules and snapshot at its end.
+
+        ``snapshot``: None = at most once per ``analytics_interval_s`` of event time; True = always
+        (e.g. latency measurements); False = never. Official closes alone evaluate nothing.
+        """
+        fx = Effects(n_inputs=len(batch))
+        live = False
+        idx = batch.index
+        if size(idx):
+            kind, sym, ts, px, day = (idx["kind"].tolist(), idx["symbol"].tolist(), idx["ts_ns"].tolist(),
+                                      idx["price"].tolist(), idx["date"].tolist())
+            for i in range(len(kind)):
+                if kind[i]:
+                    self._fold_close(sym[i], day[i], ts[i], px[i])
+                else:
+                    self._fold_tick(sym[i], ts[i], px[i])
+                    live = True
+        if size(batch.quotes):
+            fx.n_conflated = self._fold_quotes(batch.quotes)
+            live = True
+        if size(batch.open_interest):
+            self._fold_open_interest(batch.open_interest)
+            live = True
+        self.n_inputs += fx.n_inputs
+        if live:
+            fx.triggers = self.evaluate()
+            if snapshot or (snapshot is None and self.snapshot_due(self.settings.analytics_interval_s)):
+                fx.snapshot = self.snapshot()
+        return fx
+
     # -- inputs ----------------------------------------------------------------------------------
 
-    def on_tick(self, tick: IndexTick) -> list[TriggerEvent]:
-        """Fold one index tick in; returns the trigger events the rules fired (usually none)."""
-        self.n_inputs += 1
-        s = self.series.get(tick.symbol)
+    def _series(self, symbol: str) -> SeriesState:
+        s = self.series.get(symbol)
         if s is None:
-            s = self.series[tick.symbol] = SeriesState.new(tick.symbol, self.settings.ewma_lambda)
-        ts, px = tick.ts_ns, tick.price
+            s = self.series[symbol] = SeriesState.new(symbol, self.settings.ewma_lambda)
+        return s
+
+    def _fold_tick(self, symbol: str, ts: int, px: float) -> None:
+        s = self._series(symbol)
         if ts < s.last_ts_ns:
-            return []  # late tick of an older time: the analytics are event-time ordered
+            return  # late tick of an older time: the analytics are event-time ordered
         if ts >= s.day_end_ns:
             self._roll_session(s, ts)
         sr = s.rv_intraday.update(ts, px)  # one 1-minute return per completed minute
@@ -209,7 +275,7 @@ class UnderlyingEngine:
             s.rv_ewma.update(sr.log_return)
         s.last, s.last_ts_ns = px, ts
         self.last_ts_ns = max(self.last_ts_ns, ts)
-        if tick.symbol == self.underlying:
+        if symbol == self.underlying:
             self.flows.on_spot(ts, px)
             ch = self.chain
             if ch is not None:
@@ -218,13 +284,12 @@ class UnderlyingEngine:
                 if first:
                     ch.reprice(px, ts)
                     ch.recentre(px)
-        elif tick.symbol == "VIX":
+        elif symbol == "VIX":
             self.flows.on_vol_index(ts, px)
-        return self.evaluate() if ts - self.last_eval_ns >= self.settings.analytics_interval_s * NS else []
 
     def _roll_session(self, s: SeriesState, ts: int) -> None:
         """First print of a new New York date: the previous session's close is its official close if
-        one arrived (``on_daily_close``), else its last print."""
+        one arrived (``_fold_close``), else its last print."""
         prev_day = s.day
         if s.last == s.last:
             s.prev_close = s.last
@@ -234,27 +299,24 @@ class UnderlyingEngine:
                 self._closes_to_flows(prev_day)
         s.day, _, s.day_end_ns = session_bounds(ts)
 
-    def on_daily_close(self, dc: DailyClose) -> None:
+    def _fold_close(self, symbol: str, date: str, ts: int, close: float) -> None:
         """An official close (end-of-day feed or history backfill): closes, vol windows, flow models.
 
-        Trigger rules do not run here, so replaying years of closes to warm the models up never
+        Trigger rules do not run on closes, so replaying years of closes to warm the models up never
         fires a trigger. The close replaces the series' last print as that session's close.
         """
-        self.n_inputs += 1
-        s = self.series.get(dc.symbol)
-        if s is None:
-            s = self.series[dc.symbol] = SeriesState.new(dc.symbol, self.settings.ewma_lambda)
-        day = _date.fromisoformat(dc.date).toordinal()
+        s = self._series(symbol)
+        day = _date.fromisoformat(date).toordinal()
         if day < s.day or day <= s.closed_day:
             return  # an older or repeated close (at-least-once redelivery)
         if day > s.day:  # a session we saw no ticks of: it opens and closes here
             if s.last == s.last and s.day:
                 s.prev_close = s.last
-            s.day, _, s.day_end_ns = session_bounds(dc.ts_ns)
-        s.last, s.last_ts_ns = dc.close, max(s.last_ts_ns, dc.ts_ns)
-        s.rv_close.update(dc.close)
+            s.day, _, s.day_end_ns = session_bounds(ts)
+        s.last, s.last_ts_ns = close, max(s.last_ts_ns, ts)
+        s.rv_close.update(close)
         s.closed_day = day
-        self.last_ts_ns = max(self.last_ts_ns, dc.ts_ns)
+        self.last_ts_ns = max(self.last_ts_ns, ts)
         self._closes_to_flows(day)
 
     def _closes_to_flows(self, day: int) -> None:
@@ -265,31 +327,34 @@ class UnderlyingEngine:
             close = [x.prev_close if x.day > day else x.last for x in (spx, vix)]
             self.flows.on_daily_close(_date.fromordinal(day), *close)
 
-    def on_quotes(self, quotes: Sequence[OptionQuote]) -> None:
-        """A batch of quotes: one vectorized IV solve, then O(1) per-contract chain and VIX updates.
+    def _fold_quotes(self, q: Table) -> int:
+        """A batch of quotes, conflated to the latest per contract: one vectorized IV solve, then the chain.
 
         IVs are solved against each expiry's put–call-parity forward (from this batch where it
         quotes both sides of a strike, else from the chain's state), not against the last spot
-        print: quotes and index ticks travel on different topics, so the spot the worker has seen
-        may be minutes older than the quotes (e.g. across an overnight gap).
+        print: quotes and index ticks travel on different topics, so the spot may be older than the
+        quotes (e.g. across an overnight gap). Returns how many quotes were conflated away.
         """
-        if not quotes:
-            return
-        self.n_inputs += 1
-        ch = self._chain(quotes[0].ts_ns)
-        n = len(quotes)
+        keep = conflate(q["expiry_ts_ns"], q["strike"], q["is_call"])
+        n_all = size(q)
+        if len(keep) < n_all:
+            q = {k: v[keep] for k, v in q.items()}
+        ts_all = q["ts_ns"]
+        ch = self._chain(int(ts_all[0]))
+        n = len(ts_all)
         r, q_div = self.settings.rate, self.settings.div_yield
-        mids = np.fromiter(((q.bid + q.ask) * 0.5 if q.bid > 0 else math.nan for q in quotes), float, n)
-        strikes = np.fromiter((q.strike for q in quotes), float, n)
-        expiry = np.fromiter((q.expiry_ts_ns for q in quotes), np.int64, n)
-        t = np.fromiter(((q.expiry_ts_ns - q.ts_ns) / NS_PER_YEAR for q in quotes), float, n)
-        calls = np.fromiter((q.right == "C" for q in quotes), bool, n)
+        bid, ask = q["bid"], q["ask"]
+        mids = np.where(bid > 0, (bid + ask) * 0.5, math.nan)
+        strikes = q["strike"].astype(float)
+        expiry = q["expiry_ts_ns"]
+        t = (expiry - ts_all) / NS_PER_YEAR
+        calls = q["is_call"].astype(bool)
         spot_eq = np.full(n, ch.spot)
         for e in np.unique(expiry).tolist():
             idx = np.flatnonzero(expiry == e)
             fwd = self._batch_forward(strikes[idx], mids[idx], calls[idx], float(t[idx[0]]))
             if fwd != fwd:
-                known = ch.forward(e, quotes[idx[0]].ts_ns)
+                known = ch.forward(e, int(ts_all[idx[0]]))
                 fwd = known.forward if known is not None else math.nan
             if fwd == fwd:  # spot equivalent of the forward: S = F e^{-(r-q)T}
                 spot_eq[idx] = fwd * np.exp(-(r - q_div) * t[idx])
@@ -297,13 +362,15 @@ class UnderlyingEngine:
         vols = np.full(n, math.nan)  # no forward and no spot yet: no IV until re-quoted
         if ok.any():
             vols[ok], _ = ivsolve.implied_vol_batch(mids[ok], spot_eq[ok], strikes[ok], t[ok], r, q_div, calls[ok])
-        for q, v in zip(quotes, vols.tolist()):
-            c = ch.on_quote(q.expiry_ts_ns, q.strike, q.right, q.bid, q.ask, q.ts_ns, iv=v)
+        right = np.where(calls, "C", "P")
+        for e, k, rt, b, a, ts, v in zip(expiry.tolist(), strikes.tolist(), right.tolist(), bid.tolist(),
+                                         ask.tolist(), ts_all.tolist(), vols.tolist()):
+            c = ch.on_quote(e, k, rt, b, a, ts, iv=v)
             if c is not None:
-                self.touched.add(c.key)
-                self.vix.update_quote(q.expiry_ts_ns, q.strike, q.right, q.bid, q.ask)
-                self.vix9d.update_quote(q.expiry_ts_ns, q.strike, q.right, q.bid, q.ask)
-            self.last_ts_ns = max(self.last_ts_ns, q.ts_ns)
+                self.vix.update_quote(e, k, rt, b, a)
+                self.vix9d.update_quote(e, k, rt, b, a)
+        self.last_ts_ns = max(self.last_ts_ns, int(ts_all.max()))
+        return n_all - n
 
     def _batch_forward(self, strikes: np.ndarray, mids: np.ndarray, calls: np.ndarray, t: float) -> float:
         """Parity forward of one expiry from the call/put pairs quoted in this batch (NaN if none)."""
@@ -314,10 +381,12 @@ class UnderlyingEngine:
         k, c, p = (np.array(x) for x in zip(*pairs))
         return forward_from_parity(k, c, p, t, self.settings.rate)[0]
 
-    def on_open_interest(self, oi: OpenInterest) -> None:
-        self.n_inputs += 1
-        c = self._chain(oi.ts_ns).on_open_interest(oi.expiry_ts_ns, oi.strike, oi.right, oi.open_interest)
-        self.touched.add(c.key)
+    def _fold_open_interest(self, o: Table) -> None:
+        ch = self._chain(int(o["ts_ns"][0]))
+        for e, k, c, n in zip(o["expiry_ts_ns"].tolist(), o["strike"].tolist(), o["is_call"].tolist(),
+                              o["open_interest"].tolist()):
+            ch.on_open_interest(e, float(k), "C" if c else "P", n)
+        self.last_ts_ns = max(self.last_ts_ns, int(o["ts_ns"].max()))
 
     def _chain(self, ts_ns: int) -> ChainState:
         """The chain, created at the first quote or OI record (spot NaN until the first print)."""
@@ -341,9 +410,9 @@ class UnderlyingEngine:
         self._signals_at = (self.n_inputs, sig)
         events = []
         for f in self.rules.evaluate(sig, ts):
-            events.append(TriggerEvent(event_id(f.rule, self.underlying, f.ts_ns, f.inputs), f.rule, self.underlying,
-                                       f.ts_ns, f.direction, f.severity, f.inputs, f.thresholds, f.reason,
-                                       f.estimated_notional_usd))
+            events.append(TriggerEvent(event_id(f.rule, self.underlying, f.ts_ns, self.n_inputs), f.rule,
+                                       self.underlying, f.ts_ns, f.direction, f.severity, f.inputs, f.thresholds,
+                                       f.reason, f.estimated_notional_usd, input_seq=self.n_inputs))
         return events
 
     def rv_value(self, name: str) -> float:
@@ -424,6 +493,15 @@ class UnderlyingEngine:
     def snapshot(self) -> AnalyticsSnapshot:
         self.last_snapshot_ns = self.last_ts_ns
         return AnalyticsSnapshot(self.underlying, self.last_ts_ns, self.values())
+
+
+def index_table(rows: Sequence[tuple], underlying: str = "SPX") -> Table:
+    """Index columns from (symbol, ts_ns, price) ticks or (symbol, ts_ns, close, date) closes (tests, docs)."""
+    return {"ts_ns": np.array([r[1] for r in rows], np.int64), "offset": np.arange(len(rows), dtype=np.int64),
+            "kind": np.array([len(r) > 3 for r in rows], np.int8),
+            "symbol": np.array([r[0] for r in rows], object), "underlying": np.array([underlying] * len(rows), object),
+            "price": np.array([r[2] for r in rows], float),
+            "date": np.array([r[3] if len(r) > 3 else "" for r in rows], object)}
 
 
 def load_rules(settings: Settings) -> RuleSet:

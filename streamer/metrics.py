@@ -227,6 +227,16 @@ class Metrics:
             "Wall-clock Unix time when a message on the topic was last processed "
             "(not event time, so replays of old data do not look stale).",
             ["topic"], **r)
+        self.late_inputs_c = Counter(
+            "streamer_late_inputs_total",
+            "Input rows that arrived after their event-time segment had closed (applied with the next one).", **r)
+        self.conflated_quotes_c = Counter(
+            "streamer_conflated_quotes_total",
+            "Quotes superseded within a segment by a later quote of the same contract (counted, not applied).", **r)
+        self.checkpoints_c = Counter(
+            "streamer_checkpoints_total", "Engine checkpoints written to the state topic.", **r)
+        self.state_bytes_c = Counter(
+            "streamer_state_bytes_written_total", "Bytes of engine checkpoints written to the state topic.", **r)
         self.worker_up_g = Gauge(
             "streamer_worker_up", "1 while the worker's agents are running, 0 when stopping.", **r)
         self.build_info_i = Info("streamer_build", "Build and runtime versions.", **r)
@@ -292,6 +302,10 @@ class Metrics:
         self.triggers = LabelCache(self.triggers_c)
         self.last_trigger = LabelCache(self.last_trigger_timestamp_g)
         self.rule_reloads = LabelCache(self.rule_reloads_c)
+        self.late_inputs = self.late_inputs_c
+        self.conflated_quotes = self.conflated_quotes_c
+        self.checkpoints = self.checkpoints_c
+        self.state_bytes = self.state_bytes_c
         self._underlyings: dict[str, UnderlyingMetrics] = {}
 
     # --- convenience ----------------------------------------------------------------------

@@ -26,10 +26,18 @@ class Settings:
     metrics_port: int = 9308
     #: event-time interval between analytics snapshots per underlying, seconds
     analytics_interval_s: float = 1.0
-    #: the worker processes input in batches of at most this many messages ...
-    batch_max: int = 1000
-    #: ... or whatever arrived within this many seconds (bounds the added latency)
-    batch_within_s: float = 0.05
+    #: the worker fetches at most this many records per call (aiokafka getmany), over all its partitions
+    fetch_max_records: int = 20_000
+    #: a caught-up input topic with nothing new for this long (wall clock) no longer holds back the
+    #: event-time watermark of its partition (the bounded wait for a slower topic; streamer/pipeline.py)
+    watermark_idle_s: float = 0.5
+    #: wall-clock interval between checkpoints of each partition's engines to the state topic
+    checkpoint_interval_s: float = 10.0
+    #: consumer-group session timeout: how long a crashed worker holds its partitions (aiokafka's default)
+    session_timeout_s: float = 10.0
+    #: static group membership (KIP-345): a stable id per worker (e.g. the pod name) lets a restarted
+    #: worker take its partitions back without a rebalance; empty = dynamic membership
+    group_instance_id: str = ""
     #: RiskMetrics λ for the EWMA realized variance of 1-minute returns (J.P. Morgan 1996: 0.94 daily)
     ewma_lambda: float = 0.94
     #: trigger rules (TOML, format in streamer/core/rules.py); empty = the packaged
@@ -42,9 +50,6 @@ class Settings:
     div_yield: float = 0.013
     #: index symbols published as implied-vol indices (gauges streamer_vol_index{index=...})
     vol_indices: tuple[str, ...] = ("VIX", "VIX9D", "VIX3M")
-    #: Faust's own Prometheus sensors (per-event stream/topic/table metrics, ~0.1 ms per message
-    #: on a 2-core machine: see BENCHMARKS.md); off trades those series for throughput
-    faust_sensors: bool = True
     #: local state folder of the Faust worker
     data_dir: str = field(default_factory=lambda: os.path.expanduser("~/.cache/streamer/worker"))
 

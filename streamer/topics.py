@@ -46,14 +46,38 @@ class TopicNames:
     def dead_letters(self) -> str:
         return self._name("dead-letters")
 
+    @property
+    def state(self) -> str:
+        """The worker's checkpoints (compacted): key = underlying, value = engine state + input offsets."""
+        return self._name("state")
+
+    @property
+    def group(self) -> str:
+        """The worker's consumer group."""
+        return f"{self.prefix}streamer-worker"
+
     def inputs(self) -> list[str]:
+        """The co-partitioned inputs, in the order of ``streamer.pipeline.KINDS``."""
         return [self.index_ticks, self.option_quotes, self.open_interest]
 
     def outputs(self) -> list[str]:
         return [self.analytics, self.triggers, self.dead_letters]
 
     def all(self) -> list[str]:
-        return self.inputs() + self.outputs()
+        return self.inputs() + self.outputs() + [self.state]
+
+    def config(self, name: str) -> dict[str, str]:
+        """Topic-level configs to create ``name`` with (the state topic is compacted and takes large records)."""
+        if name == self.state:
+            return dict(STATE_TOPIC_CONFIG)
+        return {}
+
+
+# One checkpoint record holds a whole option chain (~1-3 MB compressed at 20k contracts): compacted, so
+# only the latest checkpoint of each underlying is kept, and up to 64 MiB a record.
+STATE_MAX_BYTES = 64 * 1024 * 1024
+STATE_TOPIC_CONFIG = {"cleanup.policy": "compact", "max.message.bytes": str(STATE_MAX_BYTES),
+                      "segment.ms": "600000", "min.cleanable.dirty.ratio": "0.1"}
 
 
 def topic_names(prefix: str | None = None) -> TopicNames:

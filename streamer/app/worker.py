@@ -1,160 +1,423 @@
-"""The Faust worker: the only code that imports Faust. It decodes, calls the engine, encodes.
+"""The worker: Faust runs the process, one bulk pipeline per partition does the work.
 
-Topics are consumed as raw bytes so a message that fails validation can go to the dead-letter
-topic byte for byte. Input is processed in batches (``take_events``: at most ``batch_max`` messages
-or whatever arrived within ``batch_within_s``) to keep Faust's per-event overhead off the hot path;
-events are acknowledged after their batch is processed and its outputs are handed to the producer
-(at-least-once). Agents run with concurrency 1 (faust issue #606 loses messages above 1).
+Faust (and mode, its service framework) provides the process: start-up and shutdown in order, SIGTERM/SIGINT,
+logging, the rule-reload timer and crash handling. Faust's own Kafka consumer is *not* started (its boot
+strategy has Kafka off): it delivers every record through per-event stream machinery, which was ~95% of the
+old worker's cost (BENCHMARKS.md). Instead :class:`Pipeline`, a mode service inside the Faust worker, owns the
+Kafka I/O:
 
-State: one engine per underlying, kept in a changelogged table ``underlying-state`` whose value is
-the engine's plain-data state, written back once per batch per touched underlying (write-back rule:
-a value mutated in place is lost on recovery). The changelog record goes to the partition of the
-input that changed it, so a recovered worker finds the state on the partitions it owns.
+* one ``AIOKafkaConsumer`` in the group ``<prefix>streamer-worker`` subscribed to the three input topics with
+  the *range* assignor, which gives a member the same partition numbers of every topic (equal partition
+  counts): the index ticks, quotes and open interest of an underlying are always owned together, also with
+  several workers and across rebalances;
+* bulk ``getmany`` (up to ``fetch_max_records`` per call); each chunk is decoded into numpy columns
+  (streamer/decode.py) and merged per partition into closed event-time segments (streamer/pipeline.py), which
+  go to the engines' one entry point ``UnderlyingEngine.ingest``;
+* state by checkpoint: every ``checkpoint_interval_s`` (and when partitions are revoked or the worker stops)
+  each engine is written to the compacted state topic with the input offsets it reflects, after every output
+  produced so far is acknowledged. On assignment the latest checkpoints are loaded and the inputs are sought
+  to those offsets: outputs between a checkpoint and a crash are produced again, with the same ``event_id``.
+  The group's committed offsets follow the checkpoints (for lag monitoring); they are never read back;
+* outputs (snapshots, triggers, dead letters) through one idempotent producer.
+
+A failure to produce (e.g. a dead letter the broker refuses) stops the worker before the next checkpoint,
+so nothing is skipped: the restarted worker replays from the last checkpoint.
 """
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import os
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
-from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
-from faust.types import TP
-from prometheus_client import REGISTRY
+import mode
+import numpy as np
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from faust.app import BootStrategy
 
-from streamer import schemas
+from streamer import kafka_io, schemas
+from streamer.codecs import dumps, loads
 from streamer.core.rules import RuleError, RuleSet
 from streamer.engine import UnderlyingEngine, load_rules
 from streamer.errors import InvalidMessage
 from streamer.metrics import METRICS
+from streamer.pipeline import KINDS, PartitionMerger, decode_chunk, size
 from streamer.settings import Settings
-from streamer.topics import TopicNames
+from streamer.topics import STATE_MAX_BYTES, TopicNames
 
 log = logging.getLogger("streamer.worker")
 NS = 1_000_000_000
+CHECKPOINT_VERSION = 1
 
 
-def _dump_state(state: dict[str, Any]) -> bytes:
-    # stdlib json keeps NaN (estimators use it for "not yet"); orjson would turn it into null
-    return json.dumps(state, separators=(",", ":")).encode()
+class _Boot(BootStrategy):
+    enable_kafka = False  # the Pipeline service owns the Kafka clients
+    enable_web = False    # metrics and health are served by streamer (commands/worker.py)
+
+
+class _App(faust.App):
+    BootStrategy = _Boot
+
+
+class _LogLimiter:
+    """At most one log line per key per ``every_s``; the next line says how many were suppressed."""
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        self.every_s = every_s
+        self.last: dict[str, tuple[float, int]] = {}
+
+    def __call__(self, key: str, level: int, msg: str, *args: Any) -> None:
+        now = time.monotonic()
+        t, n = self.last.get(key, (-math.inf, 0))
+        if now - t < self.every_s:
+            self.last[key] = (t, n + 1)
+            return
+        self.last[key] = (now, 0)
+        log.log(level, msg + (f" ({n} similar suppressed)" if n else ""), *args)
+
+
+def encode_checkpoint(header: dict, engine_bytes: bytes) -> bytes:
+    return dumps(header) + b"\n" + engine_bytes
+
+
+def decode_checkpoint(value: bytes) -> tuple[dict, bytes]:
+    head, _, body = value.partition(b"\n")
+    return loads(head), body
+
+
+@dataclass
+class PartitionState:
+    """What the worker holds for one partition number it owns."""
+
+    number: int
+    merger: PartitionMerger
+    engines: dict[str, UnderlyingEngine] = field(default_factory=dict)
+    # per underlying restored from a checkpoint: per input kind, rows below this offset are already in its state
+    floor: dict[str, list[int]] = field(default_factory=dict)
+    # per input kind: offsets above the seek point that some checkpoint already reflects (normally empty)
+    skip: list[set[int]] = field(default_factory=lambda: [set(), set(), set()])
+    last_checkpoint: float = field(default_factory=time.monotonic)
+
+
+class Pipeline(mode.Service):
+    """The bulk consumer, the per-partition pipelines, the engines, checkpoints and the producer."""
+
+    def __init__(self, worker: Worker, **kw: Any) -> None:
+        self.worker = worker
+        self.settings = worker.settings
+        self.names = worker.names
+        self.partitions: dict[int, PartitionState] = {}
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.inflight: list[asyncio.Future] = []
+        self.serving = False
+        self.limiter = _LogLimiter()
+        self.kind_of = {t: i for i, t in enumerate(self.names.inputs())}
+        super().__init__(**kw)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        s = self.settings
+        await kafka_io.ensure_topics(s, self.names.all())
+        opts = kafka_io.client_options(s)
+        self.producer = AIOKafkaProducer(**opts, enable_idempotence=True, acks="all", linger_ms=5,
+                                         max_batch_size=512 * 1024, max_request_size=STATE_MAX_BYTES)
+        await kafka_io.start_client(self.producer, s)
+        session_ms = int(s.session_timeout_s * 1000)
+        self.consumer = AIOKafkaConsumer(
+            **opts, group_id=self.names.group, group_instance_id=s.group_instance_id or None,
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            partition_assignment_strategy=(RangePartitionAssignor,),
+            session_timeout_ms=session_ms, heartbeat_interval_ms=max(session_ms // 3, 100),
+            max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
+        self.consumer.subscribe(self.names.inputs(), listener=_Rebalance(self))
+        await kafka_io.start_client(self.consumer, s)
+
+    async def on_stop(self) -> None:
+        self.serving = False
+        METRICS.worker_up_g.set(0)
+        try:
+            for p in list(self.partitions):
+                await self.checkpoint(p)
+        except Exception as exc:  # noqa: BLE001 - stopping anyway; the next start replays
+            log.error("final checkpoint failed: %s", exc)
+        if self.consumer is not None:
+            await self.consumer.stop()
+        if self.producer is not None:
+            await self.producer.stop()
+
+    async def on_started(self) -> None:
+        self.add_future(self._run())
+
+    async def _run(self) -> None:
+        try:
+            while not self.should_stop:
+                await self.step()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("pipeline stopped: %s", exc)
+            await self.crash(exc)
+
+    async def step(self) -> None:
+        """One fetch: decode, merge, apply closed segments, publish, checkpoint when due."""
+        assert self.consumer is not None
+        data = await self.consumer.getmany(timeout_ms=100, max_records=self.settings.fetch_max_records)
+        now = time.monotonic_ns()
+        for tp, records in data.items():
+            part = self.partitions.get(tp.partition)
+            if part is not None and records:
+                await self._fetched(part, tp, records, now)
+        self._positions(now)
+        for part in list(self.partitions.values()):
+            await self._apply(part, now)
+        if len(self.inflight) > 20_000:
+            await self._drain()
+        t = time.monotonic()
+        for p, part in list(self.partitions.items()):
+            if t - part.last_checkpoint >= self.settings.checkpoint_interval_s:
+                await self.checkpoint(p)
+        if not self.serving and self.partitions:
+            self.serving = True
+            self.worker.on_ready()
+
+    # -- input -----------------------------------------------------------------------------------
+
+    async def _fetched(self, part: PartitionState, tp: TopicPartition, records: list, now: int) -> None:
+        kind = self.kind_of[tp.topic]
+        values = [r.value for r in records]
+        keys = [r.key for r in records]
+        offsets = np.fromiter((r.offset for r in records), np.int64, len(records))
+        table, rejected = decode_chunk(kind, values, keys, offsets)
+        table = self._drop_replayed(part, kind, table)
+        replayed_below = min((f[kind] for f in part.floor.values()), default=0)
+        for row, reason, detail in rejected:
+            r = records[row]
+            if r.offset < replayed_below or r.offset in part.skip[kind]:
+                continue  # dead-lettered before the checkpoint this worker restored
+            await self._reject(r, InvalidMessage(reason, detail))
+        if rejected:
+            METRICS.seen(tp.topic, len(rejected))
+        hw = self.consumer.highwater(tp)
+        part.merger.add(kind, table, next_offset=records[-1].offset + 1,
+                        highwater=hw if hw is not None else -1, now_ns=now)
+
+    def _drop_replayed(self, part: PartitionState, kind: int, table: dict) -> dict:
+        """After a restore: rows a checkpoint already reflects are not applied twice."""
+        if not size(table) or not (part.floor or part.skip[kind]):
+            return table
+        keep = np.ones(size(table), bool)
+        for u, floor in part.floor.items():
+            keep &= ~((table["underlying"] == u) & (table["offset"] < floor[kind]))
+        if part.skip[kind]:
+            keep &= ~np.isin(table["offset"], np.fromiter(part.skip[kind], np.int64))
+        return table if keep.all() else {k: v[keep] for k, v in table.items()}
+
+    def _positions(self, now: int) -> None:
+        """High-water marks of every owned input partition (a topic with nothing new is caught up)."""
+        assert self.consumer is not None
+        for tp in self.consumer.assignment():
+            part = self.partitions.get(tp.partition)
+            hw = self.consumer.highwater(tp)
+            if part is None or hw is None:
+                continue
+            kind = self.kind_of[tp.topic]
+            part.merger.position(kind, highwater=hw)
+            st = part.merger.topics[kind]
+            METRICS.consumer_lag(tp.topic, str(tp.partition)).set(max(hw - st.next_offset, 0))
+
+    async def _reject(self, record, err: InvalidMessage) -> None:
+        dl = schemas.dead_letter(record.value, record.key, record.topic, record.partition, record.offset, err,
+                                 time.time_ns())
+        self.inflight.append(await self.producer.send(self.names.dead_letters, schemas.encode(dl), key=record.key))
+        METRICS.dead_letters(err.reason).inc()
+        METRICS.msgs_out(self.names.dead_letters).inc()
+        self.limiter(f"dlq:{err.reason}", logging.WARNING, "dead-lettered %s[%d]@%d: %s", record.topic,
+                     record.partition, record.offset, str(err)[:300])
+
+    # -- processing ------------------------------------------------------------------------------
+
+    def engine(self, part: PartitionState, underlying: str) -> UnderlyingEngine:
+        eng = part.engines.get(underlying)
+        if eng is None:
+            eng = part.engines[underlying] = UnderlyingEngine(underlying, self.settings, self.worker.new_rules())
+        return eng
+
+    async def _apply(self, part: PartitionState, now: int) -> None:
+        names = self.names.inputs()
+        for batch in part.merger.pop_ready(now):
+            eng = self.engine(part, batch.underlying)
+            fx = eng.ingest(batch)
+            if fx.n_conflated:
+                METRICS.conflated_quotes.inc(fx.n_conflated)
+            if batch.late:
+                METRICS.late_inputs.inc(batch.late)
+            for kind, t in enumerate((batch.index, batch.quotes, batch.open_interest)):
+                if size(t):
+                    METRICS.seen(names[kind], size(t))
+            if eng.n_evaluations:
+                for name in eng.rules.names:
+                    METRICS.rule_evaluations(name).inc(eng.n_evaluations)
+                eng.n_evaluations = 0
+            wall = time.time()
+            if fx.snapshot is not None:
+                self.worker.set_gauges(eng, fx.snapshot.values)
+                await self._publish(self.names.analytics, fx.snapshot.underlying, schemas.encode(fx.snapshot),
+                                    fx.snapshot.ts_ns, wall)
+            for ev in fx.triggers:
+                await self._publish(self.names.triggers, ev.underlying, schemas.encode(ev), ev.ts_ns, wall)
+                METRICS.trigger(ev.rule, ev.severity, ev.ts_ns / NS)
+                log.info("trigger %s %s: %s", ev.rule, ev.event_id, ev.reason)
+
+    async def _publish(self, topic: str, key: str, value: bytes, ts_ns: int, wall: float) -> None:
+        self.inflight.append(await self.producer.send(topic, value, key=key.encode()))
+        METRICS.msgs_out(topic).inc()
+        METRICS.latency(topic).observe(max(0.0, wall - ts_ns / NS))
+
+    async def _drain(self) -> None:
+        """Wait until every output produced so far is acknowledged (raises if one failed)."""
+        pending, self.inflight = self.inflight, []
+        if pending:
+            await asyncio.gather(*pending)
+
+    # -- checkpoints -----------------------------------------------------------------------------
+
+    async def checkpoint(self, p: int) -> None:
+        """Write partition ``p``'s engines with the offsets they reflect, once its outputs are durable."""
+        part = self.partitions.get(p)
+        if part is None:
+            return
+        await self._drain()
+        m = part.merger
+        resume, above = m.resume_offsets(), m.applied_above()
+        header = {"v": CHECKPOINT_VERSION, "partition": p, "offsets": resume, "applied_above": above,
+                  "closed_until_ns": m.closed_until_ns, "wall_ns": time.time_ns()}
+        futs = []
+        nbytes = 0
+        for u, eng in sorted(part.engines.items()):
+            value = encode_checkpoint(dict(header, underlying=u), eng.checkpoint())
+            nbytes += len(value)
+            futs.append(await self.producer.send(self.names.state, value, key=u.encode(), partition=p))
+        await asyncio.gather(*futs)
+        part.last_checkpoint = time.monotonic()
+        METRICS.state_bytes.inc(nbytes)
+        METRICS.checkpoints.inc(len(futs))
+        if self.consumer is not None and futs:
+            offsets = {TopicPartition(t, p): o for t, o in zip(self.names.inputs(), resume)}
+            try:
+                await self.consumer.commit(offsets)  # for lag monitoring only
+            except Exception as exc:  # noqa: BLE001 - e.g. during a rebalance; the checkpoint is what counts
+                log.debug("offset commit skipped: %s", exc)
+
+    async def load(self, p: int) -> PartitionState:
+        """The latest checkpoint of every underlying on partition ``p``; seek the inputs to resume."""
+        s = self.settings
+        part = PartitionState(p, PartitionMerger(int(s.analytics_interval_s * NS), int(s.watermark_idle_s * NS)))
+        latest = await read_checkpoints(s, self.names.state, p)
+        seek = None
+        closed = []
+        for u, value in sorted(latest.items()):
+            head, body = decode_checkpoint(value)
+            part.engines[u] = UnderlyingEngine.from_checkpoint(body, s, self.worker.new_rules())
+            part.floor[u] = head["offsets"]
+            for kind, offs in enumerate(head["applied_above"]):
+                part.skip[kind].update(offs)
+            seek = head["offsets"] if seek is None else [min(a, b) for a, b in zip(seek, head["offsets"])]
+            closed.append(head["closed_until_ns"])
+        if closed:
+            part.merger.closed_until_ns = min(closed)
+        for kind, topic in enumerate(self.names.inputs()):
+            tp = TopicPartition(topic, p)
+            if seek is not None:
+                self.consumer.seek(tp, seek[kind])
+                part.merger.topics[kind].next_offset = seek[kind]
+            else:
+                await self.consumer.seek_to_beginning(tp)
+        log.info("partition %d: %d engine(s) from checkpoints, inputs from %s", p, len(latest), seek or "the beginning")
+        return part
+
+
+async def read_checkpoints(settings: Settings, topic: str, p: int) -> dict[str, bytes]:
+    """Latest value per key of partition ``p`` of the compacted state topic (read to its end)."""
+    c = AIOKafkaConsumer(**kafka_io.client_options(settings), group_id=None, enable_auto_commit=False,
+                         max_partition_fetch_bytes=STATE_MAX_BYTES, fetch_max_bytes=STATE_MAX_BYTES)
+    await kafka_io.start_client(c, settings)
+    try:
+        tp = TopicPartition(topic, p)
+        c.assign([tp])
+        end = (await c.end_offsets([tp]))[tp]
+        await c.seek_to_beginning(tp)
+        latest: dict[str, bytes] = {}
+        while await c.position(tp) < end:
+            for rec in (await c.getmany(tp, timeout_ms=1000)).get(tp, []):
+                if rec.offset >= end:
+                    break
+                k = rec.key.decode()
+                if rec.value is None:
+                    latest.pop(k, None)
+                else:
+                    latest[k] = rec.value
+        return latest
+    finally:
+        await c.stop()
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    """Checkpoint what is revoked; load what is assigned before anything of it is fetched."""
+
+    def __init__(self, pipe: Pipeline) -> None:
+        self.pipe = pipe
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        for p in sorted({tp.partition for tp in revoked}):
+            if p in self.pipe.partitions:
+                await self.pipe.checkpoint(p)
+                del self.pipe.partitions[p]
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        for p in sorted({tp.partition for tp in assigned}):
+            if p not in self.pipe.partitions:
+                self.pipe.partitions[p] = await self.pipe.load(p)
 
 
 class Worker:
-    """Holds the Faust app, its topics and table, and the engines of the underlyings it owns."""
+    """The Faust app (process runtime), the rules, the gauges, and the :class:`Pipeline` that does the work."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.names = TopicNames(settings.topic_prefix)
-        self.app = faust.App(
-            f"{settings.topic_prefix}streamer-worker",
-            broker=settings.broker_url,
-            store="memory://",  # rebuilt from the changelog topic on start (no RocksDB needed)
-            datadir=settings.data_dir,
-            key_serializer="raw",
-            value_serializer="raw",
-            topic_partitions=settings.partitions,
-            topic_replication_factor=1,
-            consumer_auto_offset_reset="earliest",
-            web_enabled=False,  # metrics are served by prometheus_client (see commands/worker.py)
-            producer_linger=0.005,
-            broker_commit_every=1000,
-            broker_commit_interval=1.0,
-        )
-        n = self.names
-        self.index_topic = self.app.topic(n.index_ticks, value_serializer="raw", key_serializer="raw")
-        self.quote_topic = self.app.topic(n.option_quotes, value_serializer="raw", key_serializer="raw")
-        self.oi_topic = self.app.topic(n.open_interest, value_serializer="raw", key_serializer="raw")
-        self.analytics_topic = self.app.topic(n.analytics, value_serializer="raw", key_serializer="raw")
-        self.trigger_topic = self.app.topic(n.triggers, value_serializer="raw", key_serializer="raw")
-        self.dlq_topic = self.app.topic(n.dead_letters, value_serializer="raw", key_serializer="raw")
-        self.state = self.app.Table("underlying-state", default=None, partitions=settings.partitions,
-                                    key_type=bytes, value_type=bytes)
-        self.engines: dict[str, UnderlyingEngine] = {}
+        self.app = _App(f"{settings.topic_prefix}streamer-worker", broker=settings.broker_url, store="memory://",
+                        datadir=settings.data_dir, web_enabled=False)
         self.rules_text, self.rules_mtime = "", 0
         self.metrics = METRICS
         for name in load_rules(settings).names:  # fails fast on an invalid rules file
             self.metrics.declare_rule(name)
-        for t in n.inputs():
+        for t in self.names.inputs():
             self.metrics.declare_topic(t)
-        for t in n.outputs():
+        for t in self.names.outputs():
             self.metrics.declare_topic(t, source=False, sink=True)
-        if settings.faust_sensors:
-            self._setup_faust_sensors()
-        self.app.on_partitions_revoked.connect(self._on_revoked)
-        self.app.agent(self.index_topic, name="index-ticks", concurrency=1)(self._index_agent)
-        self.app.agent(self.quote_topic, name="option-quotes", concurrency=1)(self._quote_agent)
-        self.app.agent(self.oi_topic, name="open-interest", concurrency=1)(self._oi_agent)
         self.app.timer(2.0)(self._watch_rules)
-
-    def _setup_faust_sensors(self) -> None:
-        """Faust's own Prometheus sensors, on the same registry that our endpoint serves."""
-        try:
-            fm = FaustMetrics.create(REGISTRY, "streamer_faust")
-        except ValueError:  # already registered (a second Worker in one process, e.g. tests)
-            return
-        self.app.monitor = PrometheusMonitor(metrics=fm)
+        self.pipeline: Pipeline | None = None
 
     def on_ready(self) -> None:
-        """Recovery done, partitions assigned and seeked: from here on the worker is serving."""
+        """Partitions assigned, checkpoints loaded, inputs sought: from here on the worker is serving."""
         self.metrics.worker_up_g.set(1)
         log.info("streamer worker ready")
 
     def run(self, loglevel: str = "warning") -> None:
-        """Run until SIGTERM/SIGINT (Faust's worker handles the signals and a clean shutdown)."""
-        owner = self
+        """Run until SIGTERM/SIGINT (the Faust worker handles the signals and a clean shutdown)."""
+        self.pipeline = Pipeline(self, loop=None)
+        faust.Worker(self.app, self.pipeline, loglevel=loglevel, quiet=True,
+                     redirect_stdouts=False).execute_from_commandline()
 
-        class _FaustWorker(faust.Worker):
-            async def on_startup_finished(self) -> None:
-                await super().on_startup_finished()
-                owner.on_ready()
-
-        _FaustWorker(self.app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
-
-    async def _on_revoked(self, app: faust.App, revoked: set[TP], **kw: Any) -> None:
-        # engines of partitions we may no longer own are dropped; they reload from the table
-        self.engines.clear()
-
-    # -- state -----------------------------------------------------------------------------------
-
-    def engine(self, underlying: str) -> UnderlyingEngine:
-        """The engine of ``underlying``, rebuilt from the table the first time it is needed."""
-        eng = self.engines.get(underlying)
-        if eng is None:
-            raw = self.state.get(underlying.encode())
-            prefix = f"{underlying}|c|".encode()
-            contracts = (json.loads(v) for k, v in self.state.data.items() if k.startswith(prefix))
-            eng = UnderlyingEngine.restore(underlying, self.settings, json.loads(raw) if raw else None,
-                                           contracts, rules=self._new_rules())
-            self.engines[underlying] = eng
-        return eng
-
-    def _new_rules(self) -> RuleSet:
+    def new_rules(self) -> RuleSet:
         return RuleSet.from_toml(self.rules_text) if self.rules_text else load_rules(self.settings)
-
-    async def _write_back(self, eng: UnderlyingEngine, partition: int) -> list:
-        """Write-back rule: every changed contract (O(1) each) and the engine's own record.
-
-        Each record goes to the local store and, as a changelog record, to the partition of the
-        input that changed it. The records are handed to the Kafka producer directly (one batched
-        send each) rather than through Faust's table changelog buffer, which produces one message at
-        a time and throttles the stream once 100 are pending. Returns the delivery futures; the
-        caller awaits them before the batch's input offsets are acknowledged.
-        """
-        records = eng.take_touched_contracts()
-        records.append((eng.underlying, eng.to_state()))
-        topic = self.state.changelog_topic.get_topic_name()
-        send = self.app.producer.send
-        store = self.state.data
-        futs = []
-        for key, st in records:
-            k, v = key.encode(), _dump_state(st)
-            store[k] = v
-            futs.append(await send(topic, k, v, partition, None, None))
-        return futs
 
     # -- rule hot reload -------------------------------------------------------------------------
 
@@ -179,119 +442,19 @@ class Worker:
             log.error("rejected rules file %s: %s; the previous rules stay active", path, exc)
             return
         self.rules_text = text
-        for eng in self.engines.values():
-            new = self._new_rules()
-            new.load_state(eng.rules.to_state())  # unchanged rules keep their hysteresis/cooldown
-            eng.rules = new
+        for part in (self.pipeline.partitions.values() if self.pipeline else ()):
+            for eng in part.engines.values():
+                new = self.new_rules()
+                new.load_state(eng.rules.to_state())  # unchanged rules keep their hysteresis/cooldown
+                eng.rules = new
         for name in names:
             self.metrics.declare_rule(name)
         self.metrics.rule_reloads("loaded").inc()
         log.info("loaded rules from %s", path)
 
-    # -- agents ----------------------------------------------------------------------------------
+    # -- gauges ----------------------------------------------------------------------------------
 
-    async def _index_agent(self, stream) -> None:
-        s = self.settings
-        async for events in stream.take_events(s.batch_max, s.batch_within_s):
-            await self.process_batch(events, schemas.parse_index_message)
-
-    async def _quote_agent(self, stream) -> None:
-        s = self.settings
-        async for events in stream.take_events(s.batch_max, s.batch_within_s):
-            await self.process_batch(events, schemas.parse_option_quote)
-
-    async def _oi_agent(self, stream) -> None:
-        s = self.settings
-        async for events in stream.take_events(s.batch_max, s.batch_within_s):
-            await self.process_batch(events, schemas.parse_open_interest)
-
-    async def _reject(self, message, err: InvalidMessage) -> None:
-        dl = schemas.dead_letter(message.value, message.key, message.topic, message.partition,
-                                 message.offset, err, time.time_ns())
-        await self.dlq_topic.send(key=message.key, value=schemas.encode(dl))
-        self.metrics.dead_letters(err.reason).inc()
-        self.metrics.msgs_out(self.dlq_topic.get_topic_name()).inc()
-        log.warning("dead-lettered %s[%d]@%d: %s", message.topic, message.partition, message.offset, err)
-
-    def _decode(self, message, parser):
-        """Parse one message; the key must be the underlying (partitioning contract)."""
-        msg = parser(message.value)
-        key = message.key.decode("utf-8", "replace") if message.key is not None else None
-        if key != msg.underlying:
-            raise InvalidMessage("key_mismatch", f"message key {key!r} is not its underlying "
-                                 f"{msg.underlying!r}", "underlying")
-        return msg
-
-    async def process_batch(self, events, parser) -> None:
-        """Decode and validate a batch, feed the engines, then write back and publish once."""
-        if not events:
-            return
-        touched: dict[str, int] = {}
-        fired: list[schemas.TriggerEvent] = []
-        quotes: dict[str, list] = {}
-        for ev in events:
-            message = ev.message
-            try:
-                msg = self._decode(message, parser)
-            except InvalidMessage as err:
-                await self._reject(message, err)
-                continue
-            u = msg.underlying
-            touched[u] = message.partition
-            if type(msg) is schemas.IndexTick:
-                fired.extend(self.engine(u).on_tick(msg))
-            elif type(msg) is schemas.OptionQuote:
-                quotes.setdefault(u, []).append(msg)  # IVs are solved per batch, vectorized
-            elif type(msg) is schemas.DailyClose:
-                self.engine(u).on_daily_close(msg)
-            else:
-                self.engine(u).on_open_interest(msg)
-        for u, qs in quotes.items():
-            self.engine(u).on_quotes(qs)
-        now = time.time()
-        m = self.metrics
-        pending: list = []
-        for u, partition in touched.items():
-            eng = self.engines[u]
-            n_eval, eng.n_evaluations = eng.n_evaluations, 0
-            if n_eval:
-                for name in eng.rules.names:
-                    m.rule_evaluations(name).inc(n_eval)
-            pending.extend(await self._write_back(eng, partition))
-            if eng.snapshot_due(self.settings.analytics_interval_s):
-                snap = eng.snapshot()
-                self._set_gauges(eng, snap.values)
-                await self._publish(self.analytics_topic, u, schemas.encode(snap), snap.ts_ns, now)
-        for ev in fired:
-            await self._publish(self.trigger_topic, ev.underlying, schemas.encode(ev), ev.ts_ns, now)
-            m.trigger(ev.rule, ev.severity, ev.ts_ns / NS)
-            log.info("trigger %s %s: %s", ev.rule, ev.event_id, ev.reason)
-        if pending:  # state durable in the changelog before the inputs are acknowledged
-            await asyncio.gather(*pending)
-        self._account(events)
-
-    async def _publish(self, topic, key: str, value: bytes, ts_ns: int, now: float) -> None:
-        await topic.send(key=key.encode(), value=value)
-        name = topic.get_topic_name()
-        self.metrics.msgs_out(name).inc()
-        self.metrics.latency(name).observe(max(0.0, now - ts_ns / NS))
-
-    def _account(self, events) -> None:
-        """Count consumed messages and record each partition's lag after this batch."""
-        last: dict[TP, int] = {}
-        for ev in events:
-            tp = ev.message.tp
-            last[tp] = max(last.get(tp, -1), ev.message.offset)
-        consumer = self.app.consumer
-        for tp, off in last.items():
-            try:
-                lag = consumer.highwater(tp) - (off + 1)
-            except Exception:  # highwater unknown right after assignment
-                continue
-            self.metrics.consumer_lag(tp.topic, str(tp.partition)).set(max(lag, 0))
-        self.metrics.seen(events[0].message.topic, len(events))
-
-    def _set_gauges(self, eng: UnderlyingEngine, v: dict[str, float | None]) -> None:
+    def set_gauges(self, eng: UnderlyingEngine, v: dict[str, float | None]) -> None:
         """Per-underlying analytics gauges from one snapshot's values (None → NaN)."""
         def g(name: str) -> float:
             x = v.get(name)

@@ -1,0 +1,245 @@
+"""One deterministic, columnar pipeline per partition: raw records in, event-time batches out. No Kafka here.
+
+All inputs of one partition — index ticks and daily closes, option quotes, open interest — arrive on three
+topics (co-partitioned by underlying) at whatever pace the consumer fetches them. This module turns them into
+one event-time order that does not depend on that pace:
+
+* **Columns.** Each fetched chunk of raw values is decoded and validated in one pass (``streamer.decode``)
+  into numpy columns (a :data:`Table`: column name → array), tagged with the record offsets.
+* **Segments.** Event time is cut into segments of ``interval_ns`` (the analytics interval, 1 s by default):
+  ``[k·interval, (k+1)·interval)``. A segment is handed to the engine whole, once it is *closed*, so the
+  engine sees the same batches whatever the fetch sizes were; rules and snapshots run at segment ends only.
+* **Watermark.** A segment ending at ``E`` is closed when every input topic of the partition has either
+  delivered a record at or after ``E`` (its records come in offset order, so nothing earlier is still on its
+  way), or is *idle*: read up to its high-water mark with nothing new for ``idle_ns`` of wall time (a bounded
+  wait for the slower topic; an idle topic — e.g. open interest, published once a day — does not hold the
+  others back). During a backlog every topic has data, so the order is exactly event time.
+* **Late records.** A record older than the last closed segment is applied with the next segment (counted as
+  late); it can only happen when a topic stalled longer than ``idle_ns`` while others ran ahead.
+
+Within a segment, rows are ordered by (ts_ns, offset) per topic. The engine applies a segment's index messages
+in that order, then its quotes (conflated: the latest quote per contract), then open interest.
+
+Offsets for checkpoints: :meth:`PartitionMerger.resume_offsets` gives, per topic, the first offset not yet
+applied to the engine (the smallest pending offset, else the next offset to fetch), so that a restart that seeks
+there and skips the already-applied offsets above it (:meth:`applied_above`) replays exactly the rest.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+Table = dict[str, np.ndarray]
+"""Columns of equal length; every table of the pipeline has ``ts_ns`` (int64) and ``offset`` (int64)."""
+
+INDEX, QUOTES, OPEN_INTEREST = 0, 1, 2
+KINDS = ("index", "quotes", "open_interest")
+
+
+def take(t: Table, idx: np.ndarray) -> Table:
+    return {k: v[idx] for k, v in t.items()}
+
+
+def concat(tables: list[Table]) -> Table:
+    tables = [t for t in tables if len(t["ts_ns"])]
+    if not tables:
+        return {}
+    if len(tables) == 1:
+        return tables[0]
+    return {k: np.concatenate([t[k] for t in tables]) for k in tables[0]}
+
+
+def size(t: Table) -> int:
+    return len(t["ts_ns"]) if t else 0
+
+
+def sort_by_time(t: Table) -> Table:
+    """Rows ordered by (ts_ns, offset); stable, so equal keys keep their input order."""
+    if not t or size(t) < 2:
+        return t
+    ts, off = t["ts_ns"], t["offset"]
+    if np.all(ts[1:] >= ts[:-1]) and np.all((ts[1:] > ts[:-1]) | (off[1:] > off[:-1])):
+        return t  # already ordered: the usual case (a topic partition in event-time order)
+    return take(t, np.lexsort((off, ts)))
+
+
+@dataclass(slots=True)
+class Batch:
+    """The inputs of one underlying in one closed segment, in event-time order per kind."""
+
+    underlying: str
+    end_ns: int                      # the segment's end (exclusive): the engine's evaluation instant bound
+    index: Table = field(default_factory=dict)
+    quotes: Table = field(default_factory=dict)
+    open_interest: Table = field(default_factory=dict)
+    late: int = 0                    # rows that arrived after their segment had closed
+
+    def __len__(self) -> int:
+        return size(self.index) + size(self.quotes) + size(self.open_interest)
+
+    @property
+    def last_ts_ns(self) -> int:
+        return max((int(t["ts_ns"].max()) for t in (self.index, self.quotes, self.open_interest) if size(t)),
+                   default=0)
+
+
+@dataclass(slots=True)
+class _TopicState:
+    pending: list[Table] = field(default_factory=list)
+    n_pending: int = 0
+    max_ts: int = -(2**63)           # latest event time delivered on this topic
+    next_offset: int = 0             # next offset to fetch (one past the last record seen)
+    highwater: int = -1              # broker's high-water mark at the last fetch (-1 unknown)
+    last_arrival_ns: int = 0         # wall clock of the last record (monotonic ns)
+    applied_above: list[int] = field(default_factory=list)  # applied offsets above the first pending one
+
+    def caught_up(self) -> bool:
+        return self.highwater >= 0 and self.next_offset >= self.highwater
+
+
+class PartitionMerger:
+    """Event-time merge of the three input topics of one partition into closed segments.
+
+    >>> m = PartitionMerger(interval_ns=10, idle_ns=0)
+    >>> tbl = lambda ts, off: {"ts_ns": np.array(ts, np.int64), "offset": np.array(off, np.int64),
+    ...                        "underlying": np.array(["SPX"] * len(ts), object)}
+    >>> m.add(QUOTES, tbl([3, 12], [0, 1]), next_offset=2, highwater=5, now_ns=0)
+    >>> m.add(INDEX, tbl([5, 25], [0, 1]), next_offset=2, highwater=5, now_ns=0)
+    >>> [(b.end_ns, len(b)) for b in m.pop_ready(now_ns=0)]   # [0, 10) closes: both topics passed 10
+    [(10, 2)]
+    >>> [(b.end_ns, len(b)) for b in m.pop_ready(now_ns=0)]   # [10, 20): quotes not past 20, not caught up
+    []
+    """
+
+    def __init__(self, interval_ns: int, idle_ns: int, closed_until_ns: int = -(2**63)) -> None:
+        self.interval_ns = max(int(interval_ns), 1)
+        self.idle_ns = idle_ns
+        self.topics = [_TopicState() for _ in KINDS]
+        self.closed_until_ns = closed_until_ns  # end of the last closed segment
+        self.n_late = 0
+
+    # -- input -----------------------------------------------------------------------------------
+
+    def add(self, kind: int, table: Table, *, next_offset: int, highwater: int, now_ns: int) -> None:
+        """Decoded rows of one fetched chunk (valid rows only), and the topic's fetch position."""
+        st = self.topics[kind]
+        n = size(table)
+        if n:
+            st.pending.append(table)
+            st.n_pending += n
+            st.max_ts = max(st.max_ts, int(table["ts_ns"].max()))
+            st.last_arrival_ns = now_ns
+        st.next_offset = max(st.next_offset, next_offset)
+        if highwater >= 0:
+            st.highwater = highwater
+
+    def position(self, kind: int, *, next_offset: int | None = None, highwater: int | None = None,
+                 now_ns: int | None = None) -> None:
+        """Fetch position without rows (a chunk of only rejected records, or a high-water update)."""
+        st = self.topics[kind]
+        if next_offset is not None:
+            st.next_offset = max(st.next_offset, next_offset)
+            if now_ns is not None:
+                st.last_arrival_ns = now_ns
+        if highwater is not None and highwater >= 0:
+            st.highwater = highwater
+
+    def pending(self) -> int:
+        return sum(st.n_pending for st in self.topics)
+
+    # -- output ----------------------------------------------------------------------------------
+
+    def _earliest_pending(self) -> int | None:
+        ts = [int(t["ts_ns"].min()) for st in self.topics for t in st.pending]
+        return min(ts) if ts else None
+
+    def _closable(self, end_ns: int, now_ns: int, flush: bool) -> bool:
+        for st in self.topics:
+            if st.max_ts >= end_ns or flush:
+                continue
+            if st.caught_up() and now_ns - st.last_arrival_ns >= self.idle_ns:
+                continue  # idle: read to its high-water mark, nothing new for idle_ns
+            return False
+        return True
+
+    def pop_ready(self, now_ns: int, flush: bool = False) -> list[Batch]:
+        """Every segment that can be closed now, as per-underlying batches in segment order.
+
+        ``flush``: close everything pending (end of a finite input, e.g. a backtest or a test).
+        """
+        out: list[Batch] = []
+        while True:
+            first = self._earliest_pending()
+            if first is None:
+                return out
+            start = max(first, self.closed_until_ns)  # a late row goes with the next segment
+            end = (start // self.interval_ns + 1) * self.interval_ns
+            if not self._closable(end, now_ns, flush):
+                return out
+            out.extend(self._close(end))
+
+    def _close(self, end_ns: int) -> list[Batch]:
+        parts: list[Table] = []
+        for st in self.topics:
+            t = concat(st.pending)
+            if not t:
+                parts.append({})
+                continue
+            inside = t["ts_ns"] < end_ns
+            if inside.all():
+                st.pending, st.n_pending = [], 0
+                parts.append(sort_by_time(t))
+            else:
+                rest = take(t, np.flatnonzero(~inside))
+                st.pending, st.n_pending = [rest], size(rest)
+                parts.append(sort_by_time(take(t, np.flatnonzero(inside))) if inside.any() else {})
+            # offsets applied now that lie above the first still-pending one (out-of-order event times)
+            if st.pending and parts[-1]:
+                first_pending = int(rest["offset"].min())
+                st.applied_above.extend(int(o) for o in parts[-1]["offset"] if o > first_pending)
+            elif not st.pending:
+                st.applied_above.clear()
+        late = sum(int((p["ts_ns"] < self.closed_until_ns).sum()) for p in parts if p)
+        self.n_late += late
+        self.closed_until_ns = end_ns
+        return split_by_underlying(end_ns, parts, late)
+
+    # -- checkpoint support ----------------------------------------------------------------------
+
+    def resume_offsets(self) -> list[int]:
+        """Per topic: the first offset not yet applied (where a restart seeks to)."""
+        out = []
+        for st in self.topics:
+            pend = [int(t["offset"].min()) for t in st.pending if size(t)]
+            out.append(min(pend) if pend else st.next_offset)
+        return out
+
+    def applied_above(self) -> list[list[int]]:
+        """Per topic: offsets at or above the resume offset that were already applied (normally none)."""
+        res = self.resume_offsets()
+        return [sorted(o for o in st.applied_above if o >= r) for st, r in zip(self.topics, res)]
+
+
+def split_by_underlying(end_ns: int, parts: list[Table], late: int = 0) -> list[Batch]:
+    """One :class:`Batch` per underlying present in ``parts`` (index, quotes, open interest), sorted by name."""
+    names = sorted({u for p in parts if p for u in np.unique(p["underlying"]).tolist()})
+    out = []
+    for u in names:
+        sel = [take(p, np.flatnonzero(p["underlying"] == u)) if p else {} for p in parts]
+        if len(names) == 1:
+            sel = parts
+        out.append(Batch(u, end_ns, *sel, late=late if len(names) == 1 else 0))
+    return out
+
+
+def decode_chunk(kind: int, values: list, keys: list, offsets: np.ndarray) -> tuple[Table, list]:
+    """Decode one fetched chunk of a topic into a :data:`Table` of valid rows (with their offsets) and the
+    rejected rows ``[(position in the chunk, reason, detail)]``."""
+    from streamer import decode
+    fn = (decode.decode_index, decode.decode_quotes, decode.decode_open_interest)[kind]
+    cols, rejected = fn(values, keys)
+    t = {f: getattr(cols, f) for f in cols.__dataclass_fields__}
+    rows = t.pop("row")
+    t["offset"] = offsets[rows]
+    return t, [(r.row, r.reason, r.detail) for r in rejected]
