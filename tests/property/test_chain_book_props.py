@@ -1,0 +1,229 @@
+"""ChainBook (struct-of-arrays, batch updates) against from-scratch references (hypothesis).
+
+After every step of a random sequence of quote batches, OI batches, spot ticks, reprices and
+expiries: the stored quotes equal an independent model that applies the rows one by one (older
+rows ignored, equal timestamps replace), and every aggregate equals ``exposures_batch`` on the
+book's own contracts. Tolerance: revert-then-add leaves an absolute error of order eps × the largest
+gross (sum of |contributions|) that passed through a sum since the last from-scratch resum (a
+reprice), summed over the updates in between; 1e-9 of that running gross covers it with margin,
+as in test_chain_props.py. Buckets without a live contract must be exactly 0.0.
+
+Conflation and state are checked for bit-identity (``tobytes`` equality, not approx).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from streamer.core import bs
+from streamer.core.chain import NS_PER_YEAR, ChainBook, ChainConfig, exposures_batch
+
+NY = ZoneInfo("America/New_York")
+
+
+def ny(*a) -> int:
+    return int(dt.datetime(*a, tzinfo=NY).timestamp()) * 10**9
+
+
+NOW = ny(2024, 1, 5, 11, 0)
+EXPIRIES = [ny(2024, 1, 5, 16, 0), ny(2024, 1, 8, 16, 0), ny(2024, 2, 16, 9, 30)]  # 0DTE first
+STRIKES = [95.0, 100.0, 105.0]
+KEYS = [(e, k, c) for e in EXPIRIES for k in STRIKES for c in (True, False)]
+CFG = ChainConfig(rate=0.05, div_yield=0.013)
+REL = 1e-9
+
+key_i = st.integers(0, len(KEYS) - 1)
+quote_row = st.tuples(key_i, st.floats(0.05, 1.2), st.floats(0.0, 0.4), st.integers(-3, 3))
+op = st.one_of(
+    st.tuples(st.just("quotes"), st.lists(quote_row, min_size=1, max_size=12)),
+    st.tuples(st.just("oi"), st.lists(st.tuples(key_i, st.integers(0, 5000)), min_size=1,
+                                      max_size=8)),
+    st.tuples(st.just("spot"), st.floats(97.0, 103.0), st.integers(0, 90)),
+    st.tuples(st.just("reprice"),),
+    st.tuples(st.just("expire"), st.integers(0, 6)),
+)
+
+
+def quote_columns(rows, clock):
+    """Batch columns from (key, vol, spread, dts) rows: BSM prices at spot 100 ± half the spread."""
+    e = np.array([KEYS[i][0] for i, *_ in rows], dtype=np.int64)
+    k = np.array([KEYS[i][1] for i, *_ in rows])
+    c = np.array([KEYS[i][2] for i, *_ in rows])
+    vol = np.array([r[1] for r in rows])
+    spread = np.array([r[2] for r in rows])
+    ts = np.array([clock + 10**9 * (10 + r[3]) for r in rows], dtype=np.int64)
+    t = np.maximum((e - ts) / NS_PER_YEAR, 1e-6)
+    p = bs.price(100.0, k, t, CFG.rate, CFG.div_yield, vol, c)
+    return ts, e, k, c, np.maximum(p - spread / 2, 0.0), p + spread / 2
+
+
+class Model:
+    """Stored quotes and OI per key, applying rows one at a time (the semantics batches must keep)."""
+
+    def __init__(self) -> None:
+        self.q: dict = {}
+        self.oi: dict = {}
+
+    def quotes(self, ts, e, k, c, b, a) -> None:
+        for j in range(len(ts)):
+            key = (int(e[j]), float(k[j]), bool(c[j]))
+            old = self.q.get(key)
+            if old is None or ts[j] >= old[2]:
+                self.q[key] = (float(b[j]), float(a[j]), int(ts[j]))
+
+    def expire(self, now) -> None:
+        for d in (self.q, self.oi):
+            for key in [x for x in d if x[0] <= now]:
+                del d[key]
+
+
+def bytes_equal_states(x: dict, y: dict, skip=()) -> None:
+    assert x.keys() == y.keys()
+    for name in x:
+        if name in skip:
+            continue
+        a, b = x[name], y[name]
+        if isinstance(a, np.ndarray):
+            assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes(), name
+        else:
+            assert a == b or (a != a and b != b), name
+
+
+def check(book: ChainBook, model: Model, hist: dict) -> None:
+    # stored quotes and OI equal the one-row-at-a-time model
+    exp, k, call, bid, ask, iv, oi, sign = book.contract_arrays()
+    keys = list(zip(exp.tolist(), k.tolist(), call.tolist()))
+    assert set(keys) == set(model.q) | set(model.oi)
+    for j, key in enumerate(keys):
+        if key in model.q:
+            qb, qa, _ = model.q[key]
+            assert (bid[j], ask[j]) == (qb, qa)
+        else:
+            assert math.isnan(bid[j])
+        assert oi[j] == model.oi.get(key, 0.0)
+    inc, ref = book.exposures(), book.batch()
+    t = (exp - book.eval_ts_ns) / NS_PER_YEAR
+    contrib = np.zeros((4, exp.size))
+    ok = (t > 0) & (iv > 0) & (oi > 0) & math.isfinite(book.eval_spot)
+    if ok.any():
+        s = book.eval_spot
+        g = bs.greeks(s, k[ok], t[ok], CFG.rate, CFG.div_yield, iv[ok], call[ok])
+        m = sign[ok] * oi[ok] * 100.0
+        contrib[:, ok] = [g.gamma * m * s * s * 0.01, g.delta * m * s, g.vanna * m * s * 0.01,
+                          g.charm * m * s / 365.0]
+    gross = np.maximum(np.abs(contrib).sum(axis=1), hist.get("gross", 0.0))
+    hist["gross"] = gross
+    tol = REL * gross + 1e-300
+    assert np.all(np.abs(np.subtract(inc.total.as_tuple(), ref.total.as_tuple())) <= tol)
+    assert np.all(np.abs(np.subtract(inc.zero_dte.as_tuple(), ref.zero_dte.as_tuple())) <= tol)
+    assert np.array_equal(inc.strikes, ref.strikes) and np.array_equal(inc.expiries, ref.expiries)
+    for j, (a_, b_) in enumerate(((inc.strike_gex, ref.strike_gex), (inc.strike_dex, ref.strike_dex),
+                                  (inc.strike_vanna, ref.strike_vanna),
+                                  (inc.strike_charm, ref.strike_charm))):
+        assert np.all(np.abs(a_ - b_) <= tol[j])
+    for j, (a_, b_) in enumerate(((inc.expiry_gex, ref.expiry_gex), (inc.expiry_dex, ref.expiry_dex),
+                                  (inc.expiry_vanna, ref.expiry_vanna),
+                                  (inc.expiry_charm, ref.expiry_charm))):
+        assert np.all(np.abs(a_ - b_) <= tol[j])
+    # exact zeros where nothing is live
+    live = ok
+    for e in inc.expiries.tolist():
+        if not live[exp == e].any():
+            assert book.by_expiry(e).as_tuple() == (0.0, 0.0, 0.0, 0.0)
+    if not live.any():
+        assert book.totals().as_tuple() == (0.0, 0.0, 0.0, 0.0)
+    zd = np.isin(exp, [e for e in EXPIRIES[:1]]) & (dt.datetime.fromtimestamp(
+        book.eval_ts_ns / 1e9, NY).date() == dt.date(2024, 1, 5))
+    if not (live & zd).any():
+        assert book.zero_dte().as_tuple() == (0.0, 0.0, 0.0, 0.0)
+    # profile from the same arrays: only summation order differs
+    gg = exposures_batch(exp, k, call, iv, oi, book.eval_spot, book.eval_ts_ns, CFG.rate,
+                         CFG.div_yield, dealer_sign=np.abs(sign), grid_spots=inc.grid_spots).grid_gex
+    assert np.all(np.abs(inc.grid_gex - ref.grid_gex) <= 1e-12 * gg + 1e-300)
+    assert (inc.call_wall, inc.put_wall) == (ref.call_wall, ref.put_wall) or \
+        abs(np.nanmax(ref.strike_call_gamma, initial=0) - np.nanmax(inc.strike_call_gamma, initial=0)) \
+        <= REL * gross[0]
+
+
+def run(book: ChainBook, model: Model | None, ops, clock: int, hist: dict | None = None) -> int:
+    for o in ops:
+        kind = o[0]
+        before = book.reprices
+        if kind == "quotes":
+            cols = quote_columns(o[1], clock)
+            book.apply_quotes(*cols)
+            if model is not None:
+                model.quotes(*cols)
+        elif kind == "oi":
+            e = np.array([KEYS[i][0] for i, _ in o[1]], dtype=np.int64)
+            k = np.array([KEYS[i][1] for i, _ in o[1]])
+            c = np.array([KEYS[i][2] for i, _ in o[1]])
+            v = np.array([float(x) for _, x in o[1]])
+            book.apply_open_interest(e, k, c, v)
+            if model is not None:
+                for j in range(len(v)):
+                    model.oi[(int(e[j]), float(k[j]), bool(c[j]))] = float(v[j])
+        elif kind == "spot":
+            clock += 10**9 * o[2]
+            book.on_spot(o[1], clock)
+        elif kind == "reprice":
+            book.reprice()
+        else:
+            clock += 3600 * 10**9 * o[1]
+            book.expire(clock)
+            if model is not None:
+                model.expire(clock)
+        if hist is not None:
+            if book.reprices != before:
+                hist.clear()
+            check(book, model, hist)
+    return clock
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(op, min_size=1, max_size=25))
+def test_book_equals_from_scratch_after_every_step(ops):
+    book = ChainBook(100.0, NOW, CFG)
+    run(book, Model(), ops, NOW, {})
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(op, min_size=2, max_size=25), st.integers(0, 24))
+def test_restore_then_same_calls_is_bit_identical(ops, cut):
+    cut = min(cut, len(ops) - 1)
+    a = ChainBook(100.0, NOW, CFG)
+    clock = run(a, None, ops[:cut], NOW)
+    b = ChainBook.from_state(a.to_state())
+    bytes_equal_states(a.to_state(), b.to_state())
+    run(a, None, ops[cut:], clock)
+    run(b, None, ops[cut:], clock)
+    bytes_equal_states(a.to_state(), b.to_state())
+    assert a.totals() == b.totals() and a.zero_dte() == b.zero_dte()
+    ga, gb = a.exposures(), b.exposures()
+    assert ga.grid_gex.tobytes() == gb.grid_gex.tobytes()
+    assert (ga.gamma_flip == gb.gamma_flip or (math.isnan(ga.gamma_flip) and math.isnan(gb.gamma_flip)))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(op, max_size=10), st.lists(quote_row, min_size=1, max_size=30))
+def test_conflation_equals_applying_only_the_last_quote(prefix, rows):
+    a = ChainBook(100.0, NOW, CFG)
+    clock = run(a, None, prefix, NOW)
+    b = ChainBook.from_state(a.to_state())
+    ts, e, k, c, bid, ask = quote_columns(rows, clock)
+    # independent winner selection: per key, the max timestamp, the later row on ties
+    best: dict = {}
+    for j in range(len(ts)):
+        key = (int(e[j]), float(k[j]), bool(c[j]))
+        if key not in best or ts[j] >= ts[best[key]]:
+            best[key] = j
+    keep = np.array(sorted(best.values()))
+    a.apply_quotes(ts, e, k, c, bid, ask)
+    b.apply_quotes(ts[keep], e[keep], k[keep], c[keep], bid[keep], ask[keep])
+    assert a.conflated_quotes - b.conflated_quotes == len(ts) - len(keep)
+    bytes_equal_states(a.to_state(), b.to_state(), skip=("conflated_quotes",))
