@@ -504,6 +504,59 @@ def index_table(rows: Sequence[tuple], underlying: str = "SPX") -> Table:
             "date": np.array([r[3] if len(r) > 3 else "" for r in rows], object)}
 
 
+def run_offline(records: Iterable[tuple[int, bytes | None, bytes]], settings: Settings, *, chunk: int = 5000,
+                engines: dict[str, UnderlyingEngine] | None = None, snapshot: bool | None = None
+                ) -> tuple[list[TriggerEvent], list[AnalyticsSnapshot], dict[str, UnderlyingEngine]]:
+    """Drive the engines exactly as the worker does, without Kafka: one partition's raw records
+    ``(kind, key, value)`` (kind: ``pipeline.INDEX/QUOTES/OPEN_INTEREST``) in publication order, decoded in
+    chunks of ``chunk`` records per topic, merged into event-time segments as from a backlog, ingested.
+
+    Returns the triggers, the snapshots and the engines. The result does not depend on ``chunk``.
+    """
+    from streamer.pipeline import KINDS, PartitionMerger, decode_chunk
+
+    records = list(records)
+    total = [0] * len(KINDS)
+    for kind, _, _ in records:
+        total[kind] += 1
+    merger = PartitionMerger(int(settings.analytics_interval_s * NS), idle_ns=0)
+    engines = {} if engines is None else engines
+    buf: list[list[tuple[bytes | None, bytes]]] = [[] for _ in KINDS]
+    fed = [0] * len(KINDS)
+    triggers: list[TriggerEvent] = []
+    snaps: list[AnalyticsSnapshot] = []
+
+    def feed(kind: int) -> None:
+        if not buf[kind]:
+            return
+        keys, values = zip(*buf[kind])
+        offsets = np.arange(fed[kind], fed[kind] + len(values), dtype=np.int64)
+        table, _ = decode_chunk(kind, list(values), list(keys), offsets)
+        fed[kind] += len(values)
+        merger.add(kind, table, next_offset=fed[kind], highwater=total[kind], now_ns=0)
+        buf[kind].clear()
+
+    def drain(flush: bool) -> None:
+        for b in merger.pop_ready(0, flush=flush):
+            eng = engines.get(b.underlying)
+            if eng is None:
+                eng = engines[b.underlying] = UnderlyingEngine(b.underlying, settings)
+            fx = eng.ingest(b, snapshot=snapshot)
+            triggers.extend(fx.triggers)
+            if fx.snapshot is not None:
+                snaps.append(fx.snapshot)
+
+    for kind, key, value in records:
+        buf[kind].append((key, value))
+        if len(buf[kind]) >= chunk:
+            feed(kind)
+            drain(False)
+    for kind in range(len(KINDS)):
+        feed(kind)
+    drain(True)
+    return triggers, snaps, engines
+
+
 def load_rules(settings: Settings) -> RuleSet:
     """The rule set of ``settings.rules_file`` (the packaged default when empty)."""
     return RuleSet.from_toml(settings.rules_file) if settings.rules_file else RuleSet.default()

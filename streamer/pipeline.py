@@ -106,6 +106,7 @@ class PartitionMerger:
     ...                        "underlying": np.array(["SPX"] * len(ts), object)}
     >>> m.add(QUOTES, tbl([3, 12], [0, 1]), next_offset=2, highwater=5, now_ns=0)
     >>> m.add(INDEX, tbl([5, 25], [0, 1]), next_offset=2, highwater=5, now_ns=0)
+    >>> m.position(OPEN_INTEREST, highwater=0)   # an empty topic: caught up, idle
     >>> [(b.end_ns, len(b)) for b in m.pop_ready(now_ns=0)]   # [0, 10) closes: both topics passed 10
     [(10, 2)]
     >>> [(b.end_ns, len(b)) for b in m.pop_ready(now_ns=0)]   # [10, 20): quotes not past 20, not caught up

@@ -1,53 +1,23 @@
-"""The engine that the worker and offline tools share: restore-from-records equals an uninterrupted run."""
+"""The engine's one entry point, driven as the worker drives it (streamer.engine.run_offline): results do not
+depend on how the input was fetched, a checkpoint restores the engine, conflation keeps the latest quote."""
 from __future__ import annotations
 
-import json
 import math
 
+import numpy as np
 import pytest
 
-from streamer import simulator
-from streamer.engine import UnderlyingEngine
+from streamer import schemas, simulator
+from streamer.engine import UnderlyingEngine, conflate, index_table, run_offline
+from streamer.pipeline import INDEX, OPEN_INTEREST, QUOTES, Batch, decode_chunk
 from streamer.settings import Settings
 
 NS = 1_000_000_000
+KIND = {"index_tick": INDEX, "daily_close": INDEX, "option_quote": QUOTES, "open_interest": OPEN_INTEREST}
 
 
-def feed(eng: UnderlyingEngine, events) -> list:
-    """Drive an engine as the worker does: quotes in batches, ticks and OI one by one."""
-    fired, quotes = [], []
-    for e in events:
-        if e.kind == "option_quote":
-            quotes.append(e.msg)
-            continue
-        if quotes:
-            eng.on_quotes(quotes)
-            quotes = []
-        if e.kind == "index_tick":
-            fired += eng.on_tick(e.msg)
-        elif e.kind == "daily_close":
-            eng.on_daily_close(e.msg)
-        else:
-            eng.on_open_interest(e.msg)
-    if quotes:
-        eng.on_quotes(quotes)
-    return fired
-
-
-def persisted(eng: UnderlyingEngine, store: dict) -> None:
-    """What the worker writes back after a batch, through JSON like the changelog."""
-    for key, st in eng.take_touched_contracts():
-        store[key] = json.loads(json.dumps(st))
-    store[eng.underlying] = json.loads(json.dumps(eng.to_state()))
-
-
-def close(a, b) -> bool:
-    """Equal up to rounding: net dealer aggregates are small differences of large gross sums, and
-    the rebuilt chain sums in one vectorized pass where the live one reverted and re-added
-    (core/chain.py: error ~1e-9 of the gross; seen up to 1.5e-6 of a net flow figure)."""
-    if a is None or b is None:
-        return a is b
-    return math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-6)
+def raw(events) -> list[tuple[int, bytes, bytes]]:
+    return [(KIND[e.kind], e.key.encode(), schemas.encode(e.msg)) for e in events]
 
 
 @pytest.fixture(scope="module")
@@ -55,47 +25,101 @@ def events():
     return list(simulator.generate("election-2024", 3, preset="fast"))
 
 
-def test_restored_engine_equals_uninterrupted_run(events):
-    cut = len(events) * 3 // 5  # mid-way through the second session
-    settings = Settings()
-    whole = UnderlyingEngine("SPX", settings)
-    fired_whole = feed(whole, events)
+@pytest.fixture(scope="module")
+def whole(events):
+    return run_offline(raw(events), Settings())
 
-    first = UnderlyingEngine("SPX", settings)
-    store: dict = {}
-    fired_a = feed(first, events[:cut])
-    persisted(first, store)
-    contracts = [v for k, v in store.items() if k.startswith("SPX|c|")]
-    assert len(contracts) == len(first.chain), "one record per contract"
-    restored = UnderlyingEngine.restore("SPX", settings, store["SPX"], contracts)
-    fired_b = feed(restored, events[cut:])
 
-    got, want = fired_a + fired_b, fired_whole
-    assert [(f.rule, f.ts_ns) for f in got] == [(f.rule, f.ts_ns) for f in want]
-    for a, b in zip(got, want):  # chain aggregates rebuilt in one vectorized pass round differently
-        assert a.inputs.keys() == b.inputs.keys() and all(close(a.inputs[k], b.inputs[k]) for k in a.inputs)
-    va, vb = whole.values(), restored.values()
+def encoded(msgs) -> bytes:
+    return b"\n".join(schemas.encode(m) for m in msgs)
+
+
+@pytest.mark.parametrize("chunk", [1, 97, 100_000])
+def test_outputs_do_not_depend_on_fetch_sizes(events, whole, chunk):
+    """Byte for byte: the same triggers (ids, times, notionals) and the same snapshots."""
+    if chunk == 1:
+        events = events[: len(events) // 3]  # one record per fetch is slow; a third of the scenario
+        want_t, want_s, _ = run_offline(raw(events), Settings())
+    else:
+        want_t, want_s, _ = whole
+    got_t, got_s, _ = run_offline(raw(events), Settings(), chunk=chunk)
+    assert encoded(got_t) == encoded(want_t)
+    assert encoded(got_s) == encoded(want_s)
+
+
+def test_the_election_fires_and_ids_ignore_float_digits(whole):
+    triggers, snaps, _ = whole
+    rules = [t.rule for t in triggers]
+    assert "election_vol_collapse" in rules and len(rules) == len(set(rules))
+    for t in triggers:
+        assert t.event_id == schemas.event_id(t.rule, t.underlying, t.ts_ns, t.input_seq)
+        assert t.input_seq > 0
+    assert snaps[-1].values["gex_usd_per_pct"] is not None
+
+
+def close(a, b) -> bool:
+    """Equal up to rounding: the restored chain re-sums its aggregates in one vectorized pass where the
+    live one reverted and re-added (core/chain.py: error ~1e-9 of the gross)."""
+    if a is None or b is None:
+        return a is b
+    return math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-6)
+
+
+def test_checkpoint_restores_the_engine(events, whole):
+    """Cut the input at a segment boundary mid-way through day 2, checkpoint, restore into a fresh engine,
+    feed the rest: the same triggers (ids included) and the same final signals."""
+    ts = [e.msg.ts_ns for e in events]
+    boundary = (ts[len(ts) * 3 // 5] // NS + 1) * NS
+    cut = next(i for i, t in enumerate(ts) if t >= boundary)
+    assert all(t < boundary for t in ts[:cut]) and all(t >= boundary for t in ts[cut:])
+    t1, _, engines = run_offline(raw(events[:cut]), Settings())
+    restored = {u: UnderlyingEngine.from_checkpoint(e.checkpoint(), Settings()) for u, e in engines.items()}
+    t2, s2, restored = run_offline(raw(events[cut:]), Settings(), engines=restored)
+    want_t, want_s, _ = whole
+    assert [(t.rule, t.ts_ns, t.event_id) for t in t1 + t2] == [(t.rule, t.ts_ns, t.event_id) for t in want_t]
+    va, vb = want_s[-1].values, s2[-1].values
     assert va.keys() == vb.keys()
     diff = {k: (va[k], vb[k]) for k in va if not close(va[k], vb[k])}
     assert not diff, diff
-    assert va["gex_usd_per_pct"] is not None and va["spot"] is not None
 
 
-def test_contract_write_back_is_incremental(events):
+def test_conflation_keeps_the_latest_quote_per_contract(events):
+    quotes = [e for e in events if e.kind == "option_quote"][:400]
+    rows = raw(quotes)
+    dup = rows + rows[:150]  # the first 150 contracts quoted again, later (same values, new rows)
+    vals = [v for _, _, v in dup]
+    table, rej = decode_chunk(QUOTES, vals, [k for _, k, _ in dup], np.arange(len(vals), dtype=np.int64))
+    assert not rej
+    keep = conflate(table["expiry_ts_ns"], table["strike"], table["is_call"])
+    n_contracts = len({(q.msg.expiry_ts_ns, q.msg.strike, q.msg.right) for q in quotes})
+    assert len(keep) == n_contracts
+    assert set(keep.tolist()) >= set(range(400, 550))  # the repeats win over their earlier rows
+
+    a, b = UnderlyingEngine("SPX", Settings()), UnderlyingEngine("SPX", Settings())
+    end = max(q.msg.ts_ns for q in quotes) + NS
+    fx = a.ingest(Batch("SPX", end, quotes=table))
+    assert fx.n_conflated == len(dup) - n_contracts and fx.n_inputs == len(dup)
+    only_last = {k: v[keep] for k, v in table.items()}
+    b.ingest(Batch("SPX", end, quotes=only_last))
+    sa, sb = a.chain.totals(), b.chain.totals()
+    assert sa == sb
+
+
+def test_late_and_repeated_ticks_change_nothing(events):
     eng = UnderlyingEngine("SPX", Settings())
-    feed(eng, events[:3000])
-    eng.take_touched_contracts()
-    quote = next(e.msg for e in events[3000:] if e.kind == "option_quote")
-    eng.on_quotes([quote])
-    touched = eng.take_touched_contracts()
-    assert [k for k, _ in touched] == [f"SPX|c|{quote.expiry_ts_ns}|{quote.strike!r}|{quote.right}"]
-    assert eng.take_touched_contracts() == []
-
-
-def test_late_ticks_are_ignored(events):
-    eng = UnderlyingEngine("SPX", Settings())
-    ticks = [e for e in events if e.kind == "index_tick"][:200]
-    feed(eng, ticks)
+    ticks = [e.msg for e in events if e.kind == "index_tick"][:200]
+    rows = [(t.symbol, t.ts_ns, t.price) for t in ticks]
+    eng.ingest(Batch("SPX", rows[-1][1] + NS, index=index_table(rows)))
     before = eng.values()
-    feed(eng, ticks[:50])  # redelivered old ticks (at-least-once) change nothing
+    eng.ingest(Batch("SPX", rows[-1][1] + 2 * NS, index=index_table(rows[:50])))  # redelivered old ticks
     assert eng.values() == before
+
+
+def test_daily_closes_alone_evaluate_no_rule(events):
+    closes = [e.msg for e in events if e.kind == "daily_close"]
+    assert len(closes) > 100
+    eng = UnderlyingEngine("SPX", Settings())
+    rows = [(c.symbol, c.ts_ns, c.close, c.date) for c in closes]
+    fx = eng.ingest(Batch("SPX", rows[-1][1] + NS, index=index_table(rows)))
+    assert fx.triggers == [] and fx.snapshot is None and eng.n_evaluations == 0
+    assert eng.flows.signals()  # the flow models did take the closes
