@@ -91,7 +91,7 @@ class _TopicState:
     max_ts: int = -(2**63)           # latest event time delivered on this topic
     next_offset: int = 0             # next offset to fetch (one past the last record seen)
     highwater: int = -1              # broker's high-water mark at the last fetch (-1 unknown)
-    last_arrival_ns: int = 0         # wall clock of the last record (monotonic ns)
+    last_arrival_ns: int = -(2**62)  # wall clock of the last record (monotonic ns); never: long ago
     applied_above: list[int] = field(default_factory=list)  # applied offsets above the first pending one
 
     def caught_up(self) -> bool:
