@@ -227,3 +227,56 @@ def test_conflation_equals_applying_only_the_last_quote(prefix, rows):
     b.apply_quotes(ts[keep], e[keep], k[keep], c[keep], bid[keep], ask[keep])
     assert a.conflated_quotes - b.conflated_quotes == len(ts) - len(keep)
     bytes_equal_states(a.to_state(), b.to_state(), skip=("conflated_quotes",))
+
+
+# --------------------------------------------------------------------------- VIX from the book
+from streamer.cboe_csv import ny_ts_ns  # noqa: E402
+from streamer.core.vix import VIX, VIX9D, vix_batch  # noqa: E402
+
+VIX_EXPIRIES = [ny_ts_ns(2024, 1, 12, 16), ny_ts_ns(2024, 1, 19, 9, 30), ny_ts_ns(2024, 1, 19, 16),
+                ny_ts_ns(2024, 1, 26, 16), ny_ts_ns(2024, 2, 2, 16), ny_ts_ns(2024, 2, 9, 16),
+                ny_ts_ns(2024, 2, 16, 9, 30), ny_ts_ns(2024, 2, 16, 16)]
+VIX_NOWS = [ny_ts_ns(2024, 1, 5, 16, 15), ny_ts_ns(2024, 1, 8, 10, 0), ny_ts_ns(2024, 1, 12, 16, 0)]
+VIX_STRIKES = [4500.0 + 25.0 * i for i in range(15)]
+
+
+def _vix_base():
+    rows = []
+    for j, e in enumerate(VIX_EXPIRIES):
+        for k in VIX_STRIKES:
+            tv = max(0.0, 50.0 + 5 * j - 0.6 * abs(k - 4700.0))   # zero bids in the far wings
+            for c in (True, False):
+                mid = round((max(0.0, (4700.0 - k) if c else (k - 4700.0)) + tv) * 20) / 20
+                rows.append((e, k, c, max(0.0, mid - 0.5), max(0.0, mid - 0.5) + 1.0))
+    return rows
+
+
+vix_price = st.one_of(st.just(0.0), st.integers(1, 4000).map(lambda x: x * 0.05))
+vix_row = st.tuples(st.integers(0, len(VIX_EXPIRIES) - 1), st.sampled_from(VIX_STRIKES),
+                    st.booleans(), vix_price, st.integers(0, 40).map(lambda x: x * 0.05))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(vix_row, min_size=1, max_size=15), min_size=1, max_size=5),
+       st.sampled_from(VIX_NOWS))
+def test_book_vix_equals_vix_batch(batches, now):
+    book = ChainBook(4700.0, VIX_NOWS[0], ChainConfig(rate=0.05, div_yield=0.0))
+    base = _vix_base()
+    cols = [np.array(x) for x in zip(*base)]
+    book.apply_quotes(VIX_NOWS[0], cols[0].astype(np.int64), cols[1], cols[2].astype(bool),
+                      cols[3], cols[4])
+    for j, rows in enumerate(batches):
+        e = np.array([VIX_EXPIRIES[r[0]] for r in rows], dtype=np.int64)
+        book.apply_quotes(VIX_NOWS[0] + j + 1, e, np.array([r[1] for r in rows]),
+                          np.array([r[2] for r in rows]), np.array([r[3] for r in rows]),
+                          np.array([r[3] + r[4] for r in rows]))
+    book.expire(now)
+    exp, k, call, bid, ask, *_ = book.contract_arrays()
+    for spec in (VIX, VIX9D):
+        ref = vix_batch(exp, k, np.where(call, "C", "P"), bid, ask, now, 0.05, spec)
+        got = book.vix(now, spec)
+        assert got.reason == ref.reason
+        if ref.ok:
+            assert math.isclose(got.value, ref.value, rel_tol=1e-12)
+            assert (got.near.k0, got.next.k0, got.near.n_strikes) == \
+                (ref.near.k0, ref.next.k0, ref.near.n_strikes)
