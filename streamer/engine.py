@@ -492,7 +492,7 @@ class UnderlyingEngine:
 
     def snapshot(self) -> AnalyticsSnapshot:
         self.last_snapshot_ns = self.last_ts_ns
-        return AnalyticsSnapshot(self.underlying, self.last_ts_ns, self.values())
+        return AnalyticsSnapshot(self.underlying, self.last_ts_ns, self.values(), input_seq=self.n_inputs)
 
 
 def index_table(rows: Sequence[tuple], underlying: str = "SPX") -> Table:

@@ -11,11 +11,17 @@ one event-time order that does not depend on that pace:
   engine sees the same batches whatever the fetch sizes were; rules and snapshots run at segment ends only.
 * **Watermark.** A segment ending at ``E`` is closed when every input topic of the partition has either
   delivered a record at or after ``E`` (its records come in offset order, so nothing earlier is still on its
-  way), or is *idle*: read up to its high-water mark with nothing new for ``idle_ns`` of wall time (a bounded
-  wait for the slower topic; an idle topic — e.g. open interest, published once a day — does not hold the
-  others back). During a backlog every topic has data, so the order is exactly event time.
+  way) or is read up to its high-water mark (*caught up*) and then
+
+  - *idle*: nothing new for ``idle_ns`` of wall time — e.g. open interest, published once a day — and it does
+    not hold the others back at all; or
+  - active but slower: the segment waits for it at most ``wait_ns`` of wall time (the bounded wait, as Kafka
+    Streams' ``max.task.idle.ms``), counted from when only such topics held it.
+
+  A topic that is not caught up (the broker has more of it) is always waited for: during a backlog, after a
+  restart or a crash, the order is exactly event time, whatever the fetch sizes.
 * **Late records.** A record older than the last closed segment is applied with the next segment (counted as
-  late); it can only happen when a topic stalled longer than ``idle_ns`` while others ran ahead.
+  late); it can only happen live, when a topic stalled longer than the bounded wait while others ran ahead.
 
 Within a segment, rows are ordered by (ts_ns, offset) per topic. The engine applies a segment's index messages
 in that order, then its quotes (conflated: the latest quote per contract), then open interest.
@@ -101,7 +107,7 @@ class _TopicState:
 class PartitionMerger:
     """Event-time merge of the three input topics of one partition into closed segments.
 
-    >>> m = PartitionMerger(interval_ns=10, idle_ns=0)
+    >>> m = PartitionMerger(interval_ns=10, idle_ns=0, wait_ns=0)
     >>> tbl = lambda ts, off: {"ts_ns": np.array(ts, np.int64), "offset": np.array(off, np.int64),
     ...                        "underlying": np.array(["SPX"] * len(ts), object)}
     >>> m.add(QUOTES, tbl([3, 12], [0, 1]), next_offset=2, highwater=5, now_ns=0)
@@ -113,9 +119,11 @@ class PartitionMerger:
     []
     """
 
-    def __init__(self, interval_ns: int, idle_ns: int, closed_until_ns: int = -(2**63)) -> None:
+    def __init__(self, interval_ns: int, idle_ns: int, wait_ns: int = 0, closed_until_ns: int = -(2**63)) -> None:
         self.interval_ns = max(int(interval_ns), 1)
         self.idle_ns = idle_ns
+        self.wait_ns = wait_ns
+        self._waiting: tuple[int, int] | None = None  # (segment end, wall clock) of the bounded wait
         self.topics = [_TopicState() for _ in KINDS]
         self.closed_until_ns = closed_until_ns  # end of the last closed segment
         self.n_late = 0
@@ -156,13 +164,19 @@ class PartitionMerger:
         return min(ts) if ts else None
 
     def _closable(self, end_ns: int, now_ns: int, flush: bool) -> bool:
+        slower = False
         for st in self.topics:
             if st.max_ts >= end_ns or flush:
                 continue
-            if st.caught_up() and now_ns - st.last_arrival_ns >= self.idle_ns:
-                continue  # idle: read to its high-water mark, nothing new for idle_ns
-            return False
-        return True
+            if not st.caught_up():
+                return False  # the broker has more of it: always wait
+            if now_ns - st.last_arrival_ns < self.idle_ns:
+                slower = True  # caught up, recently active: bounded wait
+        if not slower:
+            return True
+        if self._waiting is None or self._waiting[0] != end_ns:
+            self._waiting = (end_ns, now_ns)
+        return now_ns - self._waiting[1] >= self.wait_ns
 
     def pop_ready(self, now_ns: int, flush: bool = False) -> list[Batch]:
         """Every segment that can be closed now, as per-underlying batches in segment order.

@@ -134,6 +134,7 @@ class AnalyticsSnapshot:
     ts_ns: int
     values: dict[str, float | None]
     schema_version: int = SCHEMA_VERSION
+    input_seq: int = 0  # inputs of the underlying applied so far: a consumer can tell that nothing was skipped
 
 
 @dataclass(slots=True)

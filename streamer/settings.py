@@ -28,9 +28,12 @@ class Settings:
     analytics_interval_s: float = 1.0
     #: the worker fetches at most this many records per call (aiokafka getmany), over all its partitions
     fetch_max_records: int = 20_000
-    #: a caught-up input topic with nothing new for this long (wall clock) no longer holds back the
-    #: event-time watermark of its partition (the bounded wait for a slower topic; streamer/pipeline.py)
-    watermark_idle_s: float = 0.5
+    #: event-time order across the input topics of a partition (streamer/pipeline.py): a segment waits at
+    #: most this long (wall clock) for a topic that is read to its end but behind (Kafka Streams'
+    #: max.task.idle.ms) ...
+    watermark_wait_s: float = 0.2
+    #: ... and a topic with nothing new for this long is idle and holds nothing back (e.g. open interest)
+    watermark_idle_s: float = 5.0
     #: wall-clock interval between checkpoints of each partition's engines to the state topic
     checkpoint_interval_s: float = 10.0
     #: consumer-group session timeout: how long a crashed worker holds its partitions (aiokafka's default)

@@ -318,7 +318,8 @@ class Pipeline(mode.Service):
     async def load(self, p: int) -> PartitionState:
         """The latest checkpoint of every underlying on partition ``p``; seek the inputs to resume."""
         s = self.settings
-        part = PartitionState(p, PartitionMerger(int(s.analytics_interval_s * NS), int(s.watermark_idle_s * NS)))
+        part = PartitionState(p, PartitionMerger(int(s.analytics_interval_s * NS), int(s.watermark_idle_s * NS),
+                                                 int(s.watermark_wait_s * NS)))
         latest = await read_checkpoints(s, self.names.state, p)
         seek = None
         closed = []

@@ -81,13 +81,20 @@ def test_backlog_merge_equals_sort_by_event_time(data, chunk_sizes, order):
 
 
 def test_an_idle_topic_does_not_hold_the_others_back():
-    m = PartitionMerger(INTERVAL, idle_ns=1_000)
+    m = PartitionMerger(INTERVAL, idle_ns=10_000, wait_ns=1_000)
     m.add(0, table([10, 250], [0, 1], ["SPX"] * 2), next_offset=2, highwater=2, now_ns=0)
     m.add(1, table([20, 260], [0, 1], ["SPX"] * 2), next_offset=2, highwater=2, now_ns=0)
     m.position(2, highwater=0)  # open interest: empty and caught up, never delivered: idle
     assert [b.end_ns for b in m.pop_ready(now_ns=0)] == [100]  # both active topics passed 100
     assert m.pop_ready(now_ns=500) == []  # [200, 300): topics caught up but active: wait ...
-    assert [b.end_ns for b in m.pop_ready(now_ns=1_000)] == [300]  # ... at most idle_ns
+    assert [b.end_ns for b in m.pop_ready(now_ns=1_500)] == [300]  # ... at most wait_ns
+    m.add(0, table([320], [2], ["SPX"]), next_offset=3, highwater=3, now_ns=2_000)
+    m.add(1, table([330], [2], ["SPX"]), next_offset=3, highwater=3, now_ns=2_000)
+    assert m.pop_ready(now_ns=2_500) == []
+    m.position(1, highwater=4)  # the broker has more quotes: no bounded wait any more
+    assert m.pop_ready(now_ns=2_000 + 20_000) == []
+    m.add(1, table([400], [3], ["SPX"]), next_offset=4, highwater=4, now_ns=22_000)
+    assert [b.end_ns for b in m.pop_ready(now_ns=22_000)] == [400]  # quotes passed 400; index idle since 2_000
 
 
 def test_a_late_row_goes_with_the_next_segment_and_is_counted():
