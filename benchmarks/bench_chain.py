@@ -1,8 +1,16 @@
-"""Benchmark streamer.core.chain: per-quote update cost at 500 vs 20,000 contracts, spot-tick cost.
+"""Benchmark streamer.core.chain.ChainBook: per-quote cost of batch updates at 500 vs 20,000 contracts,
+snapshot-cadence reads (profile/flip, walls, VIX), reprice, expiry, live-read error.
 
 Standalone: ``.venv/bin/python benchmarks/bench_chain.py`` prints one JSON object.
-Per-quote cost = on_quote with a vendor IV (greeks at the eval point + O(grid) profile row).
-The 500/20,000 ratio should stay near 1 (goal ≤ 1.25): nothing in the update scans the chain.
+
+Per-quote cost = ``apply_quotes`` wall time / rows, everything included (conflation, IV solve
+against the parity forward, greeks, revert-then-add of every aggregate). Two batch shapes:
+``random1000``: 1,000 rows drawn with replacement (at 500 contracts over half the rows are
+conflated away, which makes the small chain cheaper per row); ``distinct400``: 400 distinct
+contracts per batch, the same work per batch at both sizes: the like-for-like ratio (goal ≤ 1.25).
+The two sizes are timed in interleaved rounds (the machine is shared; load drifts).
+For comparison, the previous per-quote path (``ChainState.on_quote``, one Python call per quote
+with an O(grid) profile row) and the per-quote ``VixEngine.update_quote`` it needed beside it.
 """
 from __future__ import annotations
 
@@ -11,90 +19,149 @@ import time
 
 import numpy as np
 
-from streamer.core.chain import NS_PER_DAY, ChainConfig, ChainState
+from streamer.core import bs
+from streamer.core.chain import NS_PER_DAY, NS_PER_YEAR, ChainBook, ChainConfig, ChainState
+from streamer.core.vix import VIX, VIX9D, VixEngine
 
 T0 = 1_704_466_800 * 10**9  # 2024-01-05 10:00 ET
 SPOT = 4700.0
+CFG = dict(rate=0.05, div_yield=0.013)
 
 
-def build(n_contracts: int, seed: int = 1) -> tuple[ChainState, list]:
-    """A chain of about n contracts: expiries × strikes × {C, P}, loaded via the vectorized path."""
+def chain(n_contracts: int) -> tuple[np.ndarray, ...]:
+    """About n contracts: expiries (1 day–2 years) × strikes (±40%) × {C, P}, BSM prices on a smile."""
     n_exp = 5 if n_contracts <= 1000 else 50
     n_k = max(2, n_contracts // (2 * n_exp))
     exps = [T0 + int(d * NS_PER_DAY) for d in np.geomspace(1, 700, n_exp)]
     ks = np.linspace(SPOT * 0.6, SPOT * 1.4, n_k).round(0)
-    e, k, r = (np.array(a).ravel() for a in np.meshgrid(exps, ks, ["C", "P"], indexing="ij"))
-    rng = np.random.default_rng(seed)
+    e, k, c = (np.array(a).ravel() for a in np.meshgrid(exps, ks, [True, False], indexing="ij"))
+    t = (e - T0) / NS_PER_YEAR
     iv = 0.12 + 0.4 * np.abs(k / SPOT - 1.0)
-    ch = ChainState(SPOT, T0, ChainConfig(rate=0.05, div_yield=0.013, auto_reprice=False))
-    ch.load_arrays(e.astype(np.int64), k, r, np.full(e.size, 10.0), np.full(e.size, 10.5), iv,
-                   rng.integers(0, 5000, e.size).astype(float), T0, solve_missing_iv=False)
-    return ch, [c.key for c in ch.contracts()]
+    p = bs.price(SPOT, k, t, CFG["rate"], CFG["div_yield"], iv, c)
+    return e.astype(np.int64), k, c.astype(bool), p
 
 
-def per_quote_us(ch: ChainState, keys: list, n: int = 20_000, seed: int = 2) -> float:
-    """Median over 5 rounds of the mean µs per on_quote (random contracts, fresh IVs)."""
+def build(n: int) -> tuple[ChainBook, tuple]:
+    e, k, c, p = ch = chain(n)
+    book = ChainBook(SPOT, T0, ChainConfig(**CFG, auto_reprice=False))
+    rng = np.random.default_rng(1)
+    book.apply_open_interest(e, k, c, rng.integers(0, 5000, e.size).astype(float))
+    book.apply_quotes(T0, e, k, c, np.maximum(p - 0.05, 0.0), p + 0.05)
+    return book, ch
+
+
+def batches(ch: tuple, size: int, distinct: bool, count: int, seed: int) -> list[tuple]:
+    e, k, c, p = ch
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(keys), n)
-    ivs = rng.uniform(0.1, 0.5, n)
-    rounds = []
-    ts = T0 + 1
-    for _ in range(5):
+    out = []
+    for _ in range(count):
+        idx = rng.choice(e.size, size, replace=False) if distinct else rng.integers(0, e.size, size)
+        pp = p[idx] * (1.0 + rng.uniform(-0.01, 0.01, size))
+        out.append((e[idx], k[idx], c[idx], np.maximum(pp - 0.05, 0.0), pp + 0.05))
+    return out
+
+
+def interleaved_us(books: dict, shape: tuple[int, bool], rounds: int = 9) -> dict:
+    """µs per row (and per applied contract) through ``apply_quotes`` for each book, the books'
+    rounds interleaved so that load from other processes hits both sizes alike; medians over
+    rounds after one warm-up round, and the median of the per-round 20,000/500 ratios."""
+    size, distinct = shape
+    sets = {n: batches(ch, size, distinct, 20, 2) for n, (_, ch) in books.items()}
+    ts = {n: int(b.to_state()["slot.qts"].max()) + 1 for n, (b, _) in books.items()}
+    per_row: dict = {n: [] for n in books}
+    per_applied: dict = {n: [] for n in books}
+    rows = 20 * size
+    for r in range(rounds + 1):
+        for n, (book, _) in books.items():
+            applied = 0
+            t = time.perf_counter()
+            for b in sets[n]:
+                applied += book.apply_quotes(ts[n], *b)
+                ts[n] += 1
+            dt = time.perf_counter() - t
+            if r:
+                per_row[n].append(dt / rows * 1e6)
+                per_applied[n].append(dt / applied * 1e6)
+    ratio = np.median(np.array(per_row[20_000]) / np.array(per_row[500]))
+    return {"us_per_row": {n: round(float(np.median(v)), 3) for n, v in per_row.items()},
+            "us_per_applied": {n: round(float(np.median(v)), 3) for n, v in per_applied.items()},
+            "ratio_20000_vs_500": round(float(ratio), 3)}
+
+
+def ms(f, repeat: int = 5) -> float:
+    """Median ms of f() (caches invalidated by the caller where needed)."""
+    res = []
+    for _ in range(repeat):
         t = time.perf_counter()
-        for j in range(n):
-            key = keys[idx[j]]
-            ch.on_quote(key[0], key[1], key[2], 10.0, 10.5, ts, float(ivs[j]))
-        rounds.append((time.perf_counter() - t) / n * 1e6)
-        ts += 1
-    return float(np.median(rounds))
+        f()
+        res.append((time.perf_counter() - t) * 1e3)
+    return round(float(np.median(res)), 3)
 
 
 def main() -> None:
     out: dict = {}
     for n in (500, 20_000):
-        ch, keys = build(n)
-        out[f"contracts_{n}"] = len(keys)
-        out[f"quote_update_us_{n}"] = round(per_quote_us(ch, keys), 2)
-        # spot tick without reprice (O(1)) + live read
-        m = 50_000
-        t = time.perf_counter()
-        for j in range(m):
-            ch.on_spot(SPOT * (1 + 1e-4 * (j % 10)), T0 + 1)
-        out[f"spot_tick_us_{n}"] = round((time.perf_counter() - t) / m * 1e6, 3)
-        t = time.perf_counter()
-        for j in range(m // 10):
-            ch.live_totals(SPOT * (1 + 1e-4 * (j % 10)))
-        out[f"live_totals_us_{n}"] = round((time.perf_counter() - t) / (m // 10) * 1e6, 2)
-        # reads
-        t = time.perf_counter()
-        for _ in range(1000):
-            ch.on_quote(*keys[0], 10.0, 10.5, T0 + 10, 0.2)
-            ch.gamma_flip()
-            ch.call_wall()
-        out[f"quote_plus_flip_wall_us_{n}"] = round((time.perf_counter() - t) / 1000 * 1e6, 2)
-        # re-evaluation on a threshold crossing: spot only (O(N)) and spot + clock (O(N·grid))
-        t = time.perf_counter()
-        ch.reprice(SPOT * 1.003, T0 + 1)
-        out[f"reprice_spot_ms_{n}"] = round((time.perf_counter() - t) * 1e3, 2)
-        t = time.perf_counter()
-        ch.reprice(SPOT * 1.003, T0 + 61 * 10**9)
-        out[f"reprice_spot_and_clock_ms_{n}"] = round((time.perf_counter() - t) * 1e3, 2)
-    out["quote_update_ratio_20000_vs_500"] = round(
-        out["quote_update_us_20000"] / out["quote_update_us_500"], 3)
+        book, ch = build(n)
+        out[f"contracts_{n}"] = len(book)
+        e, k, c, _ = ch
+        rng = np.random.default_rng(4)
+        idx = rng.choice(e.size, 400, replace=False)
+        oi = rng.integers(0, 5000, 400).astype(float)
+        out[f"oi_us_distinct400_{n}"] = round(
+            ms(lambda: book.apply_open_interest(e[idx], k[idx], c[idx], oi)) * 1e3 / 400, 3)
+
+        def bump() -> None:         # one 1-row batch: invalidates the profile cache
+            book.apply_open_interest(e[:1], k[:1], c[:1], oi[:1])
+        out[f"profile_and_flip_ms_{n}"] = ms(lambda: (bump(), book.gamma_flip()))
+        out[f"walls_ms_{n}"] = ms(book.walls)
+        out[f"vix_and_vix9d_ms_{n}"] = ms(lambda: (book.vix(T0, VIX), book.vix(T0, VIX9D)))
+        out[f"atm_iv_ms_{n}"] = ms(lambda: book.atm_iv(T0))
+        out[f"exposures_report_ms_{n}"] = ms(lambda: (bump(), book.exposures()))
+        out[f"reprice_ms_{n}"] = ms(lambda: book.reprice(SPOT * 1.003, T0 + 1))
+        out[f"spot_tick_us_{n}"] = round(ms(lambda: [book.on_spot(SPOT * 1.003, T0 + 1)
+                                                     for _ in range(10_000)]) * 1e3 / 10_000, 3)
+        out[f"to_state_ms_{n}"] = ms(book.to_state)
+        st = book.to_state()
+        out[f"from_state_ms_{n}"] = ms(lambda: ChainBook.from_state(st))
+        cut = int(np.unique(e)[0])
+        copies = [ChainBook.from_state(st) for _ in range(3)]
+        out[f"expire_one_expiry_ms_{n}"] = ms(lambda: copies.pop().expire(cut), 3)
+    books = {n: build(n) for n in (500, 20_000)}
+    out["quotes_random1000"] = interleaved_us(books, (1000, False))
+    out["quotes_distinct400"] = interleaved_us(books, (400, True))
+    # the previous per-quote path, for scale (20,000 contracts, 2,000 quotes)
+    e, k, c, p = chain(20_000)
+    right = np.where(c, "C", "P")
+    old = ChainState(SPOT, T0, ChainConfig(**CFG, auto_reprice=False))
+    old.load_arrays(e, k, right, p - 0.05, p + 0.05, 0.12 + 0.4 * np.abs(k / SPOT - 1.0),
+                    np.full(e.size, 100.0), T0, solve_missing_iv=False)
+    vx = VixEngine.from_arrays(e, k, right, np.maximum(p - 0.05, 0), p + 0.05, CFG["rate"], VIX)
+    rng = np.random.default_rng(5)
+    idx = rng.integers(0, e.size, 2000).tolist()
+    t = time.perf_counter()
+    for j in idx:
+        old.on_quote(int(e[j]), float(k[j]), right[j], float(p[j]) - 0.05, float(p[j]) + 0.05,
+                     T0 + 2, iv=0.2)
+    out["chainstate_on_quote_us_20000"] = round((time.perf_counter() - t) / 2000 * 1e6, 2)
+    t = time.perf_counter()
+    for j in idx:
+        vx.update_quote(int(e[j]), float(k[j]), right[j], float(p[j]) - 0.05, float(p[j]) + 0.05)
+    out["vixengine_update_quote_us_20000"] = round((time.perf_counter() - t) / 2000 * 1e6, 2)
     # live-read error vs a full reprice, 20k chain, +0.2% move (below the 0.25% threshold)
-    ch, _ = build(20_000)
-    ch.on_spot(SPOT * 1.002, T0)
-    live = ch.live_totals()
-    ch.reprice()
-    exact = ch.totals()
-    gross = np.abs([[c.gex, c.dex, c.vanna, c.charm] for c in ch.contracts()]).sum(axis=0)
+    book, _ = build(20_000)
+    book.on_spot(SPOT * 1.002, T0)
+    live = book.live_totals()
+    book.reprice()
+    exact = book.totals()
+    _, _, _, _, _, iv, oi, sign = book.contract_arrays()
+    gross = np.abs(book.batch().strike_gex).sum(), np.abs(book.batch().strike_dex).sum(), \
+        np.abs(book.batch().strike_vanna).sum(), np.abs(book.batch().strike_charm).sum()
     names = ("gex", "dex", "vanna", "charm")
     out["live_error_vs_net_at_0.2pct"] = {
-        n: round(abs(a - b) / abs(b), 6) for n, a, b in zip(names, live.as_tuple(),
-                                                               exact.as_tuple())}
-    out["live_error_vs_gross_at_0.2pct"] = {
-        n: round(abs(a - b) / g, 6) for n, a, b, g in zip(names, live.as_tuple(),
-                                                            exact.as_tuple(), gross)}
+        m: round(abs(a - b) / abs(b), 6) for m, a, b in zip(names, live.as_tuple(), exact.as_tuple())}
+    out["live_error_vs_gross_by_strike_at_0.2pct"] = {
+        m: float(f"{abs(a - b) / g:.2e}") for m, a, b, g in zip(names, live.as_tuple(),
+                                                                exact.as_tuple(), gross)}
     print(json.dumps(out, indent=1))
 
 
