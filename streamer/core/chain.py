@@ -1,4 +1,10 @@
-"""Option-chain state and dealer exposures per underlying, O(1) per quote/OI update.
+"""Option-chain state and dealer exposures per underlying.
+
+Two implementations of the live chain: :class:`ChainBook` (struct of arrays, vectorized batch
+updates, VIX from the same arrays, bit-exact state; see its docstring) is the one to use;
+:class:`ChainState` (one object per contract, O(1) per quote/OI update) stays until the engine has
+switched over. :func:`exposures_batch` is the from-scratch reference both are tested against.
+The rest of this docstring (units, conventions, eval point, spot policy, rounding) holds for both.
 
 Units (per contract, ``m = dealer_sign × OI × multiplier``):
 
