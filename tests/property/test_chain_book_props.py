@@ -38,7 +38,8 @@ CFG = ChainConfig(rate=0.05, div_yield=0.013)
 REL = 1e-9
 
 key_i = st.integers(0, len(KEYS) - 1)
-quote_row = st.tuples(key_i, st.floats(0.05, 1.2), st.floats(0.0, 0.4), st.integers(-3, 3))
+quote_row = st.tuples(key_i, st.floats(0.05, 1.2), st.floats(0.0, 0.4), st.integers(-3, 3),
+                      st.one_of(st.none(), st.integers(1, 5000)))   # OI sent with the quote
 op = st.one_of(
     st.tuples(st.just("quotes"), st.lists(quote_row, min_size=1, max_size=12)),
     st.tuples(st.just("oi"), st.lists(st.tuples(key_i, st.integers(0, 5000)), min_size=1,
@@ -169,6 +170,14 @@ def run(book: ChainBook, model: Model | None, ops, clock: int, hist: dict | None
             book.apply_quotes(*cols)
             if model is not None:
                 model.quotes(*cols)
+            with_oi = [(i, r[4]) for i, r in enumerate(o[1]) if r[4] is not None]
+            if with_oi:
+                j = np.array([i for i, _ in with_oi])
+                v = np.array([float(x) for _, x in with_oi])
+                book.apply_open_interest(cols[1][j], cols[2][j], cols[3][j], v)
+                if model is not None:
+                    for jj, x in zip(j.tolist(), v.tolist()):
+                        model.oi[(int(cols[1][jj]), float(cols[2][jj]), bool(cols[3][jj]))] = x
         elif kind == "oi":
             e = np.array([KEYS[i][0] for i, _ in o[1]], dtype=np.int64)
             k = np.array([KEYS[i][1] for i, _ in o[1]])
