@@ -1,5 +1,5 @@
 """What TLS + SCRAM cost the Kafka clients: produce then consume N option-quote-sized messages through
-kafka_io's producer and consumer, on the plaintext broker (9092) and the secured one (9094, SASL_SSL,
+kafka_io's producer and consumer, on the plaintext broker (9092) and the secured one (9096, SASL_SSL,
 SCRAM-SHA-512, as `streamer broker start --secure`), same sizes, same code, one topic each.
 
     .venv/bin/python benchmarks/bench_secure.py --n 100000

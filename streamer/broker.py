@@ -177,11 +177,11 @@ SECURE_USERS = (ADMIN, WORKER_USER, SIMULATOR_USER, NO_ACL_USER)
 
 
 def secure_config() -> BrokerConfig:
-    """The secured broker: ports 9094/9095 and folder kafka-secure-data unless overridden by
+    """The secured broker: ports 9096/9097 (9094 is the compose stack's) and folder kafka-secure-data unless overridden by
     STREAMER_SECURE_KAFKA_PORT, STREAMER_SECURE_KAFKA_CONTROLLER_PORT, STREAMER_SECURE_KAFKA_DIR."""
     return BrokerConfig(
-        port=int(os.environ.get("STREAMER_SECURE_KAFKA_PORT", "9094")),
-        controller_port=int(os.environ.get("STREAMER_SECURE_KAFKA_CONTROLLER_PORT", "9095")),
+        port=int(os.environ.get("STREAMER_SECURE_KAFKA_PORT", "9096")),
+        controller_port=int(os.environ.get("STREAMER_SECURE_KAFKA_CONTROLLER_PORT", "9097")),
         data_dir=Path(os.environ.get("STREAMER_SECURE_KAFKA_DIR") or _cache_dir() / "kafka-secure-data"),
         secure=True)
 

@@ -1,6 +1,6 @@
 """The secured broker (SASL_SSL, SCRAM-SHA-512, StandardAuthorizer + ACLs) with the real clients and CLI.
 
-The broker is `streamer broker start --secure`'s: its own ports (9094/9095) and data folder, never the
+The broker is `streamer broker start --secure`'s: its own ports (9096/9097) and data folder, never the
 plaintext broker of the other tests. Under CI=true a broker that cannot start fails the module.
 """
 from __future__ import annotations

@@ -52,7 +52,7 @@ def password_file(tmp_path) -> Path:
 
 
 def sasl_ssl(password_file: Path, pki, **kw) -> Settings:
-    s = Settings(bootstrap="127.0.0.1:9094", security_protocol="SASL_SSL", sasl_username="streamer-worker",
+    s = Settings(bootstrap="127.0.0.1:9096", security_protocol="SASL_SSL", sasl_username="streamer-worker",
                  sasl_password_file=str(password_file), ssl_cafile=str(pki["ca"]))
     for k, v in kw.items():
         setattr(s, k, v)
