@@ -27,6 +27,7 @@ array is not faster and would let two adjacent hostile values merge into one val
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -193,12 +194,19 @@ def _per_distinct(values: list, ok: Callable[[Any], bool]) -> np.ndarray:
     return np.fromiter((verdict[v] for v in values), bool, len(values))
 
 
-def _keys_match(keys: list, underlyings: list) -> np.ndarray:
-    """The partitioning contract, per row: the key (UTF-8) is the underlying."""
-    def ok(pair: tuple) -> bool:
-        k, u = pair
-        return k is not None and k.decode("utf-8", "replace") == u
-    return _per_distinct(list(zip(keys, underlyings)), ok)
+def _key_ok(pair: tuple) -> bool:
+    k, u = pair
+    return k is not None and k.decode("utf-8", "replace") == u
+
+
+def _keys_match(keys: Sequence[bytes | None], rows: list[int], underlyings: list[str]) -> np.ndarray:
+    """The partitioning contract, per decoded row: the key (UTF-8) is the underlying."""
+    if len(rows) != len(keys):
+        keys = [keys[i] for i in rows]
+    distinct_keys, distinct_und = set(keys), set(underlyings)
+    if len(distinct_keys) == 1 and len(distinct_und) == 1:  # the usual batch: one underlying
+        return np.full(len(rows), _key_ok((distinct_keys.pop(), distinct_und.pop())))
+    return _per_distinct(list(zip(keys, underlyings)), _key_ok)
 
 
 def _fallback(rows: list[int], values: Sequence[bytes | None], keys: Sequence[bytes | None],
@@ -243,6 +251,14 @@ def _sorted(rejected: list[Rejected]) -> list[Rejected]:
     return rejected
 
 
+def _keep(cols: dict[str, np.ndarray], ok: np.ndarray, slow: list[int]) -> dict[str, np.ndarray]:
+    """The fast rows that passed every batch check; the others go to the fallback (``slow``)."""
+    if ok.all():
+        return cols
+    slow.extend(cols["row"][~ok].tolist())
+    return {k: v[ok] for k, v in cols.items()}
+
+
 # -- option quotes ---------------------------------------------------------------------------------
 
 def decode_quotes(values: Sequence[bytes | None], keys: Sequence[bytes | None], *,
@@ -260,38 +276,32 @@ def decode_quotes(values: Sequence[bytes | None], keys: Sequence[bytes | None], 
     _check_lengths(values, keys)
     rows, objs, slow = _fast_decode(values, _QUOTE, max_bytes)
     n = len(objs)
-    ts = np.fromiter([o.ts_ns for o in objs], np.int64, n)
-    expiry = np.fromiter([o.expiry_ts_ns for o in objs], np.int64, n)
-    bid = np.fromiter([o.bid for o in objs], np.float64, n)
-    ask = np.fromiter([o.ask for o in objs], np.float64, n)
     und = [o.underlying for o in objs]
-    ok = _per_distinct(und, schemas.is_symbol) & _expiry_ok(ts, expiry) & (bid <= ask)
-    ok &= _keys_match([keys[i] for i in rows], und)
-    row = np.asarray(rows, np.int64)
-    if not ok.all():
-        slow.extend(row[~ok].tolist())
-        keep = np.flatnonzero(ok)
-        objs = [objs[j] for j in keep.tolist()]
-        row, ts, expiry, bid, ask = row[keep], ts[keep], expiry[keep], bid[keep], ask[keep]
-        und = [und[j] for j in keep.tolist()]
-    n = len(objs)
-    fast = dict(row=row, ts_ns=ts, expiry_ts_ns=expiry,
+    cols = dict(row=np.asarray(rows, np.int64),
+                ts_ns=np.fromiter([o.ts_ns for o in objs], np.int64, n),
+                expiry_ts_ns=np.fromiter([o.expiry_ts_ns for o in objs], np.int64, n),
                 strike=np.fromiter([o.strike for o in objs], np.float64, n),
-                is_call=np.fromiter([o.right == "C" for o in objs], bool, n), bid=bid, ask=ask,
+                is_call=np.fromiter([o.right == "C" for o in objs], bool, n),
+                bid=np.fromiter([o.bid for o in objs], np.float64, n),
+                ask=np.fromiter([o.ask for o in objs], np.float64, n),
                 bid_size=np.fromiter([o.bid_size for o in objs], np.int64, n),
-                ask_size=np.fromiter([o.ask_size for o in objs], np.int64, n), underlying=_objects(und))
+                ask_size=np.fromiter([o.ask_size for o in objs], np.int64, n),
+                underlying=_objects(und))
+    ok = _expiry_ok(cols["ts_ns"], cols["expiry_ts_ns"]) & (cols["bid"] <= cols["ask"])
+    ok &= _per_distinct(und, schemas.is_symbol) & _keys_match(keys, rows, und)
+    fast = _keep(cols, ok, slow)
     rejected: list[Rejected] = []
     ms = _fallback(sorted(slow), values, keys, schemas.parse_option_quote, max_bytes, rejected)
-    m = [q for _, q in ms]
     slow_cols = dict(row=np.array([i for i, _ in ms], np.int64),
-                     ts_ns=np.array([q.ts_ns for q in m], np.int64),
-                     expiry_ts_ns=np.array([q.expiry_ts_ns for q in m], np.int64),
-                     strike=np.array([q.strike for q in m], np.float64),
-                     is_call=np.array([q.right == "C" for q in m], bool),
-                     bid=np.array([q.bid for q in m], np.float64), ask=np.array([q.ask for q in m], np.float64),
-                     bid_size=np.array([q.bid_size for q in m], np.int64),
-                     ask_size=np.array([q.ask_size for q in m], np.int64),
-                     underlying=_objects([q.underlying for q in m]))
+                     ts_ns=np.array([q.ts_ns for _, q in ms], np.int64),
+                     expiry_ts_ns=np.array([q.expiry_ts_ns for _, q in ms], np.int64),
+                     strike=np.array([q.strike for _, q in ms], np.float64),
+                     is_call=np.array([q.right == "C" for _, q in ms], bool),
+                     bid=np.array([q.bid for _, q in ms], np.float64),
+                     ask=np.array([q.ask for _, q in ms], np.float64),
+                     bid_size=np.array([q.bid_size for _, q in ms], np.int64),
+                     ask_size=np.array([q.ask_size for _, q in ms], np.int64),
+                     underlying=_objects([q.underlying for _, q in ms]))
     return QuoteColumns(**_merge(fast, slow_cols)), _sorted(rejected)
 
 
@@ -309,34 +319,26 @@ def decode_open_interest(values: Sequence[bytes | None], keys: Sequence[bytes | 
     _check_lengths(values, keys)
     rows, objs, slow = _fast_decode(values, _OPEN_INTEREST, max_bytes)
     n = len(objs)
-    ts = np.fromiter([o.ts_ns for o in objs], np.int64, n)
-    expiry = np.fromiter([o.expiry_ts_ns for o in objs], np.int64, n)
     und = [o.underlying for o in objs]
-    ok = _per_distinct(und, schemas.is_symbol) & _expiry_ok(ts, expiry)
-    ok &= _keys_match([keys[i] for i in rows], und)
-    row = np.asarray(rows, np.int64)
-    if not ok.all():
-        slow.extend(row[~ok].tolist())
-        keep = np.flatnonzero(ok)
-        objs = [objs[j] for j in keep.tolist()]
-        row, ts, expiry = row[keep], ts[keep], expiry[keep]
-        und = [und[j] for j in keep.tolist()]
-    n = len(objs)
-    fast = dict(row=row, ts_ns=ts, expiry_ts_ns=expiry,
+    cols = dict(row=np.asarray(rows, np.int64),
+                ts_ns=np.fromiter([o.ts_ns for o in objs], np.int64, n),
+                expiry_ts_ns=np.fromiter([o.expiry_ts_ns for o in objs], np.int64, n),
                 strike=np.fromiter([o.strike for o in objs], np.float64, n),
                 is_call=np.fromiter([o.right == "C" for o in objs], bool, n),
                 open_interest=np.fromiter([o.open_interest for o in objs], np.int64, n),
                 underlying=_objects(und))
+    ok = _expiry_ok(cols["ts_ns"], cols["expiry_ts_ns"])
+    ok &= _per_distinct(und, schemas.is_symbol) & _keys_match(keys, rows, und)
+    fast = _keep(cols, ok, slow)
     rejected: list[Rejected] = []
     ms = _fallback(sorted(slow), values, keys, schemas.parse_open_interest, max_bytes, rejected)
-    m = [x for _, x in ms]
     slow_cols = dict(row=np.array([i for i, _ in ms], np.int64),
-                     ts_ns=np.array([x.ts_ns for x in m], np.int64),
-                     expiry_ts_ns=np.array([x.expiry_ts_ns for x in m], np.int64),
-                     strike=np.array([x.strike for x in m], np.float64),
-                     is_call=np.array([x.right == "C" for x in m], bool),
-                     open_interest=np.array([x.open_interest for x in m], np.int64),
-                     underlying=_objects([x.underlying for x in m]))
+                     ts_ns=np.array([x.ts_ns for _, x in ms], np.int64),
+                     expiry_ts_ns=np.array([x.expiry_ts_ns for _, x in ms], np.int64),
+                     strike=np.array([x.strike for _, x in ms], np.float64),
+                     is_call=np.array([x.right == "C" for _, x in ms], bool),
+                     open_interest=np.array([x.open_interest for _, x in ms], np.int64),
+                     underlying=_objects([x.underlying for _, x in ms]))
     return OpenInterestColumns(**_merge(fast, slow_cols)), _sorted(rejected)
 
 
@@ -353,34 +355,33 @@ def decode_index(values: Sequence[bytes | None], keys: Sequence[bytes | None], *
     price = [o.price for o in objs]
     close = [o.close for o in objs]
     # a tick has a price and neither date nor close; a close has date and close but no price
-    is_close = np.fromiter([d is not UNSET for d in dates], bool, n)
-    shape_ok = np.fromiter([(p is UNSET) == c for p, c in zip(price, is_close.tolist())], bool, n)
-    shape_ok &= np.fromiter([(c is UNSET) != ic for c, ic in zip(close, is_close.tolist())], bool, n)
+    if dates.count(UNSET) == n and close.count(UNSET) == n and UNSET not in price:  # only ticks
+        is_close, shape_ok = np.zeros(n, bool), np.ones(n, bool)
+        level, day = price, [""] * n
+    else:
+        flags = [d is not UNSET for d in dates]
+        is_close = np.array(flags, bool)
+        shape_ok = np.fromiter([(p is UNSET) == f and (c is UNSET) != f for p, c, f in zip(price, close, flags)],
+                               bool, n)
+        level = [(c if f else p) for p, c, f in zip(price, close, flags)]
+        level = [math.nan if x is UNSET else x for x in level]  # rows of a wrong shape: dropped below
+        day = [d if f else "" for d, f in zip(dates, flags)]
     syms = [o.symbol for o in objs]
     und = [o.underlying for o in objs]
+    cols = dict(row=np.asarray(rows, np.int64), kind=is_close.astype(np.int8), symbol=_objects(syms),
+                underlying=_objects(und), ts_ns=np.fromiter([o.ts_ns for o in objs], np.int64, n),
+                price=np.fromiter(level, np.float64, n), date=_objects(day))
     ok = shape_ok & _per_distinct(syms, schemas.is_symbol) & _per_distinct(und, schemas.is_symbol)
     ok &= _per_distinct(dates, lambda d: d is UNSET or schemas.is_iso_date(d))
-    ok &= _keys_match([keys[i] for i in rows], und)
-    row = np.asarray(rows, np.int64)
-    keep = np.flatnonzero(ok).tolist()
-    if len(keep) < n:
-        slow.extend(row[~ok].tolist())
-        objs = [objs[j] for j in keep]
-        row, is_close = row[keep], is_close[keep]
-    n = len(objs)
-    fast = dict(row=row, kind=is_close.astype(np.int8),
-                symbol=_objects([o.symbol for o in objs]), underlying=_objects([o.underlying for o in objs]),
-                ts_ns=np.fromiter([o.ts_ns for o in objs], np.int64, n),
-                price=np.fromiter([o.close if c else o.price for o, c in zip(objs, is_close.tolist())],
-                                  np.float64, n),
-                date=_objects([o.date if c else "" for o, c in zip(objs, is_close.tolist())]))
+    ok &= _keys_match(keys, rows, und)
+    fast = _keep(cols, ok, slow)
     rejected: list[Rejected] = []
     ms = _fallback(sorted(slow), values, keys, schemas.parse_index_message, max_bytes, rejected)
-    m = [x for _, x in ms]
-    closes = [type(x) is schemas.DailyClose for x in m]
+    closes = [type(x) is schemas.DailyClose for _, x in ms]
     slow_cols = dict(row=np.array([i for i, _ in ms], np.int64), kind=np.array(closes, np.int8),
-                     symbol=_objects([x.symbol for x in m]), underlying=_objects([x.underlying for x in m]),
-                     ts_ns=np.array([x.ts_ns for x in m], np.int64),
-                     price=np.array([x.close if c else x.price for x, c in zip(m, closes)], np.float64),
-                     date=_objects([x.date if c else "" for x, c in zip(m, closes)]))
+                     symbol=_objects([x.symbol for _, x in ms]),
+                     underlying=_objects([x.underlying for _, x in ms]),
+                     ts_ns=np.array([x.ts_ns for _, x in ms], np.int64),
+                     price=np.array([x.close if c else x.price for (_, x), c in zip(ms, closes)], np.float64),
+                     date=_objects([x.date if c else "" for (_, x), c in zip(ms, closes)]))
     return IndexColumns(**_merge(fast, slow_cols)), _sorted(rejected)
