@@ -234,7 +234,9 @@ def dead_letter(raw: bytes | None, key: bytes | None, topic: str, partition: int
     :data:`DEAD_LETTER_MAX_BYTES`), whatever the sizes of ``raw``, ``key`` and ``err``: the error
     text is cut to :data:`MAX_ERROR_CHARS` characters, the key to :data:`MAX_DEAD_LETTER_KEY_BYTES`
     bytes, and the payload to the longest prefix that fits (its full length and SHA-256 are kept).
-    Raises ValueError if ``max_bytes`` is too small for a record with an empty payload.
+    Raises ValueError if ``max_bytes`` is too small for a record with an empty payload. ``err`` is
+    an :class:`InvalidMessage` or anything with its ``reason`` and ``detail`` (a
+    :class:`streamer.decode.Rejected`).
 
     >>> dl = dead_letter(b"x" * 2_000_000, b"SPX", "t", 0, 7, InvalidMessage("too_large", "big"), 1)
     >>> dl.payload_truncated, dl.payload_len, len(encode(dl)) < DEAD_LETTER_MAX_BYTES

@@ -283,7 +283,10 @@ EDGES = {
     + [str(EXPIRY + schemas.EXPIRY_GRACE_NS + d) for d in (-1, 0, 1)],
     "expiry_ts_ns": _TS_EDGES + [str(TS - schemas.EXPIRY_GRACE_NS + d) for d in (-1, 0, 1)]
     + [str(TS + schemas.MAX_EXPIRY_AHEAD_NS + d) for d in (-1, 0, 1)],
-    "strike": _around(schemas.MIN_STRIKE, schemas.MAX_STRIKE, 0.0) + ["1e8", "1e-9"],
+    # halfway between two doubles, and just either side: both decoders must round alike
+    "strike": _around(schemas.MIN_STRIKE, schemas.MAX_STRIKE, 0.0) + ["1e8", "1e-9"] + [
+        "5900.00000000000045474735088646411895751953125" + tail for tail in ("", "0000001")] + [
+        "5900.000000000000454747350886464118957519531249999", "0." + "0" * 300 + "59e304"],
     "price": _around(schemas.MIN_INDEX_LEVEL, schemas.MAX_INDEX_LEVEL, 0.0),
     "close": _around(schemas.MIN_INDEX_LEVEL, schemas.MAX_INDEX_LEVEL, 0.0),
     "bid": _around(0.0, 10.5, schemas.MAX_OPTION_PRICE) + ["-0.0"],
@@ -353,3 +356,14 @@ def test_long_wrong_typed_string_gives_a_short_detail():
     assert [r.reason for r in rejected] == ["wrong_type"] and len(rejected[0].detail) < 200
     dl = schemas.dead_letter(raw, b"SPX", "t", 0, 0, InvalidMessage(rejected[0].reason, rejected[0].detail), TS)
     assert len(dl.error) < 200
+
+
+def test_a_rejection_goes_straight_into_a_dead_letter():
+    values = [b'{"underlying":"SPX","bid":1e999}', b"x" * 2_000_000]
+    _, rejected = decode.decode_quotes(values, [b"SPX", b"SPX"])
+    for r in rejected:
+        dl = schemas.dead_letter(values[r.row], b"SPX", "streamer.option-quotes.v1", 0, r.row, r, TS)
+        assert (dl.reason, dl.error) == (r.reason, r.detail)
+        assert len(schemas.encode(dl)) < schemas.DEAD_LETTER_MAX_BYTES
+        assert dl.payload_len == len(values[r.row])
+    assert [r.reason for r in rejected] == ["malformed_json", "too_large"]
