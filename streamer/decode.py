@@ -44,8 +44,9 @@ from streamer.schemas import (MAX_CONTRACTS, MAX_INDEX_LEVEL, MAX_MESSAGE_BYTES,
 
 # -- fast-path grammar: strictly inside what the reference accepts -------------------------------
 
-# gc=False on the structs below: they hold only numbers and strings (no reference cycles), and
-# thousands of GC-tracked objects per batch would trigger the cycle collector (measured: ~2x slower)
+# gc=False on the structs below: they hold only numbers and strings (no reference cycles), so the
+# thousands a batch allocates need not be tracked by the cycle collector (5-10% faster measured on
+# 10,000-quote batches; a collection's cost grows with the process's live heap)
 _Ts = Annotated[int, Meta(ge=MIN_TS_NS, le=MAX_TS_NS)]
 _Symbol = Annotated[str, Meta(min_length=1, max_length=MAX_SYMBOL_LEN)]
 _Level = Annotated[float, Meta(ge=MIN_INDEX_LEVEL, le=MAX_INDEX_LEVEL)]
