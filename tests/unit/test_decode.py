@@ -367,3 +367,14 @@ def test_a_rejection_goes_straight_into_a_dead_letter():
         assert len(schemas.encode(dl)) < schemas.DEAD_LETTER_MAX_BYTES
         assert dl.payload_len == len(values[r.row])
     assert [r.reason for r in rejected] == ["malformed_json", "too_large"]
+
+
+def test_any_buffer_type_and_byte_level_oddities():
+    q = schemas.encode(schemas.OptionQuote("SPX", TS, EXPIRY, 5900.0, "C", 10.1, 10.5, 5, 7))
+    values = [q, bytearray(q), memoryview(q), q.decode(), b"\xef\xbb\xbf" + q, q[:-1] + b",}", b"\r\n" + q,
+              q + b"\x00", q.decode().encode("utf-16"), b"", b"  "]
+    keys = [b"SPX"] * len(values)
+    cols, rejected = decode.decode_quotes(values, keys)
+    assert cols.row.tolist() == [0, 1, 2, 3, 6]
+    assert {r.reason for r in rejected} == {"malformed_json"}
+    assert_matches_reference("quotes", values, keys)
