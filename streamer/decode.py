@@ -109,8 +109,33 @@ def _i8(n: int = 0) -> np.ndarray:
     return np.zeros(n, np.int64)
 
 
+class _Columns:
+    """What every columns class shares: length, row selection, split by underlying."""
+
+    __slots__ = ()
+
+    def __len__(self) -> int:
+        return len(self.row)
+
+    def take(self, index: np.ndarray) -> Any:
+        """The same columns at ``index`` (integer positions or a boolean mask)."""
+        return type(self)(**{name: getattr(self, name)[index] for name in self.__slots__})
+
+    def by_underlying(self) -> dict[str, Any]:
+        """One columns object per underlying (first-seen order), each in input order."""
+        u = self.underlying
+        if len(u) == 0:
+            return {}
+        if (u == u[0]).all():  # the usual batch: a partition's records are mostly one underlying
+            return {u[0]: self}
+        groups: dict[str, list[int]] = {}
+        for i, name in enumerate(u.tolist()):
+            groups.setdefault(name, []).append(i)
+        return {name: self.take(np.asarray(ix, np.int64)) for name, ix in groups.items()}
+
+
 @dataclass(slots=True)
-class QuoteColumns:
+class QuoteColumns(_Columns):
     """Accepted option quotes, one position per message, in input order (see ``row``)."""
 
     row: np.ndarray = field(default_factory=_i8)            # int64, position in the input
@@ -124,12 +149,9 @@ class QuoteColumns:
     ask_size: np.ndarray = field(default_factory=_i8)       # int64, contracts
     underlying: np.ndarray = field(default_factory=lambda: np.zeros(0, object))  # str objects
 
-    def __len__(self) -> int:
-        return len(self.row)
-
 
 @dataclass(slots=True)
-class OpenInterestColumns:
+class OpenInterestColumns(_Columns):
     """Accepted open-interest records, in input order (see ``row``)."""
 
     row: np.ndarray = field(default_factory=_i8)
@@ -140,15 +162,12 @@ class OpenInterestColumns:
     open_interest: np.ndarray = field(default_factory=_i8)  # int64, contracts
     underlying: np.ndarray = field(default_factory=lambda: np.zeros(0, object))
 
-    def __len__(self) -> int:
-        return len(self.row)
-
 
 TICK, DAILY_CLOSE = 0, 1
 
 
 @dataclass(slots=True)
-class IndexColumns:
+class IndexColumns(_Columns):
     """Accepted messages of the index topic, in input order: ticks (``kind`` 0) and official daily
     closes (``kind`` 1; ``price`` is the close, ``date`` the ISO session date, "" for ticks)."""
 
@@ -159,9 +178,6 @@ class IndexColumns:
     ts_ns: np.ndarray = field(default_factory=_i8)
     price: np.ndarray = field(default_factory=lambda: np.zeros(0))
     date: np.ndarray = field(default_factory=lambda: np.zeros(0, object))
-
-    def __len__(self) -> int:
-        return len(self.row)
 
 
 # -- the shared batch machinery ------------------------------------------------------------------

@@ -378,3 +378,21 @@ def test_any_buffer_type_and_byte_level_oddities():
     assert cols.row.tolist() == [0, 1, 2, 3, 6]
     assert {r.reason for r in rejected} == {"malformed_json"}
     assert_matches_reference("quotes", values, keys)
+
+
+def test_split_by_underlying_keeps_input_order():
+    def q(u: str, strike: float) -> bytes:
+        return schemas.encode(schemas.OptionQuote(u, TS, EXPIRY, strike, "C", 10.1, 10.5, 5, 7))
+    rows = [("SPX", 5900.0), ("NDX", 20000.0), ("SPX", 5905.0), ("RUT", 2300.0), ("NDX", 20100.0)]
+    cols, rejected = decode.decode_quotes([q(u, k) for u, k in rows], [u.encode() for u, _ in rows])
+    assert rejected == []
+    parts = cols.by_underlying()
+    assert list(parts) == ["SPX", "NDX", "RUT"]
+    for u, part in parts.items():
+        assert part.row.tolist() == [i for i, (x, _) in enumerate(rows) if x == u]
+        assert part.strike.tolist() == [k for x, k in rows if x == u]
+        assert set(part.underlying.tolist()) == {u} and type(part) is decode.QuoteColumns
+    one, _ = decode.decode_quotes([q("SPX", 5900.0)] * 3, [b"SPX"] * 3)
+    assert one.by_underlying()["SPX"] is one
+    assert decode.decode_quotes([], [])[0].by_underlying() == {}
+    assert cols.take(cols.strike > 10_000).row.tolist() == [1, 4]
