@@ -5,6 +5,8 @@ topic from the beginning."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import ssl
 import time
 from pathlib import Path
@@ -105,10 +107,16 @@ def _describe(settings: Settings, host: str, exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLCertVerificationError):
         return (f"TLS: the certificate of {host} is not trusted ({exc.verify_message}); "
                 f"check ssl_cafile ({settings.ssl_cafile or 'system CAs'})")
+    proto = settings.security_protocol.upper()
     if isinstance(exc, ssl.SSLError):
         return f"TLS handshake with {host} failed ({exc.reason or exc}); is it a TLS listener?"
+    if isinstance(exc, ConnectionResetError) or (isinstance(exc, KafkaConnectionError) and "closed" in str(exc)):
+        if proto.endswith("SSL"):
+            return f"{host} dropped the TLS handshake; is it a TLS listener? (security_protocol {proto})"
+        return (f"{host} closed the connection at the first request; does it expect TLS or SASL? "
+                f"(security_protocol {proto})")
     if isinstance(exc, UnsupportedSaslMechanismError):
-        return f"SASL: {host} does not offer {settings.sasl_mechanism} ({exc})"
+        return f"SASL: {host} does not offer {settings.sasl_mechanism}"
     if isinstance(exc, KafkaError) and "uthentication" in str(exc):
         return (f"SASL authentication of user {settings.sasl_username!r} ({settings.sasl_mechanism}) failed at "
                 f"{host}: wrong password (sasl_password_file) or unknown user")
@@ -143,7 +151,8 @@ async def start_client(client, settings: Settings) -> None:
     (untrusted certificate, wrong password, ...) is found by one diagnostic connection per server.
     """
     try:
-        await client.start()
+        with _bootstrap_errors_reported_here():
+            await client.start()
     except KafkaConnectionError:
         await _close(client)
         why = await diagnose(settings)
@@ -152,6 +161,24 @@ async def start_client(client, settings: Settings) -> None:
     except (TopicAuthorizationFailedError, GroupAuthorizationFailedError) as exc:
         await _close(client)  # a consumer fetches its topics' metadata in start()
         raise _refused(settings, exc, f"access to {', '.join(map(str, exc.args)) or 'its topics'}") from None
+
+
+class _DropBootstrapErrors(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Unable connect to")
+
+
+@contextlib.contextmanager
+def _bootstrap_errors_reported_here():
+    """aiokafka logs each failed bootstrap connection, then raises; start_client's error names the
+    same cause, so the log line would only repeat it."""
+    f = _DropBootstrapErrors()
+    logger = logging.getLogger("aiokafka")  # aiokafka.client logs there
+    logger.addFilter(f)
+    try:
+        yield
+    finally:
+        logger.removeFilter(f)
 
 
 async def _close(client) -> None:

@@ -72,13 +72,17 @@ def cli(args: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProce
     return proc, time.monotonic() - t0
 
 
-def assert_one_clear_error(proc, elapsed: float, cause: str, secrets: list[str]) -> None:
+def assert_one_clear_error(proc, elapsed: float, cause: str, secrets: list[str], max_lines: int = 1) -> None:
+    """Exit 2 in bounded time with one ``streamer <cmd>: error: <cause>`` line, no traceback, no secret.
+
+    ``max_lines``: stderr lines allowed in all (a refused fetch also gets aiokafka's own warnings).
+    """
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2, out
     assert elapsed < CLI_DEADLINE_S, f"took {elapsed:.1f}s"
     ours = [line for line in proc.stderr.splitlines() if re.match(r"streamer \w+: error: ", line)]
     assert len(ours) == 1 and re.search(cause, ours[0]), proc.stderr
-    assert len(proc.stderr.splitlines()) <= 4, f"retry storm?\n{proc.stderr}"  # ours + aiokafka's own lines
+    assert len(proc.stderr.splitlines()) <= max_lines, f"retry storm?\n{proc.stderr}"
     assert "Traceback" not in out
     for s in secrets:
         assert s not in out
@@ -126,12 +130,23 @@ def test_untrusted_broker_certificate_is_one_clear_error(secure_kafka, granted, 
                                passwords(secure_kafka))
 
 
+@pytest.mark.parametrize("change, cause", [
+    ({"STREAMER_SECURITY_PROTOCOL": "PLAINTEXT", "STREAMER_SASL_USERNAME": "", "STREAMER_SASL_PASSWORD_FILE": "",
+      "STREAMER_SSL_CAFILE": ""}, r"closed the connection .*expect TLS or SASL"),
+    ({"STREAMER_SASL_MECHANISM": "PLAIN"}, r"SASL: .* does not offer PLAIN"),
+])
+def test_protocol_or_mechanism_mismatch_is_one_clear_error(secure_kafka, granted, change, cause):
+    env = broker.client_env(secure_kafka, broker.WORKER_USER) | change
+    proc, elapsed = cli(["consume", "triggers", "--topic-prefix", granted], env)
+    assert_one_clear_error(proc, elapsed, cause, passwords(secure_kafka))
+
+
 def test_principal_without_acls_is_refused(secure_kafka, granted):
     env = broker.client_env(secure_kafka, broker.NO_ACL_USER)
     for args in (["consume", "index-ticks"], ["simulate", "--fast", "--no-progress"]):
         proc, elapsed = cli([*args, "--topic-prefix", granted], env)
         assert_one_clear_error(proc, elapsed, rf"refused user '{broker.NO_ACL_USER}' .*no ACL grants it",
-                               passwords(secure_kafka))
+                               passwords(secure_kafka), max_lines=4)
 
 
 def test_worker_cannot_write_where_its_acls_do_not_grant(secure_kafka, granted):
