@@ -266,14 +266,16 @@ def test_dead_letter_of_a_null_value():
 @settings(max_examples=60, deadline=None)
 @given(size=st.integers(0, 4_000_000), key_size=st.one_of(st.none(), st.integers(0, 100_000)),
        detail_size=st.integers(0, 100_000), max_bytes=st.sampled_from([8_192, 65_536, 900_000, 1_000_000]),
-       fill=st.sampled_from([b"\x00", b"\xff", b'"', b"a\\\n"]))
-def test_dead_letter_always_fits(size, key_size, detail_size, max_bytes, fill):
+       fill=st.sampled_from([b"\x00", b"\xff", b'"', b"a\\\n"]),
+       topic=st.sampled_from(["streamer.option-quotes.v1", "\x00" * 300]))
+def test_dead_letter_always_fits(size, key_size, detail_size, max_bytes, fill, topic):
     raw = (fill * size)[:size]
     key = None if key_size is None else (b"\x01" * key_size)
     err = InvalidMessage("wrong_type", "\x00\u2028\"" * detail_size)  # worst JSON escaping
-    dl = schemas.dead_letter(raw, key, "streamer.option-quotes.v1", 0, 123, err, TS, max_bytes=max_bytes)
+    dl = schemas.dead_letter(raw, key, topic, 0, 123, err, TS, max_bytes=max_bytes)
     encoded = schemas.encode(dl)
     assert len(encoded) < max_bytes
+    jsonschema.validate(json.loads(encoded), load_schema("dead_letter"))
     kept = base64.b64decode(dl.payload_b64)
     assert raw.startswith(kept)
     assert dl.payload_truncated == (len(kept) < size)
