@@ -402,3 +402,12 @@ def decode_index(values: Sequence[bytes | None], keys: Sequence[bytes | None], *
                      price=np.array([x.close if c else x.price for (_, x), c in zip(ms, closes)], np.float64),
                      date=_objects([x.date if c else "" for (_, x), c in zip(ms, closes)]))
     return IndexColumns(**_merge(fast, slow_cols)), _sorted(rejected)
+
+
+# the decoder of each input topic, by the kind of message it is named after (simulator.SimEvent.kind;
+# daily closes travel on the index topic: decode_index)
+DECODERS: dict[str, Callable[..., tuple[Any, list[Rejected]]]] = {
+    "index_tick": decode_index,
+    "option_quote": decode_quotes,
+    "open_interest": decode_open_interest,
+}

@@ -396,3 +396,9 @@ def test_split_by_underlying_keeps_input_order():
     assert one.by_underlying()["SPX"] is one
     assert decode.decode_quotes([], [])[0].by_underlying() == {}
     assert cols.take(cols.strike > 10_000).row.tolist() == [1, 4]
+
+
+def test_a_decoder_for_every_input_kind_of_the_simulator():
+    kinds = {e.kind for e in simulator.generate("election-2024", 0, preset="fast")} - {"daily_close"}
+    assert set(decode.DECODERS) == kinds
+    assert decode.DECODERS["index_tick"] is decode.decode_index
