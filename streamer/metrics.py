@@ -237,6 +237,12 @@ class Metrics:
             "streamer_checkpoints_total", "Engine checkpoints written to the state topic.", **r)
         self.state_bytes_c = Counter(
             "streamer_state_bytes_written_total", "Bytes of engine checkpoints written to the state topic.", **r)
+        self.input_seq_g = Gauge(
+            "streamer_input_seq",
+            "Inputs of the underlying its engine has applied (restored from a checkpoint after a restart).",
+            ["underlying"], **r)
+        self.partitions_assigned_g = Gauge(
+            "streamer_partitions_assigned", "Input partitions this worker owns (and has loaded).", **r)
         self.worker_up_g = Gauge(
             "streamer_worker_up", "1 while the worker's agents are running, 0 when stopping.", **r)
         self.build_info_i = Info("streamer_build", "Build and runtime versions.", **r)
@@ -303,6 +309,7 @@ class Metrics:
         self.last_trigger = LabelCache(self.last_trigger_timestamp_g)
         self.rule_reloads = LabelCache(self.rule_reloads_c)
         self.late_inputs = self.late_inputs_c
+        self.input_seq = LabelCache(self.input_seq_g)
         self.conflated_quotes = self.conflated_quotes_c
         self.checkpoints = self.checkpoints_c
         self.state_bytes = self.state_bytes_c

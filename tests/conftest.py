@@ -103,7 +103,19 @@ class WorkerProcess:
             time.sleep(0.3)
         raise AssertionError(f"worker did not consume {sent} within {timeout}s; last metrics seen above")
 
+    def kill(self) -> None:
+        """``kill -9``: no shutdown, no final checkpoint, no LeaveGroup."""
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+
+    def value(self, name: str, **labels: str) -> float:
+        """One sample of the worker's metrics (0 when absent or the worker does not answer)."""
+        return self.metrics().get((name, tuple(sorted(labels.items()))), 0.0)
+
     def stop(self) -> None:
+        if self.log.closed:
+            return
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:

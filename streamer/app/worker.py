@@ -191,6 +191,11 @@ class Pipeline(mode.Service):
 
     async def _fetched(self, part: PartitionState, tp: TopicPartition, records: list, now: int) -> None:
         kind = self.kind_of[tp.topic]
+        seen = part.merger.topics[kind].next_offset
+        if records[0].offset < seen:  # fetched before a seek, or twice: every offset is taken once
+            records = [r for r in records if r.offset >= seen]
+            if not records:
+                return
         values = [r.value for r in records]
         keys = [r.key for r in records]
         offsets = np.fromiter((r.offset for r in records), np.int64, len(records))
@@ -254,6 +259,7 @@ class Pipeline(mode.Service):
         for batch in part.merger.pop_ready(now):
             eng = self.engine(part, batch.underlying)
             fx = eng.ingest(batch)
+            METRICS.input_seq(batch.underlying).set(eng.n_inputs)
             if fx.n_conflated:
                 METRICS.conflated_quotes.inc(fx.n_conflated)
             if batch.late:
@@ -380,11 +386,19 @@ class _Rebalance(ConsumerRebalanceListener):
             if p in self.pipe.partitions:
                 await self.pipe.checkpoint(p)
                 del self.pipe.partitions[p]
+        METRICS.partitions_assigned_g.set(len(self.pipe.partitions))
 
     async def on_partitions_assigned(self, assigned) -> None:
+        # getmany() runs concurrently with this callback: nothing of these partitions may be handed out
+        # before their checkpoints are loaded and the inputs sought (the old worker's start-up race)
+        self.pipe.consumer.pause(*assigned)
         for p in sorted({tp.partition for tp in assigned}):
             if p not in self.pipe.partitions:
-                self.pipe.partitions[p] = await self.pipe.load(p)
+                part = self.pipe.partitions[p] = await self.pipe.load(p)
+                for u, eng in part.engines.items():
+                    METRICS.input_seq(u).set(eng.n_inputs)
+        self.pipe.consumer.resume(*assigned)
+        METRICS.partitions_assigned_g.set(len(self.pipe.partitions))
 
 
 class Worker:
