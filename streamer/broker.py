@@ -8,10 +8,10 @@ idempotent. One node, broker+controller, listening on 127.0.0.1 only, tuned for 
 (no initial rebalance delay, small internal-topic partition counts).
 
 ``secure_config()`` describes a second, secured broker on other ports and another data folder
-(``streamer broker start --secure``): one SASL_SSL listener (SCRAM-SHA-512 and SCRAM-SHA-256), a CA and
-broker certificate made at first start with openssl, SCRAM users (admin, the worker, the simulator and
-a principal without any ACL) added when the storage is formatted, and the StandardAuthorizer, so every
-client needs an ACL (``grant``). The KRaft controller listener stays PLAINTEXT on 127.0.0.1 (its
+(``streamer broker start --secure``): a SASL_SSL listener (SCRAM-SHA-512 and SCRAM-SHA-256) and a
+mutual-TLS listener, a CA with broker and client certificates made at first start with openssl, SCRAM
+users (admin, the worker, the simulator and a principal without any ACL) added when the storage is
+formatted, and the StandardAuthorizer, so every client needs an ACL (``grant``). The KRaft controller listener stays PLAINTEXT on 127.0.0.1 (its
 principal, ANONYMOUS, is a super user so the broker can register with its own controller).
 """
 from __future__ import annotations
@@ -80,6 +80,9 @@ class BrokerConfig:
     heap: str = os.environ.get("STREAMER_KAFKA_HEAP", "768m")
     #: SASL_SSL listener, SCRAM users and ACLs (see secure_config)
     secure: bool = False
+    #: with ``secure``: also a mutual-TLS listener here (0 = none); the principal is the client
+    #: certificate's CN, so the same ACLs hold for a user authenticating either way
+    ssl_port: int = 0
 
     @property
     def bootstrap(self) -> str:
@@ -114,6 +117,10 @@ class BrokerConfig:
         """File holding a SCRAM user's password on the secured broker (clients' sasl_password_file)."""
         return self.data_dir / "secrets" / f"{user}.password"
 
+    def client_cert(self, user: str) -> tuple[Path, Path]:
+        """(certificate, key) PEM files of ``user`` for the mutual-TLS listener (CN = user)."""
+        return self.tls_dir / "clients" / f"{user}.crt", self.tls_dir / "clients" / f"{user}.key"
+
     def server_properties(self) -> str:
         return "\n".join([
             "process.roles=broker,controller",
@@ -142,14 +149,17 @@ class BrokerConfig:
             "log.segment.bytes=67108864",
         ]) + "\n"
 
-
     def _secure_listener(self) -> list[str]:
         admin_pw = self.password_file(ADMIN).read_text().strip()
         scram = "org.apache.kafka.common.security.scram.ScramLoginModule required"
+        mtls = f",SSL://{self.host}:{self.ssl_port}" if self.ssl_port else ""
         return [
-            f"listeners=SASL_SSL://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}",
-            f"advertised.listeners=SASL_SSL://{self.host}:{self.port}",
-            "listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
+            f"listeners=SASL_SSL://{self.host}:{self.port}{mtls},CONTROLLER://{self.host}:{self.controller_port}",
+            f"advertised.listeners=SASL_SSL://{self.host}:{self.port}{mtls}",
+            "listener.security.protocol.map=SASL_SSL:SASL_SSL,SSL:SSL,CONTROLLER:PLAINTEXT",
+            # mutual TLS on the SSL listener; User:<CN> as principal (default would be User:CN=<cn>)
+            "listener.name.ssl.ssl.client.auth=required",
+            "ssl.principal.mapping.rules=RULE:^CN=([^,]+)$/$1/,DEFAULT",
             "inter.broker.listener.name=SASL_SSL",
             "sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256",
             "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
@@ -177,13 +187,14 @@ SECURE_USERS = (ADMIN, WORKER_USER, SIMULATOR_USER, NO_ACL_USER)
 
 
 def secure_config() -> BrokerConfig:
-    """The secured broker: ports 9096/9097 (9094 is the compose stack's) and folder kafka-secure-data unless overridden by
-    STREAMER_SECURE_KAFKA_PORT, STREAMER_SECURE_KAFKA_CONTROLLER_PORT, STREAMER_SECURE_KAFKA_DIR."""
+    """The secured broker: SASL_SSL on 9096, mutual TLS on 9098, controller on 9097 (9094 is the
+    compose stack's Kafka) and folder kafka-secure-data, unless overridden by STREAMER_SECURE_KAFKA_PORT,
+    STREAMER_SECURE_KAFKA_SSL_PORT, STREAMER_SECURE_KAFKA_CONTROLLER_PORT, STREAMER_SECURE_KAFKA_DIR."""
     return BrokerConfig(
         port=int(os.environ.get("STREAMER_SECURE_KAFKA_PORT", "9096")),
         controller_port=int(os.environ.get("STREAMER_SECURE_KAFKA_CONTROLLER_PORT", "9097")),
         data_dir=Path(os.environ.get("STREAMER_SECURE_KAFKA_DIR") or _cache_dir() / "kafka-secure-data"),
-        secure=True)
+        secure=True, ssl_port=int(os.environ.get("STREAMER_SECURE_KAFKA_SSL_PORT", "9098")))
 
 
 def _openssl(*args: str) -> None:
@@ -230,24 +241,36 @@ def _prepare_secure(cfg: BrokerConfig) -> None:
             f.touch(mode=0o600)
             f.write_text(secrets.token_urlsafe(24) + "\n")
     keystore = cfg.tls_dir / "broker-keystore.pem"
-    if keystore.exists() and subprocess.run(
-            ["openssl", "x509", "-checkend", "86400", "-noout", "-in", str(cfg.tls_dir / "broker.crt")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0:
+    clients = [cfg.client_cert(u)[0] for u in SECURE_USERS if u != ADMIN]
+    if keystore.exists() and all(f.exists() for f in clients) and all(subprocess.run(
+            ["openssl", "x509", "-checkend", "86400", "-noout", "-in", str(f)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+            for f in [cfg.tls_dir / "broker.crt", *clients]):
         return
-    cfg.tls_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (cfg.tls_dir / "clients").mkdir(parents=True, exist_ok=True, mode=0o700)
     ca = make_ca(cfg.tls_dir, "ca")
     cert, key = make_certificate(cfg.tls_dir, "broker", ca, server=True, hosts=("localhost", cfg.host))
     # Kafka's PEM keystore: the PKCS#8 key, then the certificate chain
     keystore.write_text(key.read_text() + cert.read_text() + ca[0].read_text())
     keystore.chmod(0o600)
+    for user in SECURE_USERS:
+        if user != ADMIN:
+            make_certificate(cfg.tls_dir / "clients", user, ca, server=False, hosts=(user,))
 
 
-def client_settings(cfg: BrokerConfig, user: str, **overrides):
-    """Settings of a client of the secured broker authenticating as ``user`` (SCRAM-SHA-512 over TLS)."""
+def client_settings(cfg: BrokerConfig, user: str, *, mtls: bool = False, **overrides):
+    """Settings of a client of the secured broker authenticating as ``user``: SCRAM-SHA-512 over TLS,
+    or with ``mtls`` its client certificate on the mutual-TLS listener."""
     from streamer.settings import Settings, check_security
 
-    s = Settings(bootstrap=cfg.bootstrap, security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
-                 sasl_username=user, sasl_password_file=str(cfg.password_file(user)), ssl_cafile=str(cfg.ca_file))
+    if mtls:
+        crt, key = cfg.client_cert(user)
+        s = Settings(bootstrap=f"{cfg.host}:{cfg.ssl_port}", security_protocol="SSL", ssl_cafile=str(cfg.ca_file),
+                     ssl_certfile=str(crt), ssl_keyfile=str(key))
+    else:
+        s = Settings(bootstrap=cfg.bootstrap, security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
+                     sasl_username=user, sasl_password_file=str(cfg.password_file(user)),
+                     ssl_cafile=str(cfg.ca_file))
     for k, v in overrides.items():
         setattr(s, k, v)
     check_security(s)

@@ -112,7 +112,9 @@ def _describe(settings: Settings, host: str, exc: BaseException) -> str:
         return f"TLS handshake with {host} failed ({exc.reason or exc}); is it a TLS listener?"
     if isinstance(exc, ConnectionResetError) or (isinstance(exc, KafkaConnectionError) and "closed" in str(exc)):
         if proto.endswith("SSL"):
-            return f"{host} dropped the TLS handshake; is it a TLS listener? (security_protocol {proto})"
+            cert = (f"it rejected the client certificate {settings.ssl_certfile}" if settings.ssl_certfile
+                    else "it requires a client certificate (ssl_certfile/ssl_keyfile, none set)")
+            return f"{host} dropped the TLS connection: not a TLS listener, or {cert}"
         return (f"{host} closed the connection at the first request; does it expect TLS or SASL? "
                 f"(security_protocol {proto})")
     if isinstance(exc, UnsupportedSaslMechanismError):
@@ -160,7 +162,7 @@ async def start_client(client, settings: Settings) -> None:
                                f"({settings.security_protocol}): {why or 'bootstrap failed'}") from None
     except (TopicAuthorizationFailedError, GroupAuthorizationFailedError) as exc:
         await _close(client)  # a consumer fetches its topics' metadata in start()
-        raise _refused(settings, exc, f"access to {', '.join(map(str, exc.args)) or 'its topics'}") from None
+        raise refused(settings, exc, f"access to {', '.join(map(str, exc.args)) or 'its topics'}") from None
 
 
 class _DropBootstrapErrors(logging.Filter):
@@ -188,8 +190,10 @@ async def _close(client) -> None:
         pass
 
 
-def _refused(settings: Settings, exc: KafkaError, what: str) -> KafkaAccessError:
-    who = f"user {settings.sasl_username!r}" if settings.sasl_username else "this client"
+def refused(settings: Settings, exc: KafkaError, what: str) -> KafkaAccessError:
+    """The error for an ACL refusal: who (user or certificate), what was refused, never a secret."""
+    who = (f"user {settings.sasl_username!r}" if settings.sasl_username else
+           f"the holder of certificate {settings.ssl_certfile}" if settings.ssl_certfile else "this client")
     return KafkaAccessError(f"Kafka refused {who} {what}: {type(exc).__name__} (no ACL grants it)")
 
 
@@ -234,7 +238,7 @@ def _check_created(settings: Settings, resp) -> None:
             continue
         exc = for_code(code)()
         if "Authorization" in type(exc).__name__:
-            raise _refused(settings, exc, f"creating topic {topic}")
+            raise refused(settings, exc, f"creating topic {topic}")
         raise KafkaAccessError(f"cannot create topic {topic}: {type(exc).__name__}")
 
 
@@ -285,7 +289,7 @@ async def consume(settings: Settings, topic: str, *, timeout_s: float, until=Non
             try:
                 batch = await consumer.getmany(timeout_ms=200)
             except (TopicAuthorizationFailedError, GroupAuthorizationFailedError) as exc:
-                raise _refused(settings, exc, f"reading {topic}") from None
+                raise refused(settings, exc, f"reading {topic}") from None
             for records in batch.values():
                 for rec in records:
                     quiet_since = time.monotonic()

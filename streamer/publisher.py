@@ -44,9 +44,8 @@ async def publish(settings: Settings, events: Iterable[Publishable], *, total: i
     try:
         return await _send_all(producer, settings, events, raw, sent, bar, rate, speed)
     except TopicAuthorizationFailedError as exc:
-        raise kafka_io.KafkaAccessError(
-            f"Kafka refused user {settings.sasl_username or '(anonymous)'!r} writing to "
-            f"{', '.join(sorted(exc.args)) or 'a topic'}: TopicAuthorizationFailedError (no ACL grants it)") from None
+        topics = ", ".join(sorted(map(str, exc.args))) or "a topic"
+        raise kafka_io.refused(settings, exc, f"writing to {topics}") from None
     finally:
         bar.close()
         await producer.stop()

@@ -1,9 +1,10 @@
 """`streamer broker {fetch,start,stop,status}`: the local Kafka 4.1 broker (KRaft, 127.0.0.1).
 
---secure: a second broker on 127.0.0.1:9096 (data in kafka-secure-data) with one SASL_SSL listener
-(SCRAM-SHA-512/256, a CA made at first start), the StandardAuthorizer, SCRAM users admin,
-streamer-worker, streamer-simulator and streamer-nobody (passwords in files under its data folder)
-and the worker's and simulator's ACLs for the unprefixed topics (--grant-prefix for another prefix)."""
+--secure: a second broker on 127.0.0.1 (data in kafka-secure-data) with a SASL_SSL listener on 9096
+(SCRAM-SHA-512/256) and a mutual-TLS listener on 9098 (principal = the client certificate's CN), a CA
+and certificates made at first start, the StandardAuthorizer, users admin, streamer-worker,
+streamer-simulator and streamer-nobody (passwords and client certificates in files under its data
+folder) and the worker's and simulator's ACLs for the unprefixed topics (--grant-prefix for another)."""
 from __future__ import annotations
 
 import argparse
@@ -22,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--grant-prefix", default="", metavar="PREFIX",
                    help="with start --secure: grant the ACLs for this topic prefix (default: the unprefixed topics)")
     p.epilog = ("Ports and folders of --secure: STREAMER_SECURE_KAFKA_PORT (9096), "
-                "STREAMER_SECURE_KAFKA_CONTROLLER_PORT (9097), STREAMER_SECURE_KAFKA_DIR.")
+                "STREAMER_SECURE_KAFKA_SSL_PORT (9098), STREAMER_SECURE_KAFKA_CONTROLLER_PORT (9097), "
+                "STREAMER_SECURE_KAFKA_DIR.")
     p.set_defaults(func=run)
 
 

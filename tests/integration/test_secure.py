@@ -177,6 +177,25 @@ async def _drain(settings, topic):
     return [r async for r in kafka_io.consume(settings, topic, timeout_s=2.0)]
 
 
+def test_mutual_tls_principal_is_the_certificate_cn(secure_kafka, granted):
+    """The SSL listener requires a client certificate; its CN is the principal the same ACLs name."""
+    crt, key = secure_kafka.client_cert(broker.SIMULATOR_USER)
+    env = {"STREAMER_BOOTSTRAP": f"{secure_kafka.host}:{secure_kafka.ssl_port}", "STREAMER_SECURITY_PROTOCOL": "SSL",
+           "STREAMER_SSL_CAFILE": str(secure_kafka.ca_file), "STREAMER_SSL_CERTFILE": str(crt),
+           "STREAMER_SSL_KEYFILE": str(key)}
+    proc, _ = cli(["simulate", "--scenario", "calm", "--fast", "--topic-prefix", granted, "--no-progress"], env)
+    assert proc.returncode == 0, proc.stderr
+    sent = {m.group(2): int(m.group(1)) for m in re.finditer(r"(\d+) messages -> (\S+)", proc.stdout)}
+    worker = broker.client_settings(secure_kafka, broker.WORKER_USER, mtls=True, topic_prefix=granted)
+    names = kafka_io.topics_for(worker)
+    assert len(asyncio.run(_drain(worker, names.open_interest))) == sent[names.open_interest]
+    with pytest.raises(kafka_io.KafkaAccessError, match=rf"holder of certificate .*{broker.WORKER_USER}.crt"):
+        asyncio.run(_drain(worker, names.triggers))  # its output: write-only
+    env.pop("STREAMER_SSL_CERTFILE"), env.pop("STREAMER_SSL_KEYFILE")
+    proc, elapsed = cli(["consume", "index-ticks", "--topic-prefix", granted], env)
+    assert_one_clear_error(proc, elapsed, r"requires a client certificate", passwords(secure_kafka))
+
+
 def test_broker_log_holds_no_secret(secure_kafka, granted):
     logs = [secure_kafka.log_file, secure_kafka.data_dir / "broker.stdout"]
     text = "".join(p.read_text(errors="replace") for p in logs if p.exists())
