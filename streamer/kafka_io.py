@@ -19,6 +19,7 @@ from aiokafka.errors import (
     GroupAuthorizationFailedError,
     KafkaConnectionError,
     KafkaError,
+    SaslAuthenticationFailed,
     TopicAlreadyExistsError,
     TopicAuthorizationFailedError,
     UnsupportedSaslMechanismError,
@@ -119,7 +120,7 @@ def _describe(settings: Settings, host: str, exc: BaseException) -> str:
                 f"(security_protocol {proto})")
     if isinstance(exc, UnsupportedSaslMechanismError):
         return f"SASL: {host} does not offer {settings.sasl_mechanism}"
-    if isinstance(exc, KafkaError) and "uthentication" in str(exc):
+    if isinstance(exc, SaslAuthenticationFailed):
         return (f"SASL authentication of user {settings.sasl_username!r} ({settings.sasl_mechanism}) failed at "
                 f"{host}: wrong password (sasl_password_file) or unknown user")
     if isinstance(exc, ConnectionRefusedError):
