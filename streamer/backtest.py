@@ -162,9 +162,10 @@ def run_backtest(hist: DailyHistory, *, config: FlowConfig | None = None, rules:
         fired = rules.evaluate(sig, ts)
         if fired and start <= d <= end:
             for f in fired:
-                events.append(TriggerEvent(event_id(f.rule, underlying, ts, f.inputs), f.rule, underlying, ts,
+                # the input position is the number of daily rows applied (one per session)
+                events.append(TriggerEvent(event_id(f.rule, underlying, ts, i + 1), f.rule, underlying, ts,
                                            f.direction, f.severity, f.inputs, f.thresholds, f.reason,
-                                           f.estimated_notional_usd))
+                                           f.estimated_notional_usd, input_seq=i + 1))
                 event_dates.append(d)
     return BacktestResult(hist.dates, series, events, event_dates, start, end, book, notes)
 

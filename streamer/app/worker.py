@@ -240,7 +240,8 @@ class Pipeline(mode.Service):
     async def _reject(self, record, err: InvalidMessage) -> None:
         dl = schemas.dead_letter(record.value, record.key, record.topic, record.partition, record.offset, err,
                                  time.time_ns())
-        self.inflight.append(await self.producer.send(self.names.dead_letters, schemas.encode(dl), key=record.key))
+        key = record.key[:schemas.MAX_DEAD_LETTER_KEY_BYTES] if record.key is not None else None
+        self.inflight.append(await self.producer.send(self.names.dead_letters, schemas.encode(dl), key=key))
         METRICS.dead_letters(err.reason).inc()
         METRICS.msgs_out(self.names.dead_letters).inc()
         self.limiter(f"dlq:{err.reason}", logging.WARNING, "dead-lettered %s[%d]@%d: %s", record.topic,

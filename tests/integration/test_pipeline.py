@@ -30,7 +30,7 @@ def test_election_scenario_fires_vol_collapse_through_kafka(kafka, prefix, start
     assert ev.estimated_notional_usd is not None
     assert {"leveraged_etf_close_buying"} <= {e.rule for e in events}
     # deterministic id: recomputable by any consumer from the event's own fields
-    assert ev.event_id == schemas.event_id(ev.rule, ev.underlying, ev.ts_ns, ev.inputs)
+    assert ev.event_id == schemas.event_id(ev.rule, ev.underlying, ev.ts_ns, ev.input_seq)
     # hysteresis: one collapse trigger per session, not one per tick below the threshold
     assert len(collapse) == 1
     assert recs[0].key == b"SPX"

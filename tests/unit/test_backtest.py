@@ -32,7 +32,7 @@ def test_backtest_command_fires_on_election_day(data_dir, tmp_path, capsys):
     events = [parse_trigger_event(line) for line in ev.read_bytes().splitlines()]
     assert events, "no events in 2024"
     for e in events:   # deterministic ids, same schema as the live topic
-        assert e.event_id == event_id(e.rule, e.underlying, e.ts_ns, e.inputs)
+        assert e.event_id == event_id(e.rule, e.underlying, e.ts_ns, e.input_seq)
     nov6 = {e.rule: e for e in events if e.ts_ns == 1730926800 * 10**9}
     assert "election_vol_collapse" in nov6
     e = nov6["election_vol_collapse"]
