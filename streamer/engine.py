@@ -36,12 +36,11 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from streamer.core import iv as ivsolve
 from streamer.core import realized
-from streamer.core.chain import ChainConfig, ChainState, Contract, forward_from_parity
+from streamer.core.chain import ChainBook, ChainConfig
 from streamer.core.flows import FlowBook
 from streamer.core.rules import RuleSet
-from streamer.core.vix import VIX, VIX9D, VixEngine
+from streamer.core.vix import VIX, VIX9D
 from streamer.pipeline import Batch, Table, size
 from streamer.schemas import AnalyticsSnapshot, TriggerEvent, event_id
 from streamer.settings import Settings
@@ -136,22 +135,6 @@ class Effects:
     n_conflated: int = 0    # quotes superseded within the batch by a later quote of the same contract
 
 
-def conflate(expiry: np.ndarray, strike: np.ndarray, is_call: np.ndarray) -> np.ndarray:
-    """Indices of the last row of each contract (rows in event-time order), in that order.
-
-    >>> conflate(np.array([1, 1, 2, 1]), np.array([5.0, 5.0, 5.0, 6.0]), np.array([1, 1, 1, 0], bool)).tolist()
-    [1, 2, 3]
-    """
-    n = len(expiry)
-    if n < 2:
-        return np.arange(n)
-    order = np.lexsort((np.arange(n), is_call, strike, expiry))
-    e, k, c = expiry[order], strike[order], is_call[order]
-    last = np.ones(n, bool)
-    last[:-1] = (e[1:] != e[:-1]) | (k[1:] != k[:-1]) | (c[1:] != c[:-1])
-    return np.sort(order[last])
-
-
 class UnderlyingEngine:
     """Everything streamer derives from one underlying's input streams.
 
@@ -170,9 +153,7 @@ class UnderlyingEngine:
         self.series: dict[str, SeriesState] = {}
         self.flows = FlowBook()
         self.rules = rules if rules is not None else load_rules(settings)
-        self.chain: ChainState | None = None
-        self.vix = VixEngine(settings.rate, VIX)
-        self.vix9d = VixEngine(settings.rate, VIX9D)
+        self.chain: ChainBook | None = None
         self.last_snapshot_ns = 0
         self.last_eval_ns = 0
         self.last_ts_ns = 0
@@ -189,8 +170,7 @@ class UnderlyingEngine:
                 "last_eval_ns": self.last_eval_ns, "last_ts_ns": self.last_ts_ns, "n_inputs": self.n_inputs,
                 "series": {k: s.to_state() for k, s in self.series.items()},
                 "flows": self.flows.to_state(), "rules": self.rules.to_state(),
-                "chain": ch.meta_state() if ch is not None else None,
-                "contracts": [c.to_state() for c in ch.contracts()] if ch is not None else []}
+                "chain": ch.to_state() if ch is not None else None}
 
     @classmethod
     def from_state(cls, state: dict[str, Any], settings: Settings, rules: RuleSet | None = None) -> UnderlyingEngine:
@@ -203,25 +183,17 @@ class UnderlyingEngine:
         eng.series = {k: SeriesState.from_state(v) for k, v in state["series"].items()}
         eng.flows = FlowBook.from_state(state["flows"])
         eng.rules.load_state(state["rules"])
-        contracts = state["contracts"]
         if state.get("chain") is not None:
-            eng.chain = ChainState.rebuild(contracts, state["chain"])
-            cs = [Contract.from_state(c) for c in contracts]
-            if cs:
-                arr = dict(expiry_ts_ns=np.array([c.expiry_ts_ns for c in cs], dtype=np.int64),
-                           strike=np.array([c.strike for c in cs]), right=np.array([c.right for c in cs]),
-                           bid=np.array([c.bid for c in cs]), ask=np.array([c.ask for c in cs]))
-                eng.vix = VixEngine.from_arrays(**arr, rate=settings.rate, spec=VIX)
-                eng.vix9d = VixEngine.from_arrays(**arr, rate=settings.rate, spec=VIX9D)
+            eng.chain = ChainBook.from_state(state["chain"])
         return eng
 
     def checkpoint(self) -> bytes:
-        """The whole engine as bytes (stdlib JSON keeps NaN, the estimators' "not yet"; zlib-compressed)."""
-        return zlib.compress(json.dumps(self.to_state(), separators=(",", ":")).encode(), 1)
+        """The whole engine as bytes, bit for bit (:func:`pack`)."""
+        return pack(self.to_state())
 
     @classmethod
     def from_checkpoint(cls, data: bytes, settings: Settings, rules: RuleSet | None = None) -> UnderlyingEngine:
-        return cls.from_state(json.loads(zlib.decompress(data)), settings, rules)
+        return cls.from_state(unpack(data), settings, rules)
 
     # -- the one entry point ---------------------------------------------------------------------
 
@@ -250,6 +222,8 @@ class UnderlyingEngine:
             self._fold_open_interest(batch.open_interest)
             live = True
         self.n_inputs += fx.n_inputs
+        if self.chain is not None and live:
+            self.chain.expire(self.last_ts_ns)  # settled contracts leave the state and every aggregate
         if live:
             fx.triggers = self.evaluate()
             if snapshot or (snapshot is None and self.snapshot_due(self.settings.analytics_interval_s)):
@@ -277,13 +251,8 @@ class UnderlyingEngine:
         self.last_ts_ns = max(self.last_ts_ns, ts)
         if symbol == self.underlying:
             self.flows.on_spot(ts, px)
-            ch = self.chain
-            if ch is not None:
-                first = ch.eval_spot != ch.eval_spot  # chain created before any spot print
-                ch.on_spot(px, ts)                   # O(1); reprices past its move/age thresholds
-                if first:
-                    ch.reprice(px, ts)
-                    ch.recentre(px)
+            if self.chain is not None:
+                self.chain.on_spot(px, ts)  # O(1); reprices past its move/age thresholds
         elif symbol == "VIX":
             self.flows.on_vol_index(ts, px)
 
@@ -328,75 +297,29 @@ class UnderlyingEngine:
             self.flows.on_daily_close(_date.fromordinal(day), *close)
 
     def _fold_quotes(self, q: Table) -> int:
-        """A batch of quotes, conflated to the latest per contract: one vectorized IV solve, then the chain.
-
-        IVs are solved against each expiry's put–call-parity forward (from this batch where it
-        quotes both sides of a strike, else from the chain's state), not against the last spot
-        print: quotes and index ticks travel on different topics, so the spot may be older than the
-        quotes (e.g. across an overnight gap). Returns how many quotes were conflated away.
-        """
-        keep = conflate(q["expiry_ts_ns"], q["strike"], q["is_call"])
-        n_all = size(q)
-        if len(keep) < n_all:
-            q = {k: v[keep] for k, v in q.items()}
-        ts_all = q["ts_ns"]
-        ch = self._chain(int(ts_all[0]))
-        n = len(ts_all)
-        r, q_div = self.settings.rate, self.settings.div_yield
-        bid, ask = q["bid"], q["ask"]
-        mids = np.where(bid > 0, (bid + ask) * 0.5, math.nan)
-        strikes = q["strike"].astype(float)
-        expiry = q["expiry_ts_ns"]
-        t = (expiry - ts_all) / NS_PER_YEAR
-        calls = q["is_call"].astype(bool)
-        spot_eq = np.full(n, ch.spot)
-        for e in np.unique(expiry).tolist():
-            idx = np.flatnonzero(expiry == e)
-            fwd = self._batch_forward(strikes[idx], mids[idx], calls[idx], float(t[idx[0]]))
-            if fwd != fwd:
-                known = ch.forward(e, int(ts_all[idx[0]]))
-                fwd = known.forward if known is not None else math.nan
-            if fwd == fwd:  # spot equivalent of the forward: S = F e^{-(r-q)T}
-                spot_eq[idx] = fwd * np.exp(-(r - q_div) * t[idx])
-        ok = np.isfinite(spot_eq)
-        vols = np.full(n, math.nan)  # no forward and no spot yet: no IV until re-quoted
-        if ok.any():
-            vols[ok], _ = ivsolve.implied_vol_batch(mids[ok], spot_eq[ok], strikes[ok], t[ok], r, q_div, calls[ok])
-        right = np.where(calls, "C", "P")
-        for e, k, rt, b, a, ts, v in zip(expiry.tolist(), strikes.tolist(), right.tolist(), bid.tolist(),
-                                         ask.tolist(), ts_all.tolist(), vols.tolist()):
-            c = ch.on_quote(e, k, rt, b, a, ts, iv=v)
-            if c is not None:
-                self.vix.update_quote(e, k, rt, b, a)
-                self.vix9d.update_quote(e, k, rt, b, a)
-        self.last_ts_ns = max(self.last_ts_ns, int(ts_all.max()))
-        return n_all - n
-
-    def _batch_forward(self, strikes: np.ndarray, mids: np.ndarray, calls: np.ndarray, t: float) -> float:
-        """Parity forward of one expiry from the call/put pairs quoted in this batch (NaN if none)."""
-        cm = dict(zip(strikes[calls].tolist(), mids[calls].tolist()))
-        pairs = [(k, cm[k], p) for k, p in zip(strikes[~calls].tolist(), mids[~calls].tolist()) if k in cm]
-        if not pairs:
-            return math.nan
-        k, c, p = (np.array(x) for x in zip(*pairs))
-        return forward_from_parity(k, c, p, t, self.settings.rate)[0]
+        """A batch of quotes into the chain (core/chain.py ``ChainBook.apply_quotes``: conflated to the
+        latest per contract, IVs solved vectorized against each expiry's put–call-parity forward, since
+        the last spot print may be older than the quotes). Returns how many quotes were conflated away."""
+        ch = self._chain(int(q["ts_ns"][0]))
+        before = ch.conflated_quotes
+        ch.apply_quotes(q["ts_ns"], q["expiry_ts_ns"], q["strike"], q["is_call"], q["bid"], q["ask"])
+        self.last_ts_ns = max(self.last_ts_ns, int(q["ts_ns"].max()))
+        return ch.conflated_quotes - before
 
     def _fold_open_interest(self, o: Table) -> None:
-        ch = self._chain(int(o["ts_ns"][0]))
-        for e, k, c, n in zip(o["expiry_ts_ns"].tolist(), o["strike"].tolist(), o["is_call"].tolist(),
-                              o["open_interest"].tolist()):
-            ch.on_open_interest(e, float(k), "C" if c else "P", n)
+        self._chain(int(o["ts_ns"][0])).apply_open_interest(o["expiry_ts_ns"], o["strike"], o["is_call"],
+                                                            o["open_interest"])
         self.last_ts_ns = max(self.last_ts_ns, int(o["ts_ns"].max()))
 
-    def _chain(self, ts_ns: int) -> ChainState:
+    def _chain(self, ts_ns: int) -> ChainBook:
         """The chain, created at the first quote or OI record (spot NaN until the first print)."""
         if self.chain is None:
             s = self.series.get(self.underlying)
             # full re-evaluation after a 0.25% move or 5 minutes of event time (chain.py documents
             # the error of the O(1) live reads in between)
-            self.chain = ChainState(s.last if s is not None else math.nan, ts_ns,
-                                    ChainConfig(rate=self.settings.rate, div_yield=self.settings.div_yield,
-                                                reprice_max_age_ns=300 * NS))
+            self.chain = ChainBook(s.last if s is not None else math.nan, ts_ns,
+                                   ChainConfig(rate=self.settings.rate, div_yield=self.settings.div_yield,
+                                               reprice_max_age_ns=300 * NS))
         return self.chain
 
     # -- outputs ---------------------------------------------------------------------------------
@@ -425,39 +348,33 @@ class UnderlyingEngine:
         return getattr(s, name).get()
 
     def chain_values(self) -> dict[str, float]:
-        """Dealer exposures and our volatility indices from the chain (NaN before any quote)."""
+        """Dealer exposures and our volatility indices from the chain (NaN before any quote).
+
+        The profile, flip, walls and our VIX are computed here, at evaluation cadence (amortized),
+        not per quote. ``*_0dte_*`` is what settles today; ``*_next_rolloff_*`` what leaves the
+        aggregates at the next settlement (``next_rolloff_hours`` from now)."""
         ch = self.chain
-        out = {k: math.nan for k in ("gex_usd_per_pct", "delta_exposure_usd", "vanna_usd_per_vol_pt",
-                                     "charm_usd_per_day", "gex_0dte_usd_per_pct", "gamma_flip", "call_wall",
-                                     "put_wall", "abs_gamma_strike", "atm_iv", "vix_calc", "vix9d_calc")}
+        out = dict.fromkeys(CHAIN_SIGNALS, math.nan)
         if ch is None:
             return out
         ts = self.last_ts_ns
         if ch.needs_reprice():
             ch.reprice()
         tot = ch.live_totals()
+        zd = ch.zero_dte()
+        cw, pw, ag = ch.walls()
         out.update(gex_usd_per_pct=tot.gex_usd_per_pct, delta_exposure_usd=tot.dex_usd,
                    vanna_usd_per_vol_pt=tot.vanna_usd_per_vol_pt, charm_usd_per_day=tot.charm_usd_per_day,
-                   gex_0dte_usd_per_pct=ch.zero_dte().gex_usd_per_pct, gamma_flip=ch.gamma_flip(),
-                   call_wall=ch.call_wall(), put_wall=ch.put_wall(), abs_gamma_strike=ch.abs_gamma_strike(),
-                   atm_iv=self._atm_iv(ts))
+                   gex_0dte_usd_per_pct=zd.gex_usd_per_pct, charm_0dte_usd_per_day=zd.charm_usd_per_day,
+                   gamma_flip=ch.gamma_flip(), call_wall=cw, put_wall=pw, abs_gamma_strike=ag,
+                   atm_iv=ch.atm_iv(ts), vix_calc=ch.vix(ts, VIX).value, vix9d_calc=ch.vix(ts, VIX9D).value)
+        nxt = ch.next_rolloff(ts)
+        if nxt is not None:
+            out.update(gex_next_rolloff_usd_per_pct=nxt[1].gex_usd_per_pct,
+                       charm_next_rolloff_usd_per_day=nxt[1].charm_usd_per_day,
+                       next_rolloff_hours=(nxt[0] - ts) / (3600 * NS))
         self.flows.on_exposures(ts, tot.gex_usd_per_pct, tot.vanna_usd_per_vol_pt, tot.charm_usd_per_day)
-        out["vix_calc"] = self.vix.value(ts).value
-        out["vix9d_calc"] = self.vix9d.value(ts).value
         return out
-
-    def _atm_iv(self, ts: int) -> float:
-        """Mean call/put IV at the parity strike of the first expiry at least 7 days out."""
-        ch = self.chain
-        for c_exp in sorted(self.vix.terms):
-            if c_exp - ts < 7 * 86_400 * NS:
-                continue
-            fwd = ch.forward(c_exp, ts)
-            if fwd is None:
-                continue
-            ivs = [c.iv for r in "CP" if (c := ch.get((c_exp, fwd.strike, r))) is not None and c.iv == c.iv]
-            return sum(ivs) / len(ivs) if ivs else math.nan
-        return math.nan
 
     def signals(self) -> dict[str, float]:
         """Every named signal (units in the names); NaN where not computable.
@@ -493,6 +410,69 @@ class UnderlyingEngine:
     def snapshot(self) -> AnalyticsSnapshot:
         self.last_snapshot_ns = self.last_ts_ns
         return AnalyticsSnapshot(self.underlying, self.last_ts_ns, self.values(), input_seq=self.n_inputs)
+
+
+CHAIN_SIGNALS = ("gex_usd_per_pct", "delta_exposure_usd", "vanna_usd_per_vol_pt", "charm_usd_per_day",
+                 "gex_0dte_usd_per_pct", "charm_0dte_usd_per_day", "gex_next_rolloff_usd_per_pct",
+                 "charm_next_rolloff_usd_per_day", "next_rolloff_hours", "gamma_flip", "call_wall", "put_wall",
+                 "abs_gamma_strike", "atm_iv", "vix_calc", "vix9d_calc")
+
+
+def pack(state: dict[str, Any]) -> bytes:
+    """Plain data with numpy arrays → bytes, bit for bit: a JSON header (stdlib json keeps NaN, the
+    estimators' "not yet"; arrays replaced by references) and the arrays' raw bytes; zlib-compressed."""
+    arrays: list[np.ndarray] = []
+
+    def walk(x: Any) -> Any:
+        if isinstance(x, np.ndarray):
+            arrays.append(np.ascontiguousarray(x))
+            return {"__nd__": len(arrays) - 1, "dtype": x.dtype.str, "shape": list(x.shape)}
+        if isinstance(x, dict):
+            return {k: walk(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [walk(v) for v in x]
+        if isinstance(x, np.generic):
+            return x.item()
+        return x
+
+    head = json.dumps(walk(state), separators=(",", ":")).encode()
+    return zlib.compress(len(head).to_bytes(8, "little") + head + b"".join(a.tobytes() for a in arrays), 1)
+
+
+def unpack(data: bytes) -> dict[str, Any]:
+    raw = zlib.decompress(data)
+    n = int.from_bytes(raw[:8], "little")
+    head = json.loads(raw[8:8 + n])
+    pos = 8 + n
+    refs: list[dict] = []
+
+    def collect(x: Any) -> None:
+        if isinstance(x, dict):
+            if "__nd__" in x:
+                refs.append(x)
+            else:
+                for v in x.values():
+                    collect(v)
+        elif isinstance(x, list):
+            for v in x:
+                collect(v)
+
+    collect(head)
+    arrays: dict[int, np.ndarray] = {}
+    for ref in sorted(refs, key=lambda r: r["__nd__"]):
+        dt = np.dtype(ref["dtype"])
+        count = int(np.prod(ref["shape"], dtype=np.int64))
+        arrays[ref["__nd__"]] = np.frombuffer(raw, dt, count, pos).reshape(ref["shape"]).copy()
+        pos += count * dt.itemsize
+
+    def build(x: Any) -> Any:
+        if isinstance(x, dict):
+            return arrays[x["__nd__"]] if "__nd__" in x else {k: build(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [build(v) for v in x]
+        return x
+
+    return build(head)
 
 
 def index_table(rows: Sequence[tuple], underlying: str = "SPX") -> Table:
