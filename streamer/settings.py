@@ -24,10 +24,14 @@ class Settings:
     #: Prometheus endpoint of the worker (9308: unassigned in Prometheus' port allocation list)
     metrics_addr: str = "127.0.0.1"
     metrics_port: int = 9308
-    #: event-time interval between analytics snapshots per underlying, seconds
+    #: event-time segment length, seconds: the inputs of a segment are applied together, then the rules run
+    #: and a snapshot is published (streamer/pipeline.py); the smallest delay an output can have
     analytics_interval_s: float = 1.0
     #: the worker fetches at most this many records per call (aiokafka getmany), over all its partitions
     fetch_max_records: int = 20_000
+    #: event-time interval between recomputations of the GEX profile and gamma flip (O(contracts × 60 grid
+    #: points): ~20 ms at 20k contracts); snapshots in between reuse the last one
+    profile_interval_s: float = 1.0
     #: event-time order across the input topics of a partition (streamer/pipeline.py): a segment waits at
     #: most this long (wall clock) for a topic that is read to its end but behind (Kafka Streams'
     #: max.task.idle.ms) ...
