@@ -244,7 +244,9 @@ class Metrics:
         self.partitions_assigned_g = Gauge(
             "streamer_partitions_assigned", "Input partitions this worker owns (and has loaded).", **r)
         self.worker_up_g = Gauge(
-            "streamer_worker_up", "1 while the worker's agents are running, 0 when stopping.", **r)
+            "streamer_worker_up",
+            "1 while the worker serves (partitions loaded, broker reachable); 0 while starting, "
+            "stopping or cut off from the broker.", **r)
         self.build_info_i = Info("streamer_build", "Build and runtime versions.", **r)
 
         # --- rules ----------------------------------------------------------------------

@@ -40,6 +40,8 @@ class Settings:
     watermark_idle_s: float = 5.0
     #: wall-clock interval between checkpoints of each partition's engines to the state topic
     checkpoint_interval_s: float = 10.0
+    #: /readyz fails while the worker is more than this many input messages behind (about 10 s at 100k msg/s)
+    ready_max_lag: int = 1_000_000
     #: consumer-group session timeout: how long a crashed worker holds its partitions (aiokafka's default)
     session_timeout_s: float = 10.0
     #: static group membership (KIP-345): a stable id per worker (e.g. the pod name) lets a restarted

@@ -45,6 +45,7 @@ from streamer.codecs import dumps, loads
 from streamer.core.rules import RuleError, RuleSet
 from streamer.engine import UnderlyingEngine, load_rules
 from streamer.errors import InvalidMessage
+from streamer.logs import bound_logs
 from streamer.metrics import METRICS
 from streamer.pipeline import KINDS, PartitionMerger, decode_chunk, size
 from streamer.settings import Settings
@@ -62,23 +63,6 @@ class _Boot(BootStrategy):
 
 class _App(faust.App):
     BootStrategy = _Boot
-
-
-class _LogLimiter:
-    """At most one log line per key per ``every_s``; the next line says how many were suppressed."""
-
-    def __init__(self, every_s: float = 10.0) -> None:
-        self.every_s = every_s
-        self.last: dict[str, tuple[float, int]] = {}
-
-    def __call__(self, key: str, level: int, msg: str, *args: Any) -> None:
-        now = time.monotonic()
-        t, n = self.last.get(key, (-math.inf, 0))
-        if now - t < self.every_s:
-            self.last[key] = (t, n + 1)
-            return
-        self.last[key] = (now, 0)
-        log.log(level, msg + (f" ({n} similar suppressed)" if n else ""), *args)
 
 
 def encode_checkpoint(header: dict, engine_bytes: bytes) -> bytes:
@@ -116,7 +100,7 @@ class Pipeline(mode.Service):
         self.producer: AIOKafkaProducer | None = None
         self.inflight: list[asyncio.Future] = []
         self.serving = False
-        self.limiter = _LogLimiter()
+        self.lag = 0  # input messages behind the brokers' high-water marks, all owned partitions
         self.kind_of = {t: i for i, t in enumerate(self.names.inputs())}
         super().__init__(**kw)
 
@@ -187,6 +171,7 @@ class Pipeline(mode.Service):
             self.serving = True
             self.worker.on_ready()
 
+
     # -- input -----------------------------------------------------------------------------------
 
     async def _fetched(self, part: PartitionState, tp: TopicPartition, records: list, now: int) -> None:
@@ -227,6 +212,7 @@ class Pipeline(mode.Service):
     def _positions(self, now: int) -> None:
         """High-water marks of every owned input partition (a topic with nothing new is caught up)."""
         assert self.consumer is not None
+        self.lag = 0
         for tp in self.consumer.assignment():
             part = self.partitions.get(tp.partition)
             hw = self.consumer.highwater(tp)
@@ -235,7 +221,19 @@ class Pipeline(mode.Service):
             kind = self.kind_of[tp.topic]
             part.merger.position(kind, highwater=hw)
             st = part.merger.topics[kind]
-            METRICS.consumer_lag(tp.topic, str(tp.partition)).set(max(hw - st.next_offset, 0))
+            lag = max(hw - st.next_offset, 0)
+            self.lag += lag
+            METRICS.consumer_lag(tp.topic, str(tp.partition)).set(lag)
+
+    def broker_reachable(self) -> bool:
+        """A group coordinator is known and a connection to a broker is up (aiokafka marks the coordinator
+        dead and drops connections on failed requests; read from any thread, no I/O)."""
+        c = self.consumer
+        if c is None:
+            return False
+        if c._coordinator is None or c._coordinator.coordinator_id is None:
+            return False
+        return any(conn.connected() for conn in list(c._client._conns.values()))
 
     async def _reject(self, record, err: InvalidMessage) -> None:
         dl = schemas.dead_letter(record.value, record.key, record.topic, record.partition, record.offset, err,
@@ -244,8 +242,7 @@ class Pipeline(mode.Service):
         self.inflight.append(await self.producer.send(self.names.dead_letters, schemas.encode(dl), key=key))
         METRICS.dead_letters(err.reason).inc()
         METRICS.msgs_out(self.names.dead_letters).inc()
-        self.limiter(f"dlq:{err.reason}", logging.WARNING, "dead-lettered %s[%d]@%d: %s", record.topic,
-                     record.partition, record.offset, str(err)[:300])
+        log.warning("dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset, err)
 
     # -- processing ------------------------------------------------------------------------------
 
@@ -402,6 +399,12 @@ class _Rebalance(ConsumerRebalanceListener):
         METRICS.partitions_assigned_g.set(len(self.pipe.partitions))
 
 
+class _FaustWorker(faust.Worker):
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        super().on_setup_root_logger(logger, level)
+        bound_logs()  # a broker outage must not write hundreds of identical lines a second
+
+
 class Worker:
     """The Faust app (process runtime), the rules, the gauges, and the :class:`Pipeline` that does the work."""
 
@@ -419,7 +422,21 @@ class Worker:
         for t in self.names.outputs():
             self.metrics.declare_topic(t, source=False, sink=True)
         self.app.timer(2.0)(self._watch_rules)
+        self.app.timer(1.0)(self._watch_broker)
         self.pipeline: Pipeline | None = None
+
+    def readiness(self) -> tuple[bool, str]:
+        """For /readyz (called from the HTTP thread: reads attributes only)."""
+        pipe = self.pipeline
+        if pipe is None or not pipe.serving:
+            return False, "starting: joining the consumer group, loading checkpoints"
+        if not pipe.partitions:
+            return False, "no input partition assigned (more workers than partitions?)"
+        if not pipe.broker_reachable():
+            return False, "broker unreachable: no group coordinator or broker connection"
+        if pipe.lag > self.settings.ready_max_lag:
+            return False, f"lagging: {pipe.lag} input messages behind (ready_max_lag {self.settings.ready_max_lag})"
+        return True, f"serving partitions {sorted(pipe.partitions)}, lag {pipe.lag}"
 
     def on_ready(self) -> None:
         """Partitions assigned, checkpoints loaded, inputs sought: from here on the worker is serving."""
@@ -429,11 +446,18 @@ class Worker:
     def run(self, loglevel: str = "warning") -> None:
         """Run until SIGTERM/SIGINT (the Faust worker handles the signals and a clean shutdown)."""
         self.pipeline = Pipeline(self, loop=None)
-        faust.Worker(self.app, self.pipeline, loglevel=loglevel, quiet=True,
+        _FaustWorker(self.app, self.pipeline, loglevel=loglevel, quiet=True,
                      redirect_stdouts=False).execute_from_commandline()
 
     def new_rules(self) -> RuleSet:
         return RuleSet.from_toml(self.rules_text) if self.rules_text else load_rules(self.settings)
+
+    async def _watch_broker(self) -> None:
+        """``streamer_worker_up`` follows the broker: 0 while it is unreachable (the pipeline itself may be
+        blocked waiting for a delivery then), 1 again when it is back."""
+        pipe = self.pipeline
+        up = pipe is not None and pipe.serving and pipe.broker_reachable()
+        self.metrics.worker_up_g.set(1.0 if up else 0.0)
 
     # -- rule hot reload -------------------------------------------------------------------------
 

@@ -8,6 +8,8 @@ import dataclasses
 import math
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections import defaultdict
 from pathlib import Path
 from typing import NamedTuple
@@ -78,6 +80,14 @@ def wait_for(cond, timeout: float, what: str, worker: WorkerProcess | None = Non
             assert worker.proc.poll() is None, f"worker died: see {worker.log.name}"
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def readyz(w: WorkerProcess) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{w.metrics_port}/readyz", timeout=2) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
 
 
 def applied(w: WorkerProcess, underlying: str = "SPX") -> float:
@@ -152,11 +162,18 @@ def test_broker_outage_mid_stream(start_worker, election):
         publish(s, None, events=events)
         w = WorkerProcess("outage-", cfg.bootstrap, env=FAST_RECOVERY)
         wait_for(lambda: applied(w) >= 0.3 * len(events), 180, "30% applied", w)
+        assert readyz(w)[0] == 200
         broker.stop(cfg, quiet=True)
-        time.sleep(8)
+        wait_for(lambda: w.value("streamer_worker_up") == 0, 30, "worker_up 0 while the broker is down", w)
+        code, reason = readyz(w)
+        assert code == 503 and "broker unreachable" in reason
+        time.sleep(3)
         assert w.proc.poll() is None, "the worker survives the outage"
         broker.start(cfg, quiet=True)
         wait_for(lambda: applied(w) == len(events), 240, "every input applied after the outage", w)
+        wait_for(lambda: readyz(w)[0] == 200 and w.value("streamer_worker_up") == 1, 30, "ready again", w)
+        log = Path(w.log.name).read_text(errors="replace")
+        assert log.count("Unable connect to node") <= 3, "repeated connection errors are rate-limited"
         assert_same_as_reference(s, events)
     finally:
         if w is not None:
