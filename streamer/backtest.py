@@ -37,8 +37,10 @@ NY = ZoneInfo("America/New_York")
 RECORDED = (
     "spx_last", "vix_last", "vix_change_ratio", "vix_change_pct_rank", "spx_change_ratio",
     "vol_control_exposure_ratio", "risk_parity_equity_alloc_ratio", "cta_position_ratio",
-    "flow_vol_control_today_usd", "flow_vol_control_next_close_usd", "flow_vol_control_1w_usd",
-    "flow_vol_control_2w_usd", "flow_vol_control_1m_usd", "flow_risk_parity_today_usd", "flow_cta_today_usd",
+    "flow_vol_control_today_usd", "flow_vol_control_next_close_usd", "flow_vol_control_set_usd",
+    "flow_vol_control_1w_usd", "flow_vol_control_2w_usd", "flow_vol_control_1m_usd",
+    "flow_vol_control_after_lag_1w_usd", "flow_vol_control_after_lag_1m_usd",
+    "flow_vol_control_after_lag_1m_implied_usd", "flow_vol_control_1m_implied_usd", "flow_risk_parity_today_usd", "flow_cta_today_usd",
     "flow_leveraged_etf_close_usd", "flow_dealer_gamma_usd", "flow_dealer_vanna_usd",
     "flow_dealer_charm_usd", "flow_dealer_total_usd", "flow_systematic_today_usd",
 )
@@ -291,6 +293,57 @@ def vix_seed_closes(vix_path: str | Path, before: str, days: int) -> list[float]
     s = read_daily(vix_path)
     vals = [v for d, v in zip(s.dates, s.values.tolist()) if d < before]
     return vals[-(days + 1):]
+
+
+@dataclass(slots=True, frozen=True)
+class RuleStats:
+    """Per-rule statistics over a backtest window (VALIDATION.md (e), issue 9 item 7).
+
+    ``clustered_share``: fraction of the rule's events that come within ``cluster_sessions``
+    sessions of its previous event. ``fwd_mean[k]``: mean SPX close-to-close return over the k
+    sessions after the event's close (events with k sessions of history left); ``fwd_base[k]``: the
+    same over every session of the window (the unconditional average). ``fwd_up[k]``: share of
+    events followed by a positive k-session return.
+    """
+
+    rule: str
+    events: int
+    per_year: float
+    clustered_share: float
+    fwd_mean: dict[int, float]
+    fwd_up: dict[int, float]
+    fwd_n: dict[int, int]
+    fwd_base: dict[int, float]
+
+
+def rule_statistics(res: BacktestResult, horizons: tuple[int, ...] = (1, 5, 21),
+                    cluster_sessions: int = 10) -> list[RuleStats]:
+    """Events a year, clustering and forward SPX returns per rule over ``res.window()``."""
+    w = res.window()
+    spx = np.asarray(res.series["spx_last"], dtype=float)
+    n_days = w.stop - w.start
+    years = n_days / 252.0
+    pos = {d: i for i, d in enumerate(res.dates)}
+    base = {}
+    for k in horizons:
+        idx = np.arange(w.start, min(w.stop, len(spx) - k))
+        base[k] = float(np.mean(spx[idx + k] / spx[idx] - 1.0)) if len(idx) else math.nan
+    by_rule: dict[str, list[int]] = {}
+    for ev, d in zip(res.events, res.event_dates):
+        by_rule.setdefault(ev.rule, []).append(pos[d])
+    out = []
+    for rule in sorted(by_rule):
+        ii = sorted(by_rule[rule])
+        clustered = sum(1 for a, b in zip(ii, ii[1:]) if b - a <= cluster_sessions)
+        mean, up, cnt = {}, {}, {}
+        for k in horizons:
+            r = np.array([spx[i + k] / spx[i] - 1.0 for i in ii if i + k < len(spx)])
+            cnt[k] = len(r)
+            mean[k] = float(r.mean()) if len(r) else math.nan
+            up[k] = float((r > 0).mean()) if len(r) else math.nan
+        out.append(RuleStats(rule, len(ii), len(ii) / years if years > 0 else math.nan,
+                             clustered / len(ii), mean, up, cnt, base))
+    return out
 
 
 def events_table(res: BacktestResult) -> list[dict[str, Any]]:

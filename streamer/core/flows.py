@@ -81,10 +81,23 @@ class VolFamily:
 
 @dataclass(slots=True, frozen=True)
 class PathScenario:
-    """A projection path: ``daily_returns`` (log returns) repeated day after day."""
+    """A projection path: ``daily_returns`` (log returns) repeated day after day.
+
+    With ``implied_vol_scale`` set, the path is instead +-a alternating with
+    a = scale x VIX / 100 / sqrt(252): the tape realizes the vol the options market prices (the
+    VIX at projection time, live during the session), ``daily_returns`` is then unused.
+    """
 
     name: str
     daily_returns: tuple[float, ...]
+    implied_vol_scale: float | None = None
+
+    def returns(self, vix: float) -> tuple[float, ...]:
+        """The daily log returns of the path (NaN for an implied path without a VIX level)."""
+        if self.implied_vol_scale is None:
+            return self.daily_returns
+        a = self.implied_vol_scale * vix / 100.0 / math.sqrt(realized.TRADING_DAYS_PER_YEAR) if vix > 0 else _NAN
+        return (a, -a)
 
 
 @dataclass(slots=True, frozen=True)
@@ -93,6 +106,12 @@ class VolControlConfig:
     scenarios: tuple[PathScenario, ...]
     horizons_days: tuple[tuple[str, int], ...]
     base_scenario: str
+    reproject_interval_s: float = 300.0   # live re-projection throttle, seconds of event time
+
+    @property
+    def lag_days(self) -> int:
+        """Execution lag of the projection: the largest family lag (flows this many closes ahead are set)."""
+        return max(f.lag_days for f in self.families)
 
 
 @dataclass(slots=True, frozen=True)
@@ -186,13 +205,20 @@ class FlowConfig:
                       tuple(f.int_list("windows_days")), f.pos("target_vol"), f.pos("cap"),
                       f.nonneg_int("lag_days"), f.nonneg("aum_usd"))
             for f in vc.table_list("families"))
-        scens = tuple(PathScenario(s.str("name"), tuple(s.float_list("daily_returns")))
-                      for s in vc.table_list("scenarios"))
+        scens = []
+        for sr in vc.table_list("scenarios"):
+            if "implied_vol_scale" in sr.d:
+                scens.append(PathScenario(sr.str("name"), (), sr.pos("implied_vol_scale")))
+            else:
+                scens.append(PathScenario(sr.str("name"), tuple(sr.float_list("daily_returns"))))
+            sr.done()
+        scens = tuple(scens)
         hz = vc.section("horizons_days")
         horizons = tuple((k, hz.pos_int(k)) for k in hz.keys())
         base = vc.str("base_scenario")
         if base not in {s.name for s in scens}:
             raise ConfigError("vol_control.base_scenario", f"{base!r} is not a scenario name")
+        reproject_s = vc.pos("reproject_interval_s")
         vc.done(), hz.done()
         rp = r.section("risk_parity")
         rpc = RiskParityConfig(rp.nonneg("aum_usd"), rp.pos("target_vol"), rp.pos("max_leverage"),
@@ -225,7 +251,7 @@ class FlowConfig:
         de = r.section("dealer")
         dc = DealerConfig(de.nonneg("charm_horizon_days"))
         de.done()
-        cfg = cls(VolControlConfig(fams, scens, horizons, base), rpc, ctc, lec, dc,
+        cfg = cls(VolControlConfig(fams, scens, horizons, base, reproject_s), rpc, ctc, lec, dc,
                   vh.pos_int("rank_window_days"), vh.pos_int("min_history_days"))
         vh.done(), r.done()
         return cfg
@@ -493,27 +519,65 @@ class VolControl:
         """$ traded at the last close = AUM x change of the applied exposure."""
         return self.exposure_usd - self.prev_exposure_usd
 
-    def project(self, scenario: PathScenario | str, days: int) -> list[float]:
+    def project(self, scenario: PathScenario | str, days: int, first_close: float | None = None,
+                vix: float = _NAN) -> list[float]:
         """Cumulative $ flow after each of the next ``days`` closes along ``scenario``'s path.
 
         Element k-1 is AUM x (exposure applied k closes ahead - exposure applied now). The first
-        ``lag_days`` steps are already determined by realized closes (the lag).
+        ``lag_days`` steps are already determined by realized closes (the lag). ``first_close``
+        (e.g. the live spot during the session) replaces the first synthetic close: it is the
+        provisional close of the session under way; the scenario's returns start after it.
+        ``vix`` is the implied vol level of an implied-vol scenario (ignored by the others).
         """
         if isinstance(scenario, str):
             scenario = next(s for s in self.cfg.scenarios if s.name == scenario)
         base = self.exposure_usd
         if days <= 0:
             return []
-        if base != base or self.last_close != self.last_close:
+        rets = scenario.returns(vix)
+        if base != base or self.last_close != self.last_close or rets[0] != rets[0]:
             return [_NAN] * days
         fams = [f.copy() for f in self.families]
         out = []
         p = self.last_close
-        rets = scenario.daily_returns
+        shift = 0
         for k in range(days):
-            p = p * math.exp(rets[k % len(rets)])
+            if k == 0 and first_close is not None:
+                p, shift = first_close, 1
+            else:
+                p = p * math.exp(rets[(k - shift) % len(rets)])
             e = sum(f.cfg.aum_usd * f.step(p) for f in fams)
             out.append(e - base)
+        return out
+
+    def projection_signals(self, first_close: float | None = None, vix: float = _NAN) -> dict[str, float]:
+        """Every projection signal, from the official close or a provisional one (live spot).
+
+        ``flow_vol_control_next_close_usd``: the flow at the next close. ``flow_vol_control_set_usd``:
+        the cumulative flow over the next L = ``lag_days`` closes, already set by realized closes
+        (executes whatever the path). ``flow_vol_control_<h>[_<scenario>]_usd``: cumulative over the
+        next h closes. ``flow_vol_control_after_lag_<h>[_<scenario>]_usd``: cumulative over the h
+        closes *after* the set ones, the part the projection (path assumption, provisional close)
+        decides; set + after_lag_h counts no dollar twice with the set flow. Un-suffixed names are the
+        base scenario.
+        """
+        cfg = self.cfg
+        lag = cfg.lag_days
+        hmax = max(d for _, d in cfg.horizons_days) + lag
+        out: dict[str, float] = {"vol_control_projection_spx": self.last_close if first_close is None else first_close}
+        for sc in cfg.scenarios:
+            path = self.project(sc, hmax, first_close, vix)
+            done = path[lag - 1] if lag > 0 else 0.0
+            base = sc.name == cfg.base_scenario
+            for lab, d in cfg.horizons_days:
+                out[f"flow_vol_control_{lab}_{sc.name}_usd"] = path[d - 1]
+                out[f"flow_vol_control_after_lag_{lab}_{sc.name}_usd"] = path[lag + d - 1] - done
+                if base:
+                    out[f"flow_vol_control_{lab}_usd"] = path[d - 1]
+                    out[f"flow_vol_control_after_lag_{lab}_usd"] = path[lag + d - 1] - done
+            if base:
+                out["flow_vol_control_next_close_usd"] = path[0]
+                out["flow_vol_control_set_usd"] = done
         return out
 
     def to_state(self) -> dict[str, Any]:
@@ -869,14 +933,36 @@ class FlowBook:
         self.vix_ts_ns = 0
         self._daily: dict[str, float] = {}
         self._at_close = False     # True from on_daily_close until the next intraday print
+        # live vol-control projection (provisional close = live spot); None = none since the close
+        self._vc_live: dict[str, float] = {}
+        self._vc_live_ts_ns: int | None = None
+        self._reproject_ns = int(round(cfg.vol_control.reproject_interval_s * 1e9))
 
     # ------------------------------------------------------------------ inputs
 
     def on_spot(self, ts_ns: int, spx: float) -> None:
-        """Intraday SPX print (points): live leveraged-ETF and dealer-gamma flows, O(1)."""
+        """Intraday SPX print (points): live leveraged-ETF and dealer-gamma flows, O(1); and the
+        vol-control projection re-run with this print as the session's provisional close, on the
+        first print after a daily close and then at most once per ``reproject_interval_s`` of
+        event time (deterministic: the print times decide, not the wall clock)."""
+        if self._set_spot(ts_ns, spx):
+            self._at_close = False
+            self._maybe_reproject(ts_ns)
+
+    def _set_spot(self, ts_ns: int, spx: float) -> bool:
         if spx > 0 and math.isfinite(spx) and ts_ns >= self.spx_ts_ns:
             self.spx_last, self.spx_ts_ns = float(spx), ts_ns
-            self._at_close = False
+            return True
+        return False
+
+    def _maybe_reproject(self, ts_ns: int) -> None:
+        last = self._vc_live_ts_ns
+        if last is not None and ts_ns - last < self._reproject_ns:
+            return
+        if self.vol_control.exposure_usd != self.vol_control.exposure_usd:
+            return   # no exposure yet (warm-up): nothing to project
+        self._vc_live = self.vol_control.projection_signals(self.spx_last, self.vix_last)
+        self._vc_live_ts_ns = ts_ns
 
     def on_vol_index(self, ts_ns: int, vix: float) -> None:
         """Intraday VIX print (vol points): live change, its rank and dealer-vanna flow, O(1)."""
@@ -903,8 +989,9 @@ class FlowBook:
             return False
         self.last_date = ds
         self.n_days += 1
-        self.on_spot(self.spx_ts_ns, spx_close)
+        self._set_spot(self.spx_ts_ns, spx_close)
         self.on_vol_index(self.vix_ts_ns, vix_close)
+        self._vc_live, self._vc_live_ts_ns = {}, None   # the official close's projection replaces it
         # today's close as the "live" view (change, rank vs history before today, close flows)
         live = self._live()
         vc = self.vol_control
@@ -985,16 +1072,7 @@ class FlowBook:
         out["vol_control_exposure_ratio"] = vc.exposure_ratio()
         out["vol_control_exposure_usd"] = vc.exposure_usd
         out["flow_vol_control_today_usd"] = vc.flow_today_usd()
-        cfg = self.config.vol_control
-        hmax = max(d for _, d in cfg.horizons_days)
-        for sc in cfg.scenarios:
-            path = vc.project(sc, hmax)
-            for lab, d in cfg.horizons_days:
-                out[f"flow_vol_control_{lab}_{sc.name}_usd"] = path[d - 1]
-                if sc.name == cfg.base_scenario:
-                    out[f"flow_vol_control_{lab}_usd"] = path[d - 1]
-            if sc.name == cfg.base_scenario:
-                out["flow_vol_control_next_close_usd"] = path[0]
+        out.update(vc.projection_signals(None, self.vix_last))
         se, sb = rp.vols()
         out.update({"risk_parity_equity_vol_annual": se, "risk_parity_bond_vol_annual": sb,
                     "risk_parity_corr_ratio": rp.corr(), "risk_parity_leverage_ratio": rp.leverage,
@@ -1025,6 +1103,7 @@ class FlowBook:
         out = dict(self._daily)
         if not self._at_close:
             out.update(self._live())
+        out.update(self._vc_live)
         return out
 
     def signal_names(self) -> list[str]:
@@ -1036,8 +1115,9 @@ class FlowBook:
         return sorted(set(self._daily_values()) | set(self._live()) | {"flow_systematic_today_usd"})
 
     def project_vol_control(self, scenario: str, days: int) -> list[float]:
-        """Cumulative vol-control $ flow after each of the next ``days`` closes along ``scenario``."""
-        return self.vol_control.project(scenario, days)
+        """Cumulative vol-control $ flow after each of the next ``days`` closes along ``scenario``
+        (from the last official close; an implied-vol scenario uses the last VIX)."""
+        return self.vol_control.project(scenario, days, None, self.vix_last)
 
     # ------------------------------------------------------------------ state
 
@@ -1050,7 +1130,8 @@ class FlowBook:
                 "vol_control": self.vol_control.to_state(), "risk_parity": self.risk_parity.to_state(),
                 "cta": self.cta.to_state(), "dealer": self.dealer.to_state(),
                 "vix_changes": self.vix_changes.to_state(),
-                "daily": {k: _n(v) for k, v in self._daily.items()}}
+                "daily": {k: _n(v) for k, v in self._daily.items()},
+                "vc_live": {k: _n(v) for k, v in self._vc_live.items()}, "vc_live_ts_ns": self._vc_live_ts_ns}
 
     @classmethod
     def from_state(cls, d: Mapping[str, Any], config: FlowConfig | None = None) -> FlowBook:
@@ -1070,6 +1151,9 @@ class FlowBook:
         fb.vix_changes = RankHistory.from_state(d["vix_changes"])
         fb._daily = {k: _f(v) for k, v in d["daily"].items()}
         fb._at_close = bool(d["at_close"])
+        fb._vc_live = {k: _f(v) for k, v in d.get("vc_live", {}).items()}
+        ts = d.get("vc_live_ts_ns")
+        fb._vc_live_ts_ns = None if ts is None else int(ts)
         return fb
 
 

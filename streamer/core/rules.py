@@ -16,7 +16,8 @@ Rule file format (see ``streamer/rules/default.toml`` for a documented example):
     direction = "buy"                       # buy | sell
     severity = "warning"                    # info | warning | critical
     critical = { signal = "vix_change_ratio", op = "<=", value = -0.20 }   # optional upgrade
-    notional = "flow_vol_control_1m_usd"    # a signal name or a list (summed, NaN terms skipped)
+    notional = ["flow_dealer_vanna_usd", "flow_dealer_charm_usd"]   # a signal or a list (summed, NaN terms skipped)
+    notional_min = 5e9                      # optional: fire only when |notional| >= this (USD)
     context = ["spx_change_ratio"]          # optional: extra signal values copied into inputs
     cooldown = "1d"                         # optional, durations: s m h d w y (y = 365 d)
     when.all = [                            # all = AND, any = OR; items nest
@@ -30,6 +31,13 @@ long ago, from a bounded sampled history); ``percentile_window`` (fraction of th
 one per ``sample_every``, the last value of each period - that are <= the value now). A missing or
 NaN signal makes its leaf false. ``rearm`` (optional, per leaf) is the level the leaf must clear
 before the rule re-arms; the rule re-arms when the condition evaluated at the re-arm levels is false.
+
+Notional guard: a rule with a ``notional`` fires only when the summed notional is finite and has
+the sign of its direction (a BUY > 0, a SELL < 0) and at least ``notional_min`` in size; otherwise
+the firing is refused (the rule stays armed, ``Rule.n_refused`` counts it). The trigger names the
+flows it sums: ``inputs["notional:<signal>"]`` per term, the sum in ``estimated_notional_usd``, the
+guard level in ``thresholds["notional_usd_min"]`` (buy) / ``["notional_usd_max"]`` (sell), and the
+reason spells out the sum.
 """
 from __future__ import annotations
 
@@ -256,8 +264,28 @@ class Rule:
     context: tuple[str, ...] = ()
     cooldown_ns: int = 0
     critical: Group | None = None
+    notional_min: float = 0.0
     armed: bool = True
     last_fired_ns: int | None = None
+    n_refused: int = 0           # firings refused by the notional guard (diagnostic, not state)
+
+    def notional_of(self, signals: Mapping[str, float | None]) -> float | None:
+        """Sum of the notional signals (NaN/missing terms skipped); None if no finite term."""
+        vals = []
+        for k in self.notional:
+            v = signals.get(k)
+            if v is not None and math.isfinite(v):
+                vals.append(float(v))
+        return float(sum(vals)) if vals else None
+
+    def notional_ok(self, notional: float | None) -> bool:
+        """The guard: finite, with the direction's sign, at least ``notional_min`` in size."""
+        if not self.notional:
+            return True
+        if notional is None or not math.isfinite(notional):
+            return False
+        signed = notional if self.direction == "buy" else -notional
+        return signed > 0.0 and signed >= self.notional_min
 
     def evaluate(self, signals: Mapping[str, float | None], ts_ns: int) -> Fired | None:
         """Evaluate once (updates histories); a Fired record exactly when the rule fires."""
@@ -276,6 +304,10 @@ class Rule:
             return None
         if self.last_fired_ns is not None and ts_ns - self.last_fired_ns < self.cooldown_ns:
             return None
+        notional = self.notional_of(signals)
+        if not self.notional_ok(notional):
+            self.n_refused += 1
+            return None
         self.armed = False
         self.last_fired_ns = ts_ns
         inputs: dict[str, float | None] = {}
@@ -289,14 +321,19 @@ class Rule:
                 thresholds[f"{lf.key}_rearm"] = lf.rearm
             if res[id(lf)][1]:
                 parts.append(lf.describe(x))
-        for k in self.notional + self.context:
+        for k in self.context:
             v = signals.get(k)
             inputs[k] = None if v is None or v != v else float(v)
-        vals = [inputs[k] for k in self.notional if inputs[k] is not None]
-        notional = float(sum(vals)) if vals else None  # type: ignore[arg-type]
+        terms = []
+        for k in self.notional:
+            v = signals.get(k)
+            inputs[f"notional:{k}"] = x = None if v is None or not math.isfinite(v) else float(v)
+            terms.append(f"{k} {fmt_value('x_usd', x)}")
         reason = f"{self.description}: " + "; ".join(parts)
         if self.notional:
-            reason += f"; est. {fmt_value('x_usd', notional)} ({' + '.join(self.notional)})"
+            thresholds["notional_usd_min" if self.direction == "buy" else "notional_usd_max"] = (
+                self.notional_min if self.direction == "buy" else -self.notional_min)
+            reason += f"; est. {fmt_value('x_usd', notional)} = " + " + ".join(terms)
         return Fired(self.name, self.direction, "critical" if crit else self.severity, ts_ns,
                      inputs, thresholds, notional, reason)
 
@@ -365,6 +402,10 @@ class RuleSet:
                 out |= {lf.signal for lf in r.critical.leaves()}
         return out
 
+    def refused(self) -> dict[str, int]:
+        """Firings refused by the notional guard, per rule (since load; diagnostic)."""
+        return {r.name: r.n_refused for r in self.rules}
+
     def evaluate(self, signals: Mapping[str, float | None], ts_ns: int) -> list[Fired]:
         """Evaluate every rule on one snapshot of signals at event time ts_ns (UTC ns)."""
         out = []
@@ -427,8 +468,8 @@ class RuleSet:
         return cls(rules, source)
 
 
-_RULE_KEYS = {"name", "description", "direction", "severity", "notional", "context", "cooldown",
-              "when", "critical", "enabled"}
+_RULE_KEYS = {"name", "description", "direction", "severity", "notional", "notional_min", "context",
+              "cooldown", "when", "critical", "enabled"}
 _LEAF_KEYS = {"signal", "op", "value", "rearm", "change_over", "percentile_window", "sample_every"}
 
 
@@ -469,6 +510,11 @@ def _parse_rule(source: str, i: int, rd: Any, known: Collection[str] | None) -> 
         return tuple(v)
 
     notional, context = names("notional"), names("context")
+    notional_min = rd.get("notional_min", 0.0)
+    if not _num(notional_min) or notional_min < 0:
+        raise err("notional_min", f"must be a finite number >= 0 (USD), got {notional_min!r}")
+    if "notional_min" in rd and not notional:
+        raise err("notional_min", "only with a notional")
     try:
         cooldown = parse_duration_ns(rd.get("cooldown", 0))
     except ValueError as exc:
@@ -479,7 +525,7 @@ def _parse_rule(source: str, i: int, rd: Any, known: Collection[str] | None) -> 
     crit = _parse_node(rd["critical"], "critical", err, known) if "critical" in rd else None
     if not enabled:
         return None
-    return Rule(name, desc, direction, severity, when, notional, context, cooldown, crit)
+    return Rule(name, desc, direction, severity, when, notional, context, cooldown, crit, float(notional_min))
 
 
 def _parse_node(node: Any, path: str, err: Any, known: Collection[str] | None) -> Group:

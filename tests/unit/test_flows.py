@@ -72,8 +72,9 @@ def test_vol_control_projection_equals_feeding_the_path():
         assert fb.vol_control.to_state() == before
         p = c[-1]
         ext = list(c)
+        rets = sc.returns(20.0)      # an implied-vol scenario: +-VIX/100/sqrt(252) at the book's VIX
         for k in range(42):
-            p *= math.exp(sc.daily_returns[k % len(sc.daily_returns)])
+            p *= math.exp(rets[k % len(rets)])
             ext.append(p)
         ext = np.array(ext)
         e_now = sum(f.aum_usd * _batch_vc_exposure(c, f)[-1] for f in CFG.vol_control.families)

@@ -106,7 +106,7 @@ def test_default_rules_valid_against_flowbook_signals():
     known = set(FlowBook().signal_names())
     rs = RuleSet.default(known)
     assert {"election_vol_collapse", "vol_control_buying", "risk_parity_equity_shift", "cta_buy_signal",
-            "leveraged_etf_close_buying", "dealer_vanna_hedge_removal"} <= set(rs.names)
+            "leveraged_etf_close_buying", "vol_control_releveraging"} <= set(rs.names)
     assert rs.signals_used() <= known
 
 
