@@ -64,3 +64,30 @@ def test_leveraged_etf_flow_linear_in_return(rs):
     for k, r in enumerate(rs):
         fb.on_spot(k + 1, 5000.0 * (1 + r))
         assert math.isclose(fb.signals()["flow_leveraged_etf_close_usd"], slope * r, rel_tol=1e-9, abs_tol=1e-3)
+
+
+fin = st.floats(-1e11, 1e11, allow_nan=False)
+anyf = st.one_of(fin, st.just(float("nan")), st.just(float("inf")), st.just(float("-inf")), st.none())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(-2, 2, allow_nan=False), anyf, anyf), min_size=1, max_size=30),
+       st.sampled_from(["buy", "sell"]), st.floats(0, 5e10, allow_nan=False))
+def test_fired_notional_always_has_the_direction_sign(steps, direction, nmin):
+    """Whatever the signals, a fired BUY carries a finite notional > 0 (>= notional_min), a SELL < 0."""
+    from streamer.core.rules import RuleSet
+    rs = RuleSet.from_toml(f'''
+[[rule]]
+name = "r"
+direction = "{direction}"
+notional = ["a_usd", "b_usd"]
+notional_min = {nmin!r}
+when = {{ signal = "x", op = ">", value = 0, rearm = -1 }}
+''')
+    for t, (x, a, b) in enumerate(steps):
+        for f in rs.evaluate({"x": x, "a_usd": a, "b_usd": b}, t):
+            n = f.estimated_notional_usd
+            assert n is not None and math.isfinite(n)
+            assert (n > 0 and n >= nmin) if direction == "buy" else (n < 0 and -n >= nmin)
+            terms = [v for v in (a, b) if v is not None and math.isfinite(v)]
+            assert n == sum(terms)

@@ -1,24 +1,20 @@
 """`streamer backtest` end to end on the real daily files: events, schema, PNG, and the 2024-11-06 firing."""
 from __future__ import annotations
 
-import os
+import math
 from pathlib import Path
 
 import pytest
 
+from conftest import SHARED_DATA, require_shared_data
 from streamer.cli import main
 from streamer.schemas import event_id, parse_trigger_event
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-CI = os.environ.get("CI") == "true"
+DATA = require_shared_data(SHARED_DATA)
 
 
 @pytest.fixture(scope="module")
 def data_dir() -> Path:
-    if not (DATA / "spx_daily_ohlc_2015-01-02_2026-02-27.csv").exists():
-        if CI:
-            pytest.fail("real data missing under CI")
-        pytest.skip("real data not present")
     return DATA
 
 
@@ -52,3 +48,68 @@ def test_backtest_rejects_bad_rules_file(data_dir, tmp_path, capsys):
                "--events", str(tmp_path / "e.jsonl")])
     assert rc == 2
     assert "rule 'x'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------ 2016-2026: notionals and rule statistics
+
+
+@pytest.fixture(scope="module")
+def full_run(data_dir):
+    from streamer import backtest as bt
+    from streamer.core.flows import FlowConfig
+    from streamer.core.rules import RuleSet
+    from streamer.history import load_history
+
+    cfg = FlowConfig.default()
+    h = load_history(data_dir)
+    proxy = bt.dealer_proxy(bt.default_proxy_paths(data_dir))
+    seed = bt.vix_seed_closes(h.sources["vix"], h.dates[0], cfg.vix_rank_window_days)
+    rules = RuleSet.default()
+    return bt.run_backtest(h, config=cfg, rules=rules, proxy=proxy, vix_seed=seed, start="2016-01-01"), rules
+
+
+def test_no_buy_with_a_notional_at_or_below_zero_2016_2026(full_run):
+    res, rules = full_run
+    assert len(res.events) > 100
+    for e, d in zip(res.events, res.event_dates):
+        n = e.estimated_notional_usd
+        if e.direction == "buy":
+            assert n is not None and math.isfinite(n) and n > 0, (d, e.rule, n)
+        # the notional is the sum of the terms the trigger names
+        terms = {k: v for k, v in e.inputs.items() if k.startswith("notional:")}
+        assert terms and math.isclose(n, sum(v for v in terms.values() if v is not None), rel_tol=1e-12)
+        for k in terms:
+            assert k[len("notional:"):] in e.reason
+    # one event's dollars are not reported twice: rules firing together name disjoint flows
+    by_day: dict[str, list] = {}
+    for e, d in zip(res.events, res.event_dates):
+        by_day.setdefault(d, []).append(e)
+    for d, evs in by_day.items():
+        names = [k for e in evs for k in e.inputs if k.startswith("notional:")]
+        assert len(names) == len(set(names)), d
+    # 2024-11-06: the implied-vol collapse reports the flows implied vol drives, vanna + charm
+    nov6 = [e for e, d in zip(res.events, res.event_dates) if d == "2024-11-06" and e.rule == "election_vol_collapse"]
+    assert len(nov6) == 1
+    assert set(k for k in nov6[0].inputs if k.startswith("notional:")) == {
+        "notional:flow_dealer_vanna_usd", "notional:flow_dealer_charm_usd"}
+
+
+def test_rule_statistics_against_a_direct_count(full_run):
+    from streamer.backtest import rule_statistics
+    res, _ = full_run
+    stats = {s.rule: s for s in rule_statistics(res)}
+    w = res.window()
+    spx = res.series["spx_last"]
+    years = (w.stop - w.start) / 252
+    for rule, st in stats.items():
+        days = [res.dates.index(d) for e, d in zip(res.events, res.event_dates) if e.rule == rule]
+        assert st.events == len(days) and math.isclose(st.per_year, len(days) / years)
+        near = [b for a, b in zip(days, days[1:]) if b - a <= 10]
+        assert st.clustered_share == len(near) / len(days)
+        for k in (1, 5, 21):
+            r = [spx[i + k] / spx[i] - 1 for i in days if i + k < len(spx)]
+            assert st.fwd_n[k] == len(r)
+            if r:
+                assert math.isclose(st.fwd_mean[k], sum(r) / len(r), rel_tol=1e-9)
+            allr = [spx[i + k] / spx[i] - 1 for i in range(w.start, w.stop) if i + k < len(spx)]
+            assert math.isclose(st.fwd_base[k], sum(allr) / len(allr), rel_tol=1e-9)

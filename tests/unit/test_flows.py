@@ -214,3 +214,91 @@ def test_config_validation_names_the_field():
 
 def test_exposure_helper():
     assert vol_control_exposure(0.1, float("nan"), 1.5) != vol_control_exposure(0.1, float("nan"), 1.5)
+
+
+# ---------------------------------------------------------------- live vol-control re-projection
+
+MIN = 60 * 10**9
+
+
+def _warm_book(n: int = 300) -> FlowBook:
+    dates, c = _spx_closes()
+    fb = FlowBook()
+    for d, x in zip(dates[:n], c[:n]):
+        fb.on_daily_close(d, float(x), 18.0)
+    return fb
+
+
+def test_live_projection_equals_official_close_at_the_live_spot():
+    """Intraday, with the live spot S as provisional close, the projection equals what a copy of
+    the book computes after an *official* close at S (next date), shifted by that close's flow."""
+    fb = _warm_book()
+    fb.on_vol_index(1, 16.0)
+    s_live = fb.spx_prev_close * 1.021
+    fb.on_spot(2, s_live)
+    live = fb.signals()
+    assert live["vol_control_projection_spx"] == s_live
+    ref = FlowBook.from_state(fb.to_state())
+    ref.on_daily_close("2099-01-02", s_live, 16.0)
+    today = ref.signals()["flow_vol_control_today_usd"]       # the flow at the provisional close
+    assert math.isclose(live["flow_vol_control_next_close_usd"], today, rel_tol=1e-12)
+    assert math.isclose(live["flow_vol_control_set_usd"], today, rel_tol=1e-12)   # lag 1
+    for sc in CFG.vol_control.scenarios:
+        path = ref.project_vol_control(sc.name, 22)
+        for lab, d in CFG.vol_control.horizons_days:
+            got = live[f"flow_vol_control_after_lag_{lab}_{sc.name}_usd"]
+            assert math.isclose(got, path[d - 1], rel_tol=1e-9, abs_tol=1.0), (sc.name, lab)
+            assert math.isclose(live[f"flow_vol_control_{lab}_{sc.name}_usd"],
+                                today + (path[d - 2] if d > 1 else 0.0), rel_tol=1e-9, abs_tol=1.0)
+
+
+def test_live_projection_moves_with_the_spot_and_differs_from_the_close():
+    fb = _warm_book()
+    at_close = fb.signals()["flow_vol_control_after_lag_1m_usd"]
+    fb.on_spot(1, fb.spx_prev_close * 0.95)       # a -5% session: vol up, re-leveraging smaller
+    down = fb.signals()["flow_vol_control_after_lag_1m_usd"]
+    assert down < at_close
+
+
+def test_reprojection_throttle_is_event_time_and_deterministic():
+    fb = _warm_book()
+    p0 = fb.spx_prev_close
+    t0 = 1_700_000_000 * 10**9
+    seen = []
+    prints = [(t0, p0 * 1.01), (t0 + 4 * MIN, p0 * 0.97), (t0 + 5 * MIN - 1, p0 * 0.96),
+              (t0 + 5 * MIN, p0 * 0.99), (t0 + 6 * MIN, p0 * 1.02), (t0 + 10 * MIN, p0 * 1.03)]
+    twin = FlowBook.from_state(fb.to_state())
+    for ts, px in prints:
+        fb.on_spot(ts, px)
+        twin.on_spot(ts, px)
+        seen.append(fb.signals()["vol_control_projection_spx"])
+        assert fb.signals() == twin.signals() or all(
+            a == b or (a != a and b != b) for a, b in zip(fb.signals().values(), twin.signals().values()))
+    # re-projected on the first print, then only once 5 minutes of event time have passed
+    assert seen == [prints[0][1]] * 3 + [prints[3][1]] * 2 + [prints[5][1]]
+    # a checkpoint mid-throttle continues identically (the throttle clock is state)
+    b = FlowBook.from_state(fb.to_state())
+    for book in (fb, b):
+        book.on_spot(t0 + 12 * MIN, p0 * 0.9)
+    assert b.signals()["vol_control_projection_spx"] == fb.signals()["vol_control_projection_spx"] == prints[5][1]
+    # an official close replaces the live projection; the next print re-projects at once
+    fb.on_daily_close("2099-01-02", p0 * 1.03, 17.0)
+    assert fb.signals()["vol_control_projection_spx"] == p0 * 1.03
+    fb.on_spot(t0 + 12 * MIN + 1, p0 * 1.035)
+    assert fb.signals()["vol_control_projection_spx"] == p0 * 1.035
+
+
+def test_implied_vol_scenario_path_and_config():
+    sc = next(s for s in CFG.vol_control.scenarios if s.implied_vol_scale is not None)
+    a = 16.0 / 100 / math.sqrt(252)
+    assert sc.returns(16.0) == (a, -a)
+    assert all(x != x for x in sc.returns(float("nan")))
+    fb = _warm_book()
+    fb.vix_last = float("nan")
+    assert all(x != x for x in fb.project_vol_control(sc.name, 3))
+    text = DEFAULT_TOML.read_text().replace("reproject_interval_s = 300", "reproject_interval_s = 0")
+    with pytest.raises(ConfigError, match="reproject_interval_s"):
+        FlowConfig.from_toml(text)
+
+
+DEFAULT_TOML = Path(__file__).resolve().parents[2] / "streamer" / "config" / "flows.toml"

@@ -1,6 +1,8 @@
 """RuleSet: parsing, validation messages, semantics (hysteresis, cooldown, change, percentile), state."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -117,3 +119,80 @@ def test_state_roundtrip_and_hot_reload_keeps_state():
     rs2.load_state(rs.to_state())
     assert rs2.evaluate({"x_ratio": -0.3}, 10 * DAY) == []   # still disarmed: not cleared yet
     assert rs2.to_state() == rs.to_state() | {"r": rs2.to_state()["r"]}
+
+
+GUARD = '''
+[[rule]]
+name = "b"
+direction = "buy"
+notional = ["a_usd", "b_usd"]
+when = { signal = "x", op = ">", value = 0, rearm = -1 }
+[[rule]]
+name = "s"
+direction = "sell"
+notional = "a_usd"
+notional_min = 2e9
+when = { signal = "x", op = ">", value = 0, rearm = -1 }
+'''
+
+
+@pytest.mark.parametrize("a,b,buy,sell", [
+    (-1e9, 0.5e9, False, False),                      # sum -0.5bn: no BUY; |sum| < 2bn: no SELL
+    (-3e9, float("nan"), False, True),                # NaN term skipped: -3bn
+    (float("nan"), float("nan"), False, False),       # no finite term: neither
+    (float("inf"), 1e9, False, False),                # non-finite terms are skipped: b alone for the BUY
+    (0.0, 0.0, False, False),                         # zero is not a BUY
+    (1e9, 0.0, True, False),
+])
+def test_notional_guard_refuses_wrong_sign_and_non_finite(a, b, buy, sell):
+    rs = RuleSet.from_toml(GUARD)
+    got = {f.rule: f for f in rs.evaluate({"x": 1.0, "a_usd": a, "b_usd": b}, 0)}
+    if a == float("inf"):
+        buy = True    # inf is dropped from the sum, b = +1bn remains
+    assert ("b" in got) == buy and ("s" in got) == sell
+    for f in got.values():
+        n = f.estimated_notional_usd
+        assert n is not None and math.isfinite(n)
+        assert (n > 0) if f.direction == "buy" else (n <= -2e9)
+    refused = rs.refused()
+    assert refused["b"] == (0 if buy else 1) and refused["s"] == (0 if sell else 1)
+
+
+def test_refused_rule_stays_armed_and_fires_once_the_notional_has_the_right_sign():
+    rs = RuleSet.from_toml(GUARD)
+    assert rs.evaluate({"x": 1.0, "a_usd": -1e9, "b_usd": 0.0}, 0) == []   # BUY refused, SELL below its min
+    assert rs.rules[0].armed
+    f = [f for f in rs.evaluate({"x": 1.0, "a_usd": 4e9, "b_usd": 1e9}, 2) if f.rule == "b"]
+    assert len(f) == 1 and f[0].estimated_notional_usd == 5e9
+    # the trigger names its terms and the guard level
+    assert f[0].inputs["notional:a_usd"] == 4e9 and f[0].inputs["notional:b_usd"] == 1e9
+    assert f[0].thresholds["notional_usd_min"] == 0.0
+    assert "est. +$5.0bn = a_usd +$4.0bn + b_usd +$1.0bn" in f[0].reason
+
+
+def test_notional_min_needs_a_notional_and_a_non_negative_number():
+    base = '[[rule]]\nname = "a"\ndirection = "buy"\nwhen = { signal = "s", op = ">", value = 1 }\n'
+    with pytest.raises(RuleError, match="only with a notional"):
+        RuleSet.from_toml(base + "notional_min = 1e9\n")
+    with pytest.raises(RuleError, match="notional_min"):
+        RuleSet.from_toml(base + 'notional = "s"\nnotional_min = -1\n')
+
+
+def test_default_rules_own_distinct_flows_and_guard_buys_by_construction():
+    """No flow is the notional of two rules; every BUY rule has a notional and a leaf or
+    notional_min that keeps it > 0 without the guard."""
+    rs = RuleSet.default(set(FlowBook().signal_names()))
+    owners: dict[str, str] = {}
+    for r in rs.rules:
+        assert r.notional, r.name
+        for k in r.notional:
+            assert k not in owners, (k, r.name, owners.get(k))
+            owners[k] = r.name
+        if r.direction == "buy":
+            leaf_floor = [lf.value for lf in r.when.leaves() if (lf.signal,) == r.notional and lf.op in (">=", ">")]
+            assert r.notional_min > 0 or any(v > 0 for v in leaf_floor), r.name
+    vc = [r for r in rs.rules if r.name == "vol_control_releveraging"][0]
+    assert all(k.startswith("flow_vol_control_after_lag_") for k in vc.notional)
+    assert {lf.signal for lf in vc.when.leaves()} == set(vc.notional)     # the projection decides, not the VIX
+    ev = [r for r in rs.rules if r.name == "election_vol_collapse"][0]
+    assert set(ev.notional) == {"flow_dealer_vanna_usd", "flow_dealer_charm_usd"}
