@@ -11,7 +11,8 @@ Every number comes from a core function, evaluated at one point (``spot`` = the 
   "not computed" and counts as missing);
 * exposures: ``core.chain.exposures_batch`` (units and the dealer sign convention in its module
   docstring: calls +1, puts −1, i.e. dealers long calls and short puts);
-* VIX and VIX9D: ``core.vix.VixEngine`` (the live incremental engine) bulk-loaded from the quotes;
+* VIX and VIX9D: ``core.vix.vix_batch`` on the quotes (the reference the live ``ChainBook.vix``
+  is tested against; the same numbers);
 * per-expiry parity forward: ``core.chain.forward_from_parity`` on valid mids
   (``core.chain.valid_mid``); ``forward`` at the top level is the nearest unexpired expiry's.
 
@@ -35,7 +36,7 @@ from streamer.cboe_csv import NY, ChainSnapshot, combine, read_quotedata, replay
 from streamer.core.chain import (NS_PER_DAY, NS_PER_YEAR, ExposureTotals, exposures_batch,
                                  forward_from_parity, valid_mid)
 from streamer.core.iv import IVReason, quote_ivs
-from streamer.core.vix import VIX, VIX9D, TermDetail, VixEngine, VixSpec
+from streamer.core.vix import VIX, VIX9D, TermDetail, VixSpec, vix_batch
 
 IV_SOURCES = ("mid", "vendor")
 
@@ -99,9 +100,8 @@ def contract_ivs(snap: ChainSnapshot, rate: float, div_yield: float, iv_source: 
 
 
 def _vix(snap: ChainSnapshot, rate: float, spec: VixSpec) -> dict:
-    eng = VixEngine.from_arrays(snap.expiry_ts_ns, snap.strike, snap.right, snap.bid, snap.ask,
-                                rate, spec)
-    v = eng.value(snap.asof_ts_ns)
+    v = vix_batch(snap.expiry_ts_ns, snap.strike, snap.right, snap.bid, snap.ask, snap.asof_ts_ns,
+                  rate, spec)
 
     def term(d: TermDetail | None) -> dict | None:
         if d is None:

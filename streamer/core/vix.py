@@ -1,4 +1,4 @@
-"""Cboe-method volatility index (VIX white paper, 2019 edition), incremental per underlying.
+"""Cboe-method volatility index (VIX white paper, 2019 edition) from option quotes.
 
 Method, step by step (white paper section in brackets), and the choices made here:
 
@@ -32,31 +32,16 @@ Method, step by step (white paper section in brackets), and the choices made her
 * Not implemented: Cboe's 2023+ quote-filtering/"smoothing" rules and bid-ask-spread rules, so
   wide or crossed quotes go in as they come. Invalid quotes should be rejected at the edge.
 
-Incremental design (one ``VixEngine`` per underlying). Per expiry we keep strike-sorted arrays of
-call/put bid/ask, per-strike |C - P| and the current K*, the strip as per-strike weights
-w_i = DeltaK_i/K_i^2 (0 when excluded) and contributions c_i = w_i Q_i, and S = sum c_i.
-A quote change costs O(1) unless it triggers one of these *rescans* (each an O(n) vectorised
-rebuild of that one expiry, n = its number of strikes):
-
-1. forward strike: the quote at K* changes so that |C - P| at K* grows, or K*'s call/put bid drops
-   to zero -> argmin over the expiry (any other strike can only *replace* K* in O(1));
-2. K0 moves: F is recomputed at ``value()`` time (it also depends on T through e^{RT}); if the
-   strike at or below F differs from the one the strip was built for -> strip rebuild;
-3. zero-bid boundary: an OTM-side bid (put below K0, call above K0) switches between zero and
-   non-zero at or inside the two-zero-bid cut-off -> strip rebuild (a switch beyond the cut-off,
-   deeper in the wing, changes nothing and is O(1));
-4. a strike added (first quote for an unknown strike) or removed (``remove_strike``) -> rebuild;
-5. expiry roll: the near/next selection depends on ``now``; a newly selected expiry (e.g. the next
-   Friday entering the 37-day window) is built on first use. Expiries never selected are only
-   stored (O(1) per quote) and never rebuilt.
-
-A quote on an OTM-side strike that keeps its zero/non-zero bid state, or on K0, swaps one term of
-S in O(1); an ITM-side quote only touches the forward bookkeeping. ``vix_batch`` is the slow,
-obviously-correct reference computed from scratch with plain loops.
+Evaluation. ``vix_batch`` is the slow, obviously-correct reference: flat quote rows, plain loops,
+from scratch. The live path is ``core.chain.ChainBook.vix``: the book keeps every quote in its
+arrays, selects the near and next terms from its expiry calendar and hands only those two to
+:func:`vix_from_terms`, which evaluates each (:func:`term_from_quotes`, :func:`term_detail`)
+vectorized with the same floating-point operations as the reference: O(strikes of the two terms)
+per read, nothing per quote. Both sum the strip with ``math.fsum``; on the shared SPX chains they
+give the same bits (the tests allow 1e-12 relative).
 """
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import math
 from collections.abc import Callable, Iterable
@@ -317,287 +302,104 @@ def vix_batch(expiry_ts_ns: Iterable[int], strike: Iterable[float], right: Itera
     return VixValue(v, "ok" if v == v else "negative_variance", a, b)
 
 
-# --------------------------------------------------------------------------- incremental engine
+# --------------------------------------------------------------------------- vectorized terms
 
-class _Term:
-    """One expiry's strike arrays and incremental strip state (see module docstring)."""
+@dataclass(slots=True)
+class Term:
+    """One expiry's quotes on its sorted unique strikes (points; NaN = no quote on that side)."""
 
-    __slots__ = ("exp", "minutes", "ks", "kidx", "k", "cb", "ca", "pb", "pa", "d", "kstar", "fwd_known",
-                 "built", "k0", "w", "c", "s", "sp", "sc", "n_inc", "rescans")
+    expiry_ts_ns: int
+    minutes: float            # settlement instant on the New York wall clock (``local_minutes``)
+    strikes: np.ndarray
+    call_bid: np.ndarray
+    call_ask: np.ndarray
+    put_bid: np.ndarray
+    put_ask: np.ndarray
 
-    def __init__(self, exp: int, strikes: np.ndarray) -> None:
-        self.exp = exp
-        self.minutes = local_minutes(exp)
-        self.rescans = 0
-        self._set_strikes(np.unique(np.asarray(strikes, dtype=np.float64)))
-
-    def _set_strikes(self, k: np.ndarray) -> None:
-        n = k.shape[0]
-        self.k = k
-        self.ks = k.tolist()
-        self.kidx = {x: i for i, x in enumerate(self.ks)}
-        self.cb, self.ca = np.full(n, np.nan), np.full(n, np.nan)
-        self.pb, self.pa = np.full(n, np.nan), np.full(n, np.nan)
-        self.d = np.full(n, np.inf)
-        self.kstar = -1  # -1 with fwd_known: no strike has both bids > 0
-        self.fwd_known = False
-        self.built = False
-        self.k0 = -1
-        self.w = np.zeros(n)
-        self.c = np.zeros(n)
-        self.s = 0.0
-        self.sp, self.sc, self.n_inc = -2, n + 1, 0
-
-    def add_strike(self, x: float) -> None:
-        old = (self.k, self.cb, self.ca, self.pb, self.pa)
-        k = np.unique(np.append(self.k, x))
-        pos = np.searchsorted(k, old[0])
-        self._set_strikes(k)
-        for dst, src in zip((self.cb, self.ca, self.pb, self.pa), old[1:]):
-            dst[pos] = src
-        both = (self.cb > 0) & (self.pb > 0)
-        self.d[both] = np.abs((self.cb[both] + self.ca[both]) / 2 - (self.pb[both] + self.pa[both]) / 2)
-
-    def remove_strike(self, x: float) -> None:
-        i = self.kidx[x]
-        keep = np.ones(self.k.shape[0], dtype=bool)
-        keep[i] = False
-        cols = [a[keep] for a in (self.cb, self.ca, self.pb, self.pa, self.d)]
-        self._set_strikes(self.k[keep])
-        self.cb, self.ca, self.pb, self.pa, self.d = cols
-
-    def argmin_forward(self) -> None:
-        """Rescan 1: K* = argmin |C - P| over strikes with both bids > 0 (first = lowest strike)."""
-        self.rescans += 1
-        i = int(np.argmin(self.d)) if self.d.shape[0] else -1
-        self.kstar = i if i >= 0 and self.d[i] < math.inf else -1
-        self.fwd_known = True
-
-    def build(self, k0: int) -> None:
-        """Rescans 2-4: rebuild the strip weights, contributions and S for strike index ``k0``."""
-        self.rescans += 1
-        n = self.k.shape[0]
-        pz = ~(self.pb > 0)
-        cz = ~(self.cb > 0)
-        pairs = np.flatnonzero(pz[: max(k0 - 1, 0)] & pz[1:k0]) if k0 >= 2 else np.empty(0, int)
-        sp = int(pairs[-1]) if pairs.size else -2
-        lo = sp + 2
-        put_inc = lo + np.flatnonzero(~pz[lo:k0])
-        pairs = np.flatnonzero(cz[k0 + 1: n - 1] & cz[k0 + 2: n]) if n - k0 >= 3 else np.empty(0, int)
-        sc = k0 + 1 + int(pairs[0]) if pairs.size else n + 1
-        call_inc = k0 + 1 + np.flatnonzero(~cz[k0 + 1: min(sc, n)])
-        inc = np.concatenate([put_inc, [k0], call_inc]).astype(np.intp)
-        kk = self.k[inc]
-        dk = np.empty_like(kk)
-        if kk.shape[0] >= 2:
-            dk[1:-1] = (kk[2:] - kk[:-2]) / 2.0
-            dk[0] = kk[1] - kk[0]
-            dk[-1] = kk[-1] - kk[-2]
-        else:
-            dk[:] = 0.0
-        w = np.zeros(n)
-        w[inc] = dk / (kk * kk)
-        q = np.zeros(n)
-        q[put_inc] = (self.pb[put_inc] + self.pa[put_inc]) / 2.0
-        q[call_inc] = (self.cb[call_inc] + self.ca[call_inc]) / 2.0
-        q[k0] = self._q0(k0)
-        self.w = w
-        self.c = w * q
-        self.s = math.fsum(self.c[inc].tolist())
-        self.k0, self.sp, self.sc, self.n_inc = k0, sp, sc, int(inc.shape[0])
-        self.built = True
-
-    def _q0(self, k0: int) -> float:
-        return ((float(self.cb[k0]) + float(self.ca[k0])) / 2.0
-                + (float(self.pb[k0]) + float(self.pa[k0])) / 2.0) / 2.0
-
-    def quote(self, i: int, is_call: bool, b: float, a: float) -> None:
-        """Apply one quote to strike index ``i``: O(1) unless a rescan condition is hit."""
-        if is_call:
-            was_pos = self.cb[i] > 0
-            self.cb[i], self.ca[i] = b, a
-        else:
-            was_pos = self.pb[i] > 0
-            self.pb[i], self.pa[i] = b, a
-        now_pos = b > 0
-        # forward bookkeeping
-        cb, pb = float(self.cb[i]), float(self.pb[i])
-        nd = abs((cb + float(self.ca[i])) / 2.0 - (pb + float(self.pa[i])) / 2.0) \
-            if cb > 0 and pb > 0 else math.inf
-        old_d = float(self.d[i])
-        self.d[i] = nd
-        ks = self.kstar
-        if not self.fwd_known:
-            pass  # resolved lazily by argmin_forward() at value() time
-        elif i == ks:
-            if not nd <= old_d or nd == math.inf:
-                self.argmin_forward()
-        elif ks < 0:
-            if nd < math.inf:
-                self.kstar = i
-        else:
-            dks = float(self.d[ks])
-            if nd < dks or (nd == dks and i < ks):
-                self.kstar = i
-        if not self.built:
-            return
-        k0 = self.k0
-        if i == k0:
-            c = float(self.w[i]) * self._q0(i)
-        elif (i < k0) != is_call:  # OTM side: put below K0 or call above K0
-            if was_pos != now_pos:
-                if (i >= self.sp) if i < k0 else (i <= self.sc + 1):
-                    self.build(k0)  # rescan 3: zero-bid boundary / membership change
-                return
-            wi = float(self.w[i])
-            if wi == 0.0:
-                return
-            c = wi * (b + a) / 2.0
-        else:
-            return  # ITM side: forward only
-        self.s += c - float(self.c[i])
-        self.c[i] = c
-
-
-class VixEngine:
-    """Incremental Cboe-method volatility index for one underlying (see module docstring).
-
-    >>> e = VixEngine()
-    >>> e.value(0).reason
-    'no_expiries'
-    """
-
-    def __init__(self, rate: RateLike = 0.0, spec: VixSpec = VIX,
-                 require_wings: bool = True) -> None:
-        self.rate = rate
-        self.spec = spec
-        self.require_wings = require_wings
-        self.terms: dict[int, _Term] = {}
-        self._eligible: dict[int, bool] = {}
-        self._exp_minutes: dict[int, float] = {}
-        self.updates = 0
-
-    # -- loading -----------------------------------------------------------------------------
-    @classmethod
-    def from_arrays(cls, expiry_ts_ns: np.ndarray, strike: np.ndarray, right: np.ndarray,
-                    bid: np.ndarray, ask: np.ndarray, rate: RateLike = 0.0,
-                    spec: VixSpec = VIX, require_wings: bool = True) -> VixEngine:
-        """Bulk-load a snapshot (flat per-contract arrays; ``right`` 'C'/'P')."""
-        eng = cls(rate, spec, require_wings)
-        exp = np.asarray(expiry_ts_ns, dtype=np.int64)
-        k = np.asarray(strike, dtype=np.float64)
-        is_call = np.asarray(right) == "C"
-        b = np.asarray(bid, dtype=np.float64)
-        a = np.asarray(ask, dtype=np.float64)
-        for e in np.unique(exp).tolist():
-            m = exp == e
-            eng.terms[int(e)] = term_from_quotes(int(e), k[m], is_call[m], b[m], a[m])
-        eng._refresh_expiries()
-        return eng
-
-    def _refresh_expiries(self) -> None:
-        self._eligible = eligible_expiries(self.terms, self.spec.friday_only)
-        self._exp_minutes = {e: t.minutes for e, t in self.terms.items()}
-
-    # -- events --------------------------------------------------------------------------------
-    def update_quote(self, expiry_ts_ns: int, strike: float, right: str, bid: float,
-                     ask: float) -> None:
-        """Apply one quote (prices in index points; bid <= 0 or NaN counts as a zero bid)."""
-        self.updates += 1
-        term = self.terms.get(expiry_ts_ns)
-        if term is None:
-            term = _Term(int(expiry_ts_ns), np.array([strike], dtype=np.float64))
-            self.terms[int(expiry_ts_ns)] = term
-            self._refresh_expiries()
-        i = term.kidx.get(strike)
-        if i is None:
-            term.add_strike(float(strike))  # rescan 4
-            i = term.kidx[float(strike)]
-        term.quote(i, right == "C", float(bid), float(ask))
-
-    def remove_strike(self, expiry_ts_ns: int, strike: float) -> None:
-        """Delist one strike of one expiry (rescan 4)."""
-        term = self.terms.get(expiry_ts_ns)
-        if term is not None and strike in term.kidx:
-            term.remove_strike(float(strike))
-            if not term.ks:
-                self.remove_expiry(expiry_ts_ns)
-
-    def remove_expiry(self, expiry_ts_ns: int) -> None:
-        """Drop an expiry (e.g. after settlement)."""
-        if self.terms.pop(expiry_ts_ns, None) is not None:
-            self._refresh_expiries()
-
-    def drop_expired(self, now_ts_ns: int) -> int:
-        """Drop every expiry settled at or before ``now_ts_ns``; returns how many."""
-        gone = [e for e in self.terms if e <= now_ts_ns]
-        for e in gone:
-            del self.terms[e]
-        if gone:
-            self._refresh_expiries()
-        return len(gone)
-
-    # -- value ---------------------------------------------------------------------------------
-    def value(self, now_ts_ns: int) -> VixValue:
-        """Index level at ``now_ts_ns`` (UTC ns), or NaN with a reason code."""
-        return vix_from_terms(self._exp_minutes, self._eligible, self.terms.__getitem__, now_ts_ns,
-                              self.rate, self.spec, self.require_wings)
-
-    def rescans(self) -> int:
-        """Total O(n) rescans done so far (all expiries)."""
-        return sum(t.rescans for t in self.terms.values())
-
-
-# --------------------------------------------------------------------------- shared term evaluation
 
 def term_from_quotes(expiry_ts_ns: int, strike: np.ndarray, is_call: np.ndarray, bid: np.ndarray,
-                     ask: np.ndarray) -> _Term:
-    """One expiry's ``_Term`` from its quotes (unique (strike, right) rows; O(n log n) vectorized)."""
+                     ask: np.ndarray) -> Term:
+    """One expiry's :class:`Term` from its quotes (unique (strike, right) rows; O(n log n))."""
     k = np.asarray(strike, dtype=np.float64)
     call = np.asarray(is_call, dtype=bool)
     b = np.asarray(bid, dtype=np.float64)
     a = np.asarray(ask, dtype=np.float64)
-    term = _Term(int(expiry_ts_ns), k)
-    pos = np.searchsorted(term.k, k)
-    for side, (qb, qa) in ((True, (term.cb, term.ca)), (False, (term.pb, term.pa))):
+    ks = np.unique(k)
+    n = ks.shape[0]
+    term = Term(int(expiry_ts_ns), local_minutes(int(expiry_ts_ns)), ks, np.full(n, np.nan),
+                np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan))
+    pos = np.searchsorted(ks, k)
+    for side, qb, qa in ((True, term.call_bid, term.call_ask), (False, term.put_bid, term.put_ask)):
         mm = call == side
         qb[pos[mm]] = b[mm]
         qa[pos[mm]] = a[mm]
-    both = (term.cb > 0) & (term.pb > 0)
-    term.d[both] = np.abs((term.cb[both] + term.ca[both]) / 2 - (term.pb[both] + term.pa[both]) / 2)
     return term
 
 
-def term_detail(term: _Term, now_min: float, rate: RateLike, require_wings: bool) -> TermDetail | str:
-    """Variance of one expiry at ``now_min`` (New York wall-clock minutes), or a NaN reason code."""
+def _strip(term: Term, k0: int) -> tuple[np.ndarray, np.ndarray, bool, bool]:
+    """(included strike indices ascending, their Q, put-side cut reached, call-side cut reached).
+
+    Puts below K0 walking down and calls above K0 walking up, skipping zero bids and stopping at
+    the first two consecutive zero bids (module docstring); K0 itself always."""
+    n = term.strikes.shape[0]
+    pz = ~(term.put_bid > 0)
+    cz = ~(term.call_bid > 0)
+    # last pair of consecutive zero put bids below K0, first pair of zero call bids above it
+    p_pairs = np.flatnonzero(pz[: max(k0 - 1, 0)] & pz[1:k0]) if k0 >= 2 else np.empty(0, int)
+    lo = int(p_pairs[-1]) + 2 if p_pairs.size else 0
+    put_inc = lo + np.flatnonzero(~pz[lo:k0])
+    c_pairs = np.flatnonzero(cz[k0 + 1: n - 1] & cz[k0 + 2: n]) if n - k0 >= 3 else np.empty(0, int)
+    hi = k0 + 1 + int(c_pairs[0]) if c_pairs.size else n
+    call_inc = k0 + 1 + np.flatnonzero(~cz[k0 + 1: hi])
+    inc = np.concatenate([put_inc, [k0], call_inc]).astype(np.intp)
+    q = np.empty(inc.shape[0])
+    q[:put_inc.shape[0]] = (term.put_bid[put_inc] + term.put_ask[put_inc]) / 2.0
+    q[put_inc.shape[0]] = ((float(term.call_bid[k0]) + float(term.call_ask[k0])) / 2.0
+                           + (float(term.put_bid[k0]) + float(term.put_ask[k0])) / 2.0) / 2.0
+    q[put_inc.shape[0] + 1:] = (term.call_bid[call_inc] + term.call_ask[call_inc]) / 2.0
+    return inc, q, bool(p_pairs.size), bool(c_pairs.size)
+
+
+def term_detail(term: Term, now_min: float, rate: RateLike, require_wings: bool) -> TermDetail | str:
+    """Variance of one expiry at ``now_min`` (New York wall-clock minutes), or a NaN reason code.
+
+    Same steps and the same floating-point operations as :func:`vix_batch`, vectorized:
+    O(strikes of the expiry)."""
     minutes = term.minutes - now_min
     t = minutes / MINUTES_PER_YEAR
     r = _rate_for(rate, t)
     growth = math.exp(r * t)
-    if not term.fwd_known:
-        term.argmin_forward()
-        if term.kstar < 0:
-            return "no_forward"
-    ks = term.kstar
-    f = term.ks[ks] + growth * ((float(term.cb[ks]) + float(term.ca[ks])) / 2.0
-                                - (float(term.pb[ks]) + float(term.pa[ks])) / 2.0)
-    k0 = bisect.bisect_right(term.ks, f) - 1
+    ks, cb, ca, pb, pa = term.strikes, term.call_bid, term.call_ask, term.put_bid, term.put_ask
+    both = (cb > 0) & (pb > 0)
+    if not both.any():
+        return "no_forward"
+    d = np.full(ks.shape[0], np.inf)
+    d[both] = np.abs((cb[both] + ca[both]) / 2 - (pb[both] + pa[both]) / 2)
+    kstar = int(np.argmin(d))                   # first minimum: lowest strike on ties
+    f = float(ks[kstar]) + growth * ((float(cb[kstar]) + float(ca[kstar])) / 2.0
+                                     - (float(pb[kstar]) + float(pa[kstar])) / 2.0)
+    k0 = int(np.searchsorted(ks, f, side="right")) - 1
     if k0 < 0:
         return "forward_below_strikes"
-    if not term.built or term.k0 != k0:
-        term.build(k0)  # rescan 2 (or first use: rescan 5)
-    if term.n_inc < 2:
+    inc, q, cut_p, cut_c = _strip(term, k0)
+    if inc.shape[0] < 2:
         return "too_few_strikes"
-    truncated = term.sp == -2 or term.sc == term.k.shape[0] + 1
+    truncated = not (cut_p and cut_c)
     if truncated and require_wings:
         return "strip_truncated"
-    sigma2 = 2.0 / t * growth * term.s - (f / term.ks[k0] - 1.0) ** 2 / t
-    return TermDetail(term.exp, minutes, t, r, f, term.ks[ks], term.ks[k0], sigma2,
-                      term.n_inc, term.s, truncated)
+    kk = ks[inc]
+    dk = np.empty_like(kk)
+    dk[1:-1] = (kk[2:] - kk[:-2]) / 2.0
+    dk[0] = kk[1] - kk[0]
+    dk[-1] = kk[-1] - kk[-2]
+    s = math.fsum((dk / (kk * kk) * q).tolist())
+    sigma2 = 2.0 / t * growth * s - (f / float(ks[k0]) - 1.0) ** 2 / t
+    return TermDetail(term.expiry_ts_ns, minutes, t, r, f, float(ks[kstar]), float(ks[k0]),
+                      sigma2, int(inc.shape[0]), s, truncated)
 
 
 def vix_from_terms(exp_minutes: dict[int, float], eligible: dict[int, bool],
-                   term_of: Callable[[int], _Term], now_ts_ns: int, rate: RateLike, spec: VixSpec,
+                   term_of: Callable[[int], Term], now_ts_ns: int, rate: RateLike, spec: VixSpec,
                    require_wings: bool = True) -> VixValue:
     """Index level from the listed expiries (settlement minutes, eligibility) and a term source.
 

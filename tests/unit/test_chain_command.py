@@ -3,7 +3,7 @@
 Checks: JSON structure and finiteness; the printed object is exactly ``chain_report.report`` (the
 command holds no logic); the report's numbers equal direct calls of the core functions
 (``iv.quote_ivs``, ``chain.exposures_batch``, ``chain.forward_from_parity``, and the slow
-reference ``vix.vix_batch`` for the VIX that the report takes from the incremental engine); VIX
+live ``ChainBook.vix`` for the VIX that the report takes from the reference ``vix.vix_batch``); VIX
 and VIX9D against Cboe's published closes for the full SPX chains; the replay mapping passes the
 edge validation of the live path.
 """
@@ -122,13 +122,15 @@ def test_report_equals_direct_core_calls(case: list[str], outputs: dict) -> None
     assert d["iv"]["n_ok"] == int(np.isfinite(q.mid_iv).sum())
     assert d["iv"]["missing_by_reason"] == {
         iv.IVReason(c).name: n for c, n in Counter(q.mid_reason.tolist()).items() if c != 0}
-    # VIX: the report uses the incremental engine; the slow reference must agree
+    # VIX: the report uses the slow reference; the live chain book on the same quotes must agree
+    book = chain.ChainBook(s.spot, s.asof_ts_ns, chain.ChainConfig(rate=RATE, div_yield=DIV))
+    book.apply_quotes(s.asof_ts_ns, s.expiry_ts_ns, s.strike, s.right == "C", s.bid, s.ask)
     for spec, key in ((vix.VIX, "vix_index"), (vix.VIX9D, "vix9d_index")):
-        ref = vix.vix_batch(s.expiry_ts_ns, s.strike, s.right, s.bid, s.ask, s.asof_ts_ns, RATE, spec)
-        if ref.ok:
-            assert d[key] == pytest.approx(ref.value, rel=1e-10)
+        live = book.vix(s.asof_ts_ns, spec)
+        if live.ok:
+            assert d[key] == pytest.approx(live.value, rel=1e-12)
         else:
-            assert d[key] is None and d[key.replace("index", "reason")] == ref.reason
+            assert d[key] is None and d[key.replace("index", "reason")] == live.reason
     # nearest unexpired expiry's parity forward, from valid mids
     near = next(x for x in d["expiries"] if x["days"] > 0 and x["forward"] is not None)
     m = s.expiry_ts_ns == near["expiry_ts_ns"]
