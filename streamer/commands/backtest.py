@@ -64,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
         res.notes.append(f"dealer vanna/charm proxy from {proxy.source} (spot {proxy.spot:.2f}): "
                          f"vanna {proxy.vanna_usd_per_vol_pt / 1e9:.1f} $bn/vol pt, charm "
                          f"{proxy.charm_usd_per_day / 1e9:.1f} $bn/day, scaled by S")
+    refused = {k: v for k, v in rules.refused().items() if v}
+    if refused:
+        res.notes.append("notional guard refused (a BUY with a notional <= 0, a SELL >= 0, or none finite): "
+                         + ", ".join(f"{k} {v}" for k, v in sorted(refused.items())))
     n = bt.write_events(res, args.events)
     if args.png:
         bt.plot(res, args.png)
