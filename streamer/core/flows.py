@@ -7,7 +7,9 @@ live and offline:
 * ``on_daily_close(date, spx_close, vix_close, bond)`` once per session (O(1) estimator updates plus
   a bounded projection: horizon x scenarios x families steps, ~300 for the default config);
 * ``on_spot(ts_ns, spx)`` / ``on_vol_index(ts_ns, vix)`` intraday (O(1); the VIX rank is
-  O(log n) with a sorted bounded history);
+  O(log n) with a sorted bounded history); ``on_spot`` also re-runs the vol-control projection
+  with the live spot as the session's provisional close, on the first print after a daily close
+  and then at most once per ``vol_control.reproject_interval_s`` of event time (deterministic);
 * ``on_exposures(ts_ns, gex, vanna, charm)`` when the chain's dealer exposures change;
 * ``signals()`` -> named signals with units in the names; ``to_state``/``from_state``.
 
@@ -1098,7 +1100,10 @@ class FlowBook:
         (SPX/VIX change, VIX change rank, leveraged-ETF and dealer flows) show that close against
         the previous one; from the next ``on_spot``/``on_vol_index`` print on, they follow the
         live prints against the new close. ``flow_dealer_total_usd`` = gamma + vanna (event
-        flows); charm is reported alone (it accrues every day).
+        flows); charm is reported alone (it accrues every day). The vol-control projection keys
+        (``VolControl.projection_signals``) come from the official close until the first print
+        after it, then from the last throttled re-projection on the live spot
+        (``vol_control_projection_spx`` says which close the projection starts from).
         """
         out = dict(self._daily)
         if not self._at_close:
