@@ -59,6 +59,9 @@ class Settings:
     div_yield: float = 0.013
     #: index symbols published as implied-vol indices (gauges streamer_vol_index{index=...})
     vol_indices: tuple[str, ...] = ("VIX", "VIX9D", "VIX3M")
+    #: `streamer simulate` / `chain --replay` ride out a broker outage this long (seconds without an
+    #: acknowledgement), then stop with a non-zero exit saying how far they got (streamer/publisher.py)
+    publish_outage_limit_s: float = 300.0
     #: local state folder of the Faust worker
     data_dir: str = field(default_factory=lambda: os.path.expanduser("~/.cache/streamer/worker"))
 
