@@ -94,6 +94,7 @@ class SeriesState:
     rv_ewma: realized.EWMAVar = field(default=None)          # type: ignore[assignment]
     rv_intraday: realized.IntradayRV = field(default=None)   # type: ignore[assignment]
     rv_close: realized.CloseToCloseVol = field(default=None)  # type: ignore[assignment]
+    suspect: tuple[int, float] | None = None  # (ts_ns, price) of a print held as an implausible jump
 
     @classmethod
     def new(cls, symbol: str, ewma_lambda: float) -> SeriesState:
@@ -111,14 +112,16 @@ class SeriesState:
                 "closed_day": self.closed_day, "last": self.last,
                 "last_ts_ns": self.last_ts_ns, "prev_close": self.prev_close,
                 "rv_ewma": self.rv_ewma.to_state(), "rv_intraday": self.rv_intraday.to_state(),
-                "rv_close": self.rv_close.to_state()}
+                "rv_close": self.rv_close.to_state(),
+                "suspect": list(self.suspect) if self.suspect is not None else None}
 
     @classmethod
     def from_state(cls, d: dict[str, Any]) -> SeriesState:
         return cls(d["symbol"], d["day"], d["day_end_ns"], d["closed_day"], _f(d["last"]), d["last_ts_ns"],
                    _f(d["prev_close"]),
                    realized.EWMAVar.from_state(d["rv_ewma"]), realized.IntradayRV.from_state(d["rv_intraday"]),
-                   realized.CloseToCloseVol.from_state(d["rv_close"]))
+                   realized.CloseToCloseVol.from_state(d["rv_close"]),
+                   (int(d["suspect"][0]), float(d["suspect"][1])) if d.get("suspect") else None)
 
     @property
     def change_ratio(self) -> float:
@@ -133,6 +136,11 @@ class Effects:
     snapshot: AnalyticsSnapshot | None = None
     n_inputs: int = 0       # rows applied (every row counts, conflated or not)
     n_conflated: int = 0    # quotes superseded within the batch by a later quote of the same contract
+    # index prints held as implausible jumps: (symbol, ts_ns, price, outcome) with outcome "held" (not fed
+    # to the models), "confirmed" (a second print agreed: both taken) or "discarded" (the next print did not)
+    suspect: list[tuple[str, int, float, str]] = field(default_factory=list)
+    # trigger events withheld because a number in them is not finite: (rule, reason)
+    withheld: list[tuple[str, str]] = field(default_factory=list)
 
 
 class UnderlyingEngine:
@@ -215,7 +223,7 @@ class UnderlyingEngine:
                 if kind[i]:
                     self._fold_close(sym[i], day[i], ts[i], px[i])
                 else:
-                    self._fold_tick(sym[i], ts[i], px[i])
+                    self._fold_tick(sym[i], ts[i], px[i], fx)
                     live = True
         if size(batch.quotes):
             fx.n_conflated = self._fold_quotes(batch.quotes)
@@ -227,10 +235,26 @@ class UnderlyingEngine:
         if self.chain is not None and live:
             self.chain.expire(self.last_ts_ns)  # settled contracts leave the state and every aggregate
         if live:
-            fx.triggers = self.evaluate()
+            fx.triggers = self._finite(self.evaluate(), fx)
             if snapshot or (snapshot is None and self.snapshot_due(self.settings.analytics_interval_s)):
                 fx.snapshot = self.snapshot()
         return fx
+
+    @staticmethod
+    def _finite(events: list[TriggerEvent], fx: Effects) -> list[TriggerEvent]:
+        """Nothing non-finite reaches a trigger: an event whose notional or an input is ±inf or NaN
+        (JSON would carry it as null) is withheld and reported instead of published."""
+        out = []
+        for ev in events:
+            n = ev.estimated_notional_usd
+            bad = [k for k, v in ev.inputs.items() if v is not None and not math.isfinite(v)]
+            if n is not None and not math.isfinite(n):
+                bad.append("estimated_notional_usd")
+            if bad:
+                fx.withheld.append((ev.rule, f"not finite: {', '.join(sorted(bad))}"))
+            else:
+                out.append(ev)
+        return out
 
     # -- inputs ----------------------------------------------------------------------------------
 
@@ -240,10 +264,41 @@ class UnderlyingEngine:
             s = self.series[symbol] = SeriesState.new(symbol, self.settings.ewma_lambda)
         return s
 
-    def _fold_tick(self, symbol: str, ts: int, px: float) -> None:
+    def _jump_limit(self, symbol: str) -> float:
+        """Largest plausible |log change| between two consecutive prints of one session."""
+        st = self.settings
+        return st.suspect_jump_vol_index if symbol in st.vol_indices else st.suspect_jump_index
+
+    def _plausible(self, s: SeriesState, ts: int, px: float, fx: Effects) -> bool:
+        """Hold a print that jumps implausibly against the last good one (a bad tick must not reach the
+        models or a trigger). A real gap is accepted at the session open (first print of a new New York
+        date) or when the next print confirms it (within a quarter of the limit of the held price): both
+        are then taken, in order. A held print the next one does not confirm is discarded."""
+        limit = self._jump_limit(s.symbol)
+        if s.suspect is not None:
+            sts, spx = s.suspect
+            s.suspect = None
+            if abs(math.log(px / spx)) <= limit / 4:
+                fx.suspect.append((s.symbol, sts, spx, "confirmed"))
+                self._fold_good_tick(s, sts, spx)
+                return True
+            fx.suspect.append((s.symbol, sts, spx, "discarded"))
+        if s.last == s.last and ts < s.day_end_ns and abs(math.log(px / s.last)) > limit:
+            s.suspect = (ts, px)
+            fx.suspect.append((s.symbol, ts, px, "held"))
+            return False
+        return True
+
+    def _fold_tick(self, symbol: str, ts: int, px: float, fx: Effects) -> None:
         s = self._series(symbol)
         if ts < s.last_ts_ns:
             return  # late tick of an older time: the analytics are event-time ordered
+        if not self._plausible(s, ts, px, fx):
+            return
+        self._fold_good_tick(s, ts, px)
+
+    def _fold_good_tick(self, s: SeriesState, ts: int, px: float) -> None:
+        symbol = s.symbol
         if ts >= s.day_end_ns:
             self._roll_session(s, ts)
         sr = s.rv_intraday.update(ts, px)  # one 1-minute return per completed minute

@@ -237,6 +237,13 @@ class Metrics:
             "streamer_checkpoints_total", "Engine checkpoints written to the state topic.", **r)
         self.state_bytes_c = Counter(
             "streamer_state_bytes_written_total", "Bytes of engine checkpoints written to the state topic.", **r)
+        self.suspect_ticks_c = Counter(
+            "streamer_suspect_ticks_total",
+            "Index prints held as implausible jumps, by outcome: held, confirmed (taken), discarded.",
+            ["symbol", "outcome"], **r)
+        self.triggers_withheld_c = Counter(
+            "streamer_triggers_withheld_total",
+            "Trigger events not published because a number in them was not finite, per rule.", ["rule"], **r)
         self.input_seq_g = Gauge(
             "streamer_input_seq",
             "Inputs of the underlying its engine has applied (restored from a checkpoint after a restart).",
@@ -312,6 +319,8 @@ class Metrics:
         self.rule_reloads = LabelCache(self.rule_reloads_c)
         self.late_inputs = self.late_inputs_c
         self.input_seq = LabelCache(self.input_seq_g)
+        self.suspect_ticks = LabelCache(self.suspect_ticks_c)
+        self.triggers_withheld = LabelCache(self.triggers_withheld_c)
         self.conflated_quotes = self.conflated_quotes_c
         self.checkpoints = self.checkpoints_c
         self.state_bytes = self.state_bytes_c

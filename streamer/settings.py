@@ -21,6 +21,12 @@ class Settings:
     topic_prefix: str = ""
     #: partitions of each topic; all messages of one underlying share a partition (key = underlying)
     partitions: int = 2
+    #: an index print whose |log change| from the last good print of the same session exceeds this is held
+    #: as suspect until the next print confirms it (streamer/engine.py): 0.10 ≈ ±10%, more than the S&P 500
+    #: has ever moved between two prints; volatility indices (``vol_indices``) may jump much more (VIX
+    #: +115% on 2018-02-05 over the day): 0.5 ≈ +65% / −39% between two prints
+    suspect_jump_index: float = 0.10
+    suspect_jump_vol_index: float = 0.50
     #: Prometheus endpoint of the worker (9308: unassigned in Prometheus' port allocation list)
     metrics_addr: str = "127.0.0.1"
     metrics_port: int = 9308

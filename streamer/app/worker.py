@@ -262,6 +262,12 @@ class Pipeline(mode.Service):
                 METRICS.conflated_quotes.inc(fx.n_conflated)
             if batch.late:
                 METRICS.late_inputs.inc(batch.late)
+            for sym, ts, px, outcome in fx.suspect:
+                METRICS.suspect_ticks(sym, outcome).inc()
+                log.warning("%s print %s at %d %s (implausible jump from the last good print)", sym, px, ts, outcome)
+            for rule, why in fx.withheld:
+                METRICS.triggers_withheld(rule).inc()
+                log.error("trigger %s of %s withheld: %s", rule, batch.underlying, why)
             for kind, t in enumerate((batch.index, batch.quotes, batch.open_interest)):
                 if size(t):
                     METRICS.seen(names[kind], size(t))

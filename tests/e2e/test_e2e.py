@@ -49,8 +49,7 @@ def test_kcat_reads_schema_valid_trigger_events(kafka, prefix, start_worker):
     assert any(json.loads(ln.split("\t", 1)[1])["rule"] == "election_vol_collapse" for ln in lines)
 
 
-ELECTION_RULES = {"election_vol_collapse", "vol_control_releveraging", "dealer_vanna_hedge_removal",
-                  "leveraged_etf_close_buying"}
+ELECTION_RULES = {"election_vol_collapse", "vol_control_releveraging", "leveraged_etf_close_buying"}
 
 
 @pytest.mark.parametrize("scenario,args,expect", [

@@ -126,3 +126,49 @@ def test_daily_closes_alone_evaluate_no_rule(events):
     fx = eng.ingest(Batch("SPX", rows[-1][1] + NS, index=index_table(rows)))
     assert fx.triggers == [] and fx.snapshot is None and eng.n_evaluations == 0
     assert eng.flows.signals()  # the flow models did take the closes
+
+
+def test_an_absurd_tick_is_held_and_changes_no_trigger(events, whole):
+    """A well-typed but absurd SPX print (10× the last) mid-session: held, discarded by the next print, and
+    the triggers and final analytics are those of the clean run (only the input count differs)."""
+    i = next(i for i, e in enumerate(events) if e.kind == "index_tick" and e.msg.symbol == "SPX"
+             and e.msg.ts_ns > events[-1].msg.ts_ns - 3 * 3600 * NS)
+    bad = (INDEX, b"SPX", schemas.encode(schemas.IndexTick("SPX", "SPX", events[i].msg.ts_ns,
+                                                            events[i].msg.price * 10)))
+    got_t, got_s, eng = run_offline(raw(events[:i + 1]) + [bad] + raw(events[i + 1:]), Settings())
+    want_t, want_s, _ = whole
+    assert [(t.rule, t.ts_ns, t.estimated_notional_usd, t.inputs) for t in got_t] == \
+        [(t.rule, t.ts_ns, t.estimated_notional_usd, t.inputs) for t in want_t]
+    assert got_s[-1].values == want_s[-1].values and got_s[-1].input_seq == want_s[-1].input_seq + 1
+
+
+def test_a_real_gap_is_taken_once_a_second_print_confirms_it():
+    eng = UnderlyingEngine("SPX", Settings())
+    t0 = 1730817000 * NS  # 2024-11-05 09:30 ET
+    eng.ingest(Batch("SPX", t0 + NS, index=index_table([("SPX", t0, 5000.0)])))
+    fx = eng.ingest(Batch("SPX", t0 + 3 * NS, index=index_table([("SPX", t0 + NS, 5600.0)])))  # +11.3%: held
+    assert [o for *_, o in fx.suspect] == ["held"] and eng.series["SPX"].last == 5000.0
+    fx = eng.ingest(Batch("SPX", t0 + 4 * NS, index=index_table([("SPX", t0 + 3 * NS, 5610.0)])))
+    assert [o for *_, o in fx.suspect] == ["confirmed"] and eng.series["SPX"].last == 5610.0
+    # the session open takes any gap
+    fx = eng.ingest(Batch("SPX", t0 + 86_401 * NS, index=index_table([("SPX", t0 + 86_400 * NS, 6500.0)])))
+    assert fx.suspect == [] and eng.series["SPX"].last == 6500.0
+
+
+def test_no_trigger_carries_a_non_finite_number(events):
+    """A rule whose inputs include a signal that turned infinite fires, but its event is withheld."""
+    from streamer.core.flows import FlowBook
+    from streamer.core.rules import RuleSet
+
+    class InfiniteCta(FlowBook):
+        def signals(self):
+            return dict(super().signals(), flow_cta_today_usd=math.inf)
+
+    rules = RuleSet.from_toml('[[rule]]\nname = "any_spx"\ndescription = "x"\ndirection = "buy"\n'
+                              'severity = "info"\ncontext = ["flow_cta_today_usd"]\n'
+                              'when = { signal = "spx_last", op = ">", value = 0 }\n')
+    eng = UnderlyingEngine("SPX", Settings(), rules)
+    eng.flows = InfiniteCta()
+    t0 = 1730817000 * NS
+    fx = eng.ingest(Batch("SPX", t0 + NS, index=index_table([("SPX", t0, 5000.0)])))
+    assert fx.triggers == [] and fx.withheld == [("any_spx", "not finite: flow_cta_today_usd")]

@@ -30,6 +30,8 @@ CONTRACT = {
     "streamer_state_bytes_written_total": ("counter", ()),
     "streamer_input_seq": ("gauge", ("underlying",)),
     "streamer_partitions_assigned": ("gauge", ()),
+    "streamer_suspect_ticks_total": ("counter", ("symbol", "outcome")),
+    "streamer_triggers_withheld_total": ("counter", ("rule",)),
     "streamer_build_info": ("info", ()),
     "streamer_spot": ("gauge", ("underlying",)),
     "streamer_realized_vol": ("gauge", ("underlying", "horizon")),
