@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -292,34 +293,32 @@ def decode_quotes(values: Sequence[bytes | None], keys: Sequence[bytes | None], 
     """
     _check_lengths(values, keys)
     rows, objs, slow = _fast_decode(values, _QUOTE, max_bytes)
-    n = len(objs)
-    und = [o.underlying for o in objs]
-    cols = dict(row=np.asarray(rows, np.int64),
-                ts_ns=np.fromiter([o.ts_ns for o in objs], np.int64, n),
-                expiry_ts_ns=np.fromiter([o.expiry_ts_ns for o in objs], np.int64, n),
-                strike=np.fromiter([o.strike for o in objs], np.float64, n),
-                is_call=np.fromiter([o.right == "C" for o in objs], bool, n),
-                bid=np.fromiter([o.bid for o in objs], np.float64, n),
-                ask=np.fromiter([o.ask for o in objs], np.float64, n),
-                bid_size=np.fromiter([o.bid_size for o in objs], np.int64, n),
-                ask_size=np.fromiter([o.ask_size for o in objs], np.int64, n),
-                underlying=_objects(und))
+    cols = _contract_columns(rows, objs, _QUOTE_EXTRA)
+    und = cols["underlying"].tolist()
     ok = _expiry_ok(cols["ts_ns"], cols["expiry_ts_ns"]) & (cols["bid"] <= cols["ask"])
     ok &= _per_distinct(und, schemas.is_symbol) & _keys_match(keys, rows, und)
     fast = _keep(cols, ok, slow)
     rejected: list[Rejected] = []
     ms = _fallback(sorted(slow), values, keys, schemas.parse_option_quote, max_bytes, rejected)
-    slow_cols = dict(row=np.array([i for i, _ in ms], np.int64),
-                     ts_ns=np.array([q.ts_ns for _, q in ms], np.int64),
-                     expiry_ts_ns=np.array([q.expiry_ts_ns for _, q in ms], np.int64),
-                     strike=np.array([q.strike for _, q in ms], np.float64),
-                     is_call=np.array([q.right == "C" for _, q in ms], bool),
-                     bid=np.array([q.bid for _, q in ms], np.float64),
-                     ask=np.array([q.ask for _, q in ms], np.float64),
-                     bid_size=np.array([q.bid_size for _, q in ms], np.int64),
-                     ask_size=np.array([q.ask_size for _, q in ms], np.int64),
-                     underlying=_objects([q.underlying for _, q in ms]))
+    slow_cols = _contract_columns([i for i, _ in ms], [q for _, q in ms], _QUOTE_EXTRA)
     return QuoteColumns(**_merge(fast, slow_cols)), _sorted(rejected)
+
+
+# columns of a contract message beyond ts/expiry/strike/right/underlying, per topic
+_QUOTE_EXTRA = (("bid", np.float64), ("ask", np.float64), ("bid_size", np.int64), ("ask_size", np.int64))
+_OPEN_INTEREST_EXTRA = (("open_interest", np.int64),)
+
+
+def _contract_columns(rows: list[int], objs: list, extra: tuple[tuple[str, Any], ...]) -> dict[str, np.ndarray]:
+    """Columns of quote or open-interest messages, from the fast path's msgspec structs or the reference
+    parser's dataclasses alike (they share the field names)."""
+    n = len(objs)
+    cols = {"row": np.asarray(rows, np.int64)}
+    for name, dtype in (("ts_ns", np.int64), ("expiry_ts_ns", np.int64), ("strike", np.float64)) + extra:
+        cols[name] = np.fromiter(map(attrgetter(name), objs), dtype, n)
+    cols["is_call"] = np.fromiter([o.right == "C" for o in objs], bool, n)
+    cols["underlying"] = _objects([o.underlying for o in objs])
+    return cols
 
 
 def _expiry_ok(ts: np.ndarray, expiry: np.ndarray) -> np.ndarray:
@@ -335,27 +334,14 @@ def decode_open_interest(values: Sequence[bytes | None], keys: Sequence[bytes | 
     plus the key rule); see :func:`decode_quotes`."""
     _check_lengths(values, keys)
     rows, objs, slow = _fast_decode(values, _OPEN_INTEREST, max_bytes)
-    n = len(objs)
-    und = [o.underlying for o in objs]
-    cols = dict(row=np.asarray(rows, np.int64),
-                ts_ns=np.fromiter([o.ts_ns for o in objs], np.int64, n),
-                expiry_ts_ns=np.fromiter([o.expiry_ts_ns for o in objs], np.int64, n),
-                strike=np.fromiter([o.strike for o in objs], np.float64, n),
-                is_call=np.fromiter([o.right == "C" for o in objs], bool, n),
-                open_interest=np.fromiter([o.open_interest for o in objs], np.int64, n),
-                underlying=_objects(und))
+    cols = _contract_columns(rows, objs, _OPEN_INTEREST_EXTRA)
+    und = cols["underlying"].tolist()
     ok = _expiry_ok(cols["ts_ns"], cols["expiry_ts_ns"])
     ok &= _per_distinct(und, schemas.is_symbol) & _keys_match(keys, rows, und)
     fast = _keep(cols, ok, slow)
     rejected: list[Rejected] = []
     ms = _fallback(sorted(slow), values, keys, schemas.parse_open_interest, max_bytes, rejected)
-    slow_cols = dict(row=np.array([i for i, _ in ms], np.int64),
-                     ts_ns=np.array([x.ts_ns for _, x in ms], np.int64),
-                     expiry_ts_ns=np.array([x.expiry_ts_ns for _, x in ms], np.int64),
-                     strike=np.array([x.strike for _, x in ms], np.float64),
-                     is_call=np.array([x.right == "C" for _, x in ms], bool),
-                     open_interest=np.array([x.open_interest for _, x in ms], np.int64),
-                     underlying=_objects([x.underlying for _, x in ms]))
+    slow_cols = _contract_columns([i for i, _ in ms], [x for _, x in ms], _OPEN_INTEREST_EXTRA)
     return OpenInterestColumns(**_merge(fast, slow_cols)), _sorted(rejected)
 
 
