@@ -209,11 +209,15 @@ class PartitionMerger:
                 rest = take(t, np.flatnonzero(~inside))
                 st.pending, st.n_pending = [rest], size(rest)
                 parts.append(sort_by_time(take(t, np.flatnonzero(inside))) if inside.any() else {})
-            # offsets applied now that lie above the first still-pending one (out-of-order event times)
-            if st.pending and parts[-1]:
+            # offsets applied now that lie above the first still-pending one (out-of-order event times);
+            # those below it are covered by the resume offset and need not be kept
+            if st.pending:
                 first_pending = int(rest["offset"].min())
-                st.applied_above.extend(int(o) for o in parts[-1]["offset"] if o > first_pending)
-            elif not st.pending:
+                st.applied_above = [o for o in st.applied_above if o > first_pending]
+                if parts[-1]:
+                    off = parts[-1]["offset"]
+                    st.applied_above.extend(off[off > first_pending].tolist())
+            else:
                 st.applied_above.clear()
         late = sum(int((p["ts_ns"] < self.closed_until_ns).sum()) for p in parts if p)
         self.n_late += late
@@ -238,7 +242,13 @@ class PartitionMerger:
 
 def split_by_underlying(end_ns: int, parts: list[Table], late: int = 0) -> list[Batch]:
     """One :class:`Batch` per underlying present in ``parts`` (index, quotes, open interest), sorted by name."""
-    names = sorted({u for p in parts if p for u in np.unique(p["underlying"]).tolist()})
+    found: set[str] = set()
+    for p in parts:
+        if p:
+            col = p["underlying"]
+            # the usual partition holds one underlying: one comparison instead of sorting objects
+            found.update([col[0]] if (col == col[0]).all() else np.unique(col).tolist())
+    names = sorted(found)
     out = []
     for u in names:
         sel = [take(p, np.flatnonzero(p["underlying"] == u)) if p else {} for p in parts]
