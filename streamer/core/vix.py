@@ -5,13 +5,25 @@ Method, step by step (white paper section in brackets), and the choices made her
 * **Expirations** [Step 1]: SPX options with *Friday* expirations: the standard monthly (AM-settled,
   09:30 ET, root ``SPX``) and the weeklies (PM-settled, 16:00 ET, root ``SPXW``). On a third Friday
   the standard AM series is used and the PM weekly of the same date is not (detected from the data:
-  a PM expiry is ineligible when an AM expiry exists on the same date). A Thursday PM expiry is
-  eligible when the Friday after it is an exchange holiday (Good Friday, Juneteenth, Jul 4, Dec 25,
-  Jan 1 falling on or observed on that Friday). Expirations on other weekdays are not used (the
-  white paper predates Mon-Thu SPXW; Cboe still uses Friday expirations for VIX). The near term is
-  the latest eligible expiry with ``min_days < days <= target``, the next term the earliest with
-  ``target < days < max_days``; for VIX (23, 30, 37) as in the white paper. VIX9D uses the same rule
-  with (2, 9, 16): the two Friday expirations bracketing 9 days (our choice, documented; Cboe's
+  a PM expiry is ineligible when an AM expiry exists on the same date). A Thursday expiry (PM weekly,
+  or the AM standard moved a day earlier) is eligible when the Friday after it is an exchange holiday
+  (Good Friday, Juneteenth, Jul 4, Dec 25, Jan 1 falling on or observed on that Friday). Expirations
+  on other weekdays are not used (Cboe still uses Friday expirations for VIX).
+  **Selection is by calendar days** (:func:`select_terms`, the one rule of the live path and of the
+  batch reference): D = New York date of the expiry minus New York date of ``now``, a holiday-shifted
+  Thursday counted as the Friday it replaces. Near term: the latest eligible expiry with
+  ``min_days < D <= target``; next term: the earliest with ``target < D <= max_days``; VIX (23, 30,
+  37). The white paper's "more than 23 days and less than 37 days" is read with its own roll
+  example: on a Tuesday the terms have 24 and 31 days, "on the following day" 30 and 37, so the roll
+  is once a week at the start of the Wednesday, whatever the time of day, and a Friday 37 calendar
+  days out is a next term (in minutes it is 37 days minus or plus the hours between ``now`` and the
+  settlement time; counting minutes instead would leave a Wednesday at exactly 16:00 with its
+  Fridays at 23.0, 30.0 and 37.0 days and no next term). The holiday shift keeps the roll weekly:
+  the Thursday before Good Friday is the near term on the Tuesday 23 calendar days before it (a
+  Friday count of 24), where a strict day count would leave no expiry in (23, 30]. T itself is
+  always the exact minutes to the settlement instant (09:30 AM / 16:00 PM), so on a Wednesday
+  morning both terms can exceed 30 days and the interpolation extrapolates (weights 1+x and -x),
+  as Cboe's formula does. VIX9D uses the same rule with (2, 9, 16) (our choice, documented; Cboe's
   VIX9D rule set is published separately). No bracket -> NaN with reason ``no_bracketing_expiries``.
 * **Time** [Step 2]: T = minutes to settlement / 525,600, minutes counted on the New York wall clock
   (the white paper's M_current day + M_settlement day + M_other days, i.e. 1,440 minutes per day),
@@ -25,6 +37,30 @@ Method, step by step (white paper section in brackets), and the choices made her
 * **Strip**: puts below K0 walking down, calls above K0 walking up; a strike with bid <= 0 (or no
   quote) is skipped; after two consecutive strikes with zero bids no further strike is considered.
   At K0 both put and call are used: Q(K0) = mean of the two mids.
+* **Vendor chains without zero bids** (not in the white paper): many vendors do not publish
+  strikes whose bid is zero, so a strip can end at the last listed strike without meeting two
+  consecutive zero bids (``TermDetail.truncated``, ``VixValue.wing_truncated``). The index is then
+  computed on the strikes there are, and each open side gets a bound on the variance the missing
+  wing could add (``TermDetail.wing_bound``, variance units; ``VixValue.wing_bound``, index points):
+  - calls above the last strike K_c with mid C_c: C(K) is non-increasing in K, so
+    int_{K_c}^inf C(K)/K^2 dK <= C_c int_{K_c}^inf dK/K^2 = C_c/K_c (model-free);
+  - puts below the last strike K_p with mid P_p: model-free there is no bound (a small probability
+    of S near 0 makes int_0 P(K)/K^2 dK as large as one likes, the log contract), so we assume the
+    put price falls at least as fast as K^2 below K_p (strike elasticity d ln P / d ln K >= 2).
+    Then P(K) <= P_p (K/K_p)^2 and int_0^{K_p} P(K)/K^2 dK <= P_p/K_p;
+  - bound_j = (2/T_j) e^{R T_j} (P_p/K_p [put side open] + C_c/K_c [call side open]), and in index
+    points: the index recomputed with each term's sigma^2 raised by |weight| x bound, minus the index.
+  Checked on the shared full chains (VALIDATION.md): cutting a strip at any of its strikes, the
+  Cboe terms beyond the cut are at most 0.29x the put bound and 0.04x the call bound, and on the
+  chains cut to +-5..50% of spot the index error is always inside the bound (0.1-0.3x of it). The
+  bound is loose where the last quotes sit at the minimum tick (bid 0.05), as on every complete
+  chain: the mid then overstates the wing. A value is refused (NaN, ``strip_truncated``) only when
+  the bound exceeds ``VixSpec.max_wing_share`` (0.15) of the index. Why 0.15: a complete chain
+  with its zero-bid strikes removed has shares 0.03-0.05 (VIX) and 0.08-0.11 (VIX9D, 4-15 day
+  terms), so it keeps its value, as it should (its index is unchanged: Cboe skips zero bids too);
+  chains cut to +-20% of spot or narrower have 0.11-1.8 and the near-ATM subset (strikes
+  5950-6060) about 11, and are refused; between the two, a value comes with its flag and bound.
+  ``require_wings=False`` never refuses.
 * **DeltaK**: half the distance between the neighbouring *included* strikes, one-sided (full
   distance to the single neighbour) at the ends of the strip.
 * **Variance**: sigma^2 = (2/T) e^{RT} sum_i DeltaK_i/K_i^2 Q(K_i) - (1/T) (F/K0 - 1)^2.
@@ -54,19 +90,23 @@ NY = ZoneInfo("America/New_York")
 MINUTES_PER_YEAR = 525_600.0
 MINUTES_PER_DAY = 1_440.0
 _NS_PER_MIN = 60_000_000_000
+_EPOCH = dt.date(1970, 1, 1)
 
 RateLike = float | Callable[[float], float]
 
 
 @dataclass(slots=True, frozen=True)
 class VixSpec:
-    """Constant-maturity target and the open day windows (min_days, target] and (target, max_days)."""
+    """Constant-maturity target, the calendar-day windows (min_days, target] (near term) and
+    (target, max_days] (next term), and the largest wing bound still reported, as a share of the
+    index (module docstring)."""
 
     name: str
     target_days: float
     min_days: float
     max_days: float
     friday_only: bool = True
+    max_wing_share: float = 0.15
 
 
 VIX = VixSpec("VIX", 30.0, 23.0, 37.0)
@@ -87,7 +127,8 @@ class TermDetail:
     sigma2: float
     n_strikes: int
     s_sum: float
-    truncated: bool = False
+    truncated: bool = False        # a strip side ended at the last listed strike (no two zero bids)
+    wing_bound: float = 0.0        # upper bound on the sigma^2 the missing wing(s) could add
 
 
 @dataclass(slots=True, frozen=True)
@@ -98,11 +139,17 @@ class VixValue:
     reason: str
     near: TermDetail | None = None
     next: TermDetail | None = None
+    wing_bound: float = 0.0        # index points the missing wings could add (module docstring)
 
     @property
     def ok(self) -> bool:
         """True when ``value`` is a number."""
         return self.reason == "ok"
+
+    @property
+    def wing_truncated(self) -> bool:
+        """True when a strip of either term ended at the last listed strike."""
+        return any(t is not None and t.truncated for t in (self.near, self.next))
 
 
 # --------------------------------------------------------------------------- calendar helpers
@@ -173,18 +220,41 @@ def eligible_expiries(expiries: Iterable[int], friday_only: bool = True) -> dict
     return out
 
 
+def selection_day(minutes: float) -> int:
+    """New York calendar day (days since 1970-01-01) of a settlement instant for term selection;
+    a Thursday expiry before a Friday holiday counts as that Friday (module docstring).
+
+    >>> from streamer.cboe_csv import ny_ts_ns
+    >>> thu, fri = ny_ts_ns(2024, 3, 28, 16), ny_ts_ns(2024, 4, 5, 16)  # Good Friday 2024-03-29
+    >>> selection_day(local_minutes(fri)) - selection_day(local_minutes(thu))
+    7
+    """
+    day = math.floor(minutes / MINUTES_PER_DAY)
+    date = _EPOCH + dt.timedelta(days=day)
+    if date.weekday() == 3 and is_friday_holiday(date + dt.timedelta(days=1)):
+        day += 1
+    return day
+
+
 def select_terms(exp_minutes: dict[int, float], eligible: dict[int, bool], now_minutes: float,
                  spec: VixSpec) -> tuple[int | None, int | None]:
-    """Near and next expiries: latest in (min, target] days and earliest in (target, max) days."""
+    """Near and next expiries: latest eligible in (min, target] calendar days, earliest in
+    (target, max] (module docstring). The one selection rule of ``vix_batch`` and ``ChainBook.vix``.
+
+    ``exp_minutes`` and ``now_minutes`` are New York wall-clock minutes (:func:`local_minutes`).
+    """
+    today = math.floor(now_minutes / MINUTES_PER_DAY)
     near = nxt = None
+    near_key = nxt_key = None
     for e in sorted(exp_minutes):
-        if not eligible.get(e, False):
+        if not eligible.get(e, False) or exp_minutes[e] <= now_minutes:
             continue
-        days = (exp_minutes[e] - now_minutes) / MINUTES_PER_DAY
-        if spec.min_days < days <= spec.target_days:
-            near = e
-        elif spec.target_days < days < spec.max_days and nxt is None:
-            nxt = e
+        days = selection_day(exp_minutes[e]) - today
+        key = (days, exp_minutes[e])     # same day count: the later settlement (never both eligible)
+        if spec.min_days < days <= spec.target_days and (near_key is None or key > near_key):
+            near, near_key = e, key
+        elif spec.target_days < days <= spec.max_days and (nxt_key is None or key < nxt_key):
+            nxt, nxt_key = e, key
     return near, nxt
 
 
@@ -205,6 +275,37 @@ def combine_terms(t1: float, s1: float, n1: float, t2: float, s2: float, n2: flo
     return 100.0 * math.sqrt(tv) if tv >= 0.0 else math.nan
 
 
+def wing_bound_points(near: TermDetail, nxt: TermDetail, value: float,
+                      target_minutes: float) -> float:
+    """Index points the missing wings could add: the index with each term's sigma^2 raised by
+    |its interpolation weight| x its ``wing_bound``, minus ``value`` (0 when no strip is open).
+
+    >>> d = TermDetail(0, 25 * 1440, 25 / 365, 0.0, 100.0, 100.0, 100.0, 0.04, 10, 0.0)
+    >>> wing_bound_points(d, d, 20.0, 30 * 1440)
+    0.0
+    """
+    if near.wing_bound == 0.0 and nxt.wing_bound == 0.0:
+        return 0.0
+    n1, n2 = near.minutes, nxt.minutes
+    a = abs((n2 - target_minutes) / (n2 - n1))
+    b = abs((target_minutes - n1) / (n2 - n1))
+    tv = (value / 100.0) ** 2 + (near.t_years * near.wing_bound * a
+                                 + nxt.t_years * nxt.wing_bound * b) * MINUTES_PER_YEAR / target_minutes
+    return 100.0 * math.sqrt(tv) - value
+
+
+def _finish(a: TermDetail, b: TermDetail, spec: VixSpec, require_wings: bool) -> VixValue:
+    """Combine the two terms into the index; refuse it when the wing bound is material."""
+    target = spec.target_days * MINUTES_PER_DAY
+    v = combine_terms(a.t_years, a.sigma2, a.minutes, b.t_years, b.sigma2, b.minutes, target)
+    if v != v:
+        return VixValue(v, "negative_variance", a, b)
+    bound = wing_bound_points(a, b, v, target)
+    if require_wings and bound > spec.max_wing_share * v:
+        return VixValue(math.nan, "strip_truncated", wing_bound=bound)
+    return VixValue(v, "ok", a, b, bound)
+
+
 # --------------------------------------------------------------------------- batch reference
 
 def vix_batch(expiry_ts_ns: Iterable[int], strike: Iterable[float], right: Iterable[str],
@@ -212,10 +313,12 @@ def vix_batch(expiry_ts_ns: Iterable[int], strike: Iterable[float], right: Itera
               spec: VixSpec = VIX, require_wings: bool = True) -> VixValue:
     """From-scratch reference: index level from flat per-contract arrays at ``now_ts_ns`` (UTC ns).
 
-    Later rows override earlier rows for the same contract. With ``require_wings`` a term whose
-    strip runs into the last listed strike on either side without meeting two consecutive zero
-    bids (a chain subset, e.g. near-ATM only) gives NaN with reason ``strip_truncated``. ``rate``: continuously compounded,
-    decimal (constant, or a function of T in years).
+    Later rows override earlier rows for the same contract. A strip that runs into the last listed
+    strike on either side without meeting two consecutive zero bids (a vendor chain without
+    zero-bid strikes, or a near-ATM subset) is computed and flagged, with a bound on the missing
+    wing (module docstring); with ``require_wings`` the value is refused (NaN, ``strip_truncated``)
+    when that bound exceeds ``spec.max_wing_share`` of the index. ``rate``: continuously
+    compounded, decimal (constant, or a function of T in years).
     """
     book: dict[int, dict[float, list[float]]] = {}
     for e, k, r, b, a in zip(expiry_ts_ns, strike, right, bid, ask):
@@ -291,15 +394,13 @@ def vix_batch(expiry_ts_ns: Iterable[int], strike: Iterable[float], right: Itera
             total.append(dk / (ks[i] * ks[i]) * qq)
         s = math.fsum(total)
         sigma2 = 2.0 / t * growth * s - (f / ks[k0] - 1.0) ** 2 / t
-        truncated = not (cut_p and cut_c)
-        if truncated and require_wings:
-            return VixValue(math.nan, "strip_truncated")
+        # open wings: tail of the strip's last Q/K on each side that never met two zero bids
+        lo_i, lo_q = strip[0]
+        hi_i, hi_q = strip[-1]
+        tail = (0.0 if cut_p else lo_q / ks[lo_i]) + (0.0 if cut_c else hi_q / ks[hi_i])
         terms.append(TermDetail(e, minutes, t, r, f, ks[kstar], ks[k0], sigma2, len(strip), s,
-                                truncated))
-    a, b = terms
-    v = combine_terms(a.t_years, a.sigma2, a.minutes, b.t_years, b.sigma2, b.minutes,
-                      spec.target_days * MINUTES_PER_DAY)
-    return VixValue(v, "ok" if v == v else "negative_variance", a, b)
+                                not (cut_p and cut_c), 2.0 / t * growth * tail))
+    return _finish(terms[0], terms[1], spec, require_wings)
 
 
 # --------------------------------------------------------------------------- vectorized terms
@@ -360,11 +461,13 @@ def _strip(term: Term, k0: int) -> tuple[np.ndarray, np.ndarray, bool, bool]:
     return inc, q, bool(p_pairs.size), bool(c_pairs.size)
 
 
-def term_detail(term: Term, now_min: float, rate: RateLike, require_wings: bool) -> TermDetail | str:
+def term_detail(term: Term, now_min: float, rate: RateLike,
+                require_wings: bool = True) -> TermDetail | str:
     """Variance of one expiry at ``now_min`` (New York wall-clock minutes), or a NaN reason code.
 
     Same steps and the same floating-point operations as :func:`vix_batch`, vectorized:
-    O(strikes of the expiry)."""
+    O(strikes of the expiry). An open wing is flagged with its bound, never refused here
+    (``require_wings`` is applied to the index, :func:`vix_from_terms`; kept for callers)."""
     minutes = term.minutes - now_min
     t = minutes / MINUTES_PER_YEAR
     r = _rate_for(rate, t)
@@ -384,9 +487,6 @@ def term_detail(term: Term, now_min: float, rate: RateLike, require_wings: bool)
     inc, q, cut_p, cut_c = _strip(term, k0)
     if inc.shape[0] < 2:
         return "too_few_strikes"
-    truncated = not (cut_p and cut_c)
-    if truncated and require_wings:
-        return "strip_truncated"
     kk = ks[inc]
     dk = np.empty_like(kk)
     dk[1:-1] = (kk[2:] - kk[:-2]) / 2.0
@@ -394,8 +494,10 @@ def term_detail(term: Term, now_min: float, rate: RateLike, require_wings: bool)
     dk[-1] = kk[-1] - kk[-2]
     s = math.fsum((dk / (kk * kk) * q).tolist())
     sigma2 = 2.0 / t * growth * s - (f / float(ks[k0]) - 1.0) ** 2 / t
+    tail = ((0.0 if cut_p else float(q[0]) / float(kk[0]))
+            + (0.0 if cut_c else float(q[-1]) / float(kk[-1])))
     return TermDetail(term.expiry_ts_ns, minutes, t, r, f, float(ks[kstar]), float(ks[k0]),
-                      sigma2, int(inc.shape[0]), s, truncated)
+                      sigma2, int(inc.shape[0]), s, not (cut_p and cut_c), 2.0 / t * growth * tail)
 
 
 def vix_from_terms(exp_minutes: dict[int, float], eligible: dict[int, bool],
@@ -418,6 +520,4 @@ def vix_from_terms(exp_minutes: dict[int, float], eligible: dict[int, bool],
     b = term_detail(term_of(nxt), now_min, rate, require_wings)
     if isinstance(b, str):
         return VixValue(math.nan, b)
-    v = combine_terms(a.t_years, a.sigma2, a.minutes, b.t_years, b.sigma2, b.minutes,
-                      spec.target_days * MINUTES_PER_DAY)
-    return VixValue(v, "ok" if v == v else "negative_variance", a, b)
+    return _finish(a, b, spec, require_wings)

@@ -53,6 +53,8 @@ def _check(book: ChainBook, model: dict, now: int, spec) -> None:
                     [model[k][0] for k in keys], [model[k][1] for k in keys], now, RATE, spec)
     got = book.vix(now, spec)
     assert got.reason == ref.reason
+    assert got.wing_truncated == ref.wing_truncated
+    assert math.isclose(got.wing_bound, ref.wing_bound, rel_tol=1e-9, abs_tol=1e-12)
     if ref.ok:
         assert math.isclose(got.value, ref.value, rel_tol=1e-12, abs_tol=0.0)
         for a, b in ((got.near, ref.near), (got.next, ref.next)):
@@ -60,6 +62,7 @@ def _check(book: ChainBook, model: dict, now: int, spec) -> None:
             assert (a.expiry_ts_ns, a.k0, a.k_star, a.n_strikes, a.truncated) == \
                 (b.expiry_ts_ns, b.k0, b.k_star, b.n_strikes, b.truncated)
             assert math.isclose(a.sigma2, b.sigma2, rel_tol=1e-12, abs_tol=1e-15)
+            assert math.isclose(a.wing_bound, b.wing_bound, rel_tol=1e-12, abs_tol=0.0)
 
 
 price = st.one_of(st.just(0.0), st.integers(1, 4000).map(lambda x: x * 0.05))
