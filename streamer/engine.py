@@ -37,8 +37,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from streamer.core import realized
+from streamer.core import signals as catalogue
 from streamer.core.chain import ChainBook, ChainConfig
-from streamer.core.flows import FlowBook
+from streamer.core.flows import FlowBook, FlowConfig
 from streamer.core.rules import RuleSet
 from streamer.core.vix import VIX, VIX9D
 from streamer.pipeline import Batch, Table, size
@@ -155,11 +156,12 @@ class UnderlyingEngine:
     0.0142
     """
 
-    def __init__(self, underlying: str, settings: Settings, rules: RuleSet | None = None) -> None:
+    def __init__(self, underlying: str, settings: Settings, rules: RuleSet | None = None,
+                 flow_config: FlowConfig | None = None) -> None:
         self.underlying = underlying
         self.settings = settings
         self.series: dict[str, SeriesState] = {}
-        self.flows = FlowBook()
+        self.flows = FlowBook(flow_config)
         self.rules = rules if rules is not None else load_rules(settings)
         self.chain: ChainBook | None = None
         self.last_snapshot_ns = 0
@@ -182,16 +184,17 @@ class UnderlyingEngine:
                 "flip": list(self._flip), "chain": ch.to_state() if ch is not None else None}
 
     @classmethod
-    def from_state(cls, state: dict[str, Any], settings: Settings, rules: RuleSet | None = None) -> UnderlyingEngine:
+    def from_state(cls, state: dict[str, Any], settings: Settings, rules: RuleSet | None = None,
+                   flow_config: FlowConfig | None = None) -> UnderlyingEngine:
         """Rebuild an engine from :meth:`to_state` (the chain's aggregates vectorized over the contracts)."""
-        eng = cls(state["underlying"], settings, rules)
+        eng = cls(state["underlying"], settings, rules, flow_config)
         eng.last_snapshot_ns = state["last_snapshot_ns"]
         eng.last_eval_ns = state["last_eval_ns"]
         eng.last_ts_ns = state["last_ts_ns"]
         eng.n_inputs = state["n_inputs"]
         eng._flip = (int(state["flip"][0]), _f(state["flip"][1]))
         eng.series = {k: SeriesState.from_state(v) for k, v in state["series"].items()}
-        eng.flows = FlowBook.from_state(state["flows"])
+        eng.flows = FlowBook.from_state(state["flows"], flow_config)
         eng.rules.load_state(state["rules"])
         if state.get("chain") is not None:
             eng.chain = ChainBook.from_state(state["chain"])
@@ -202,19 +205,28 @@ class UnderlyingEngine:
         return pack(self.to_state())
 
     @classmethod
-    def from_checkpoint(cls, data: bytes, settings: Settings, rules: RuleSet | None = None) -> UnderlyingEngine:
-        return cls.from_state(unpack(data), settings, rules)
+    def from_checkpoint(cls, data: bytes, settings: Settings, rules: RuleSet | None = None,
+                        flow_config: FlowConfig | None = None) -> UnderlyingEngine:
+        return cls.from_state(unpack(data), settings, rules, flow_config)
 
     # -- the one entry point ---------------------------------------------------------------------
 
-    def ingest(self, batch: Batch, *, snapshot: bool | None = None) -> Effects:
+    def ingest(self, batch: Batch, *, snapshot: bool | None = None, evaluate: bool | None = None,
+               exposures: tuple[float, float, float] | None = None) -> Effects:
         """Apply one closed event-time segment of this underlying; evaluate the rules and snapshot at its end.
 
         ``snapshot``: None = at most once per ``analytics_interval_s`` of event time; True = always
-        (e.g. latency measurements); False = never. Official closes alone evaluate nothing.
+        (e.g. latency measurements); False = never. ``evaluate``: None = after a segment with a live input
+        (tick, quote, open interest; official closes alone evaluate nothing, so replaying years of closes
+        to warm the models up fires nothing); True = also after closes (the daily backtest, whose inputs
+        are closes); False = never. ``exposures``: dealer (GEX $/1%, vanna $/vol pt, charm $/day) from
+        outside the chain, applied before the segment (the backtest's daily positioning proxies; the live
+        engine takes them from its own chain at every evaluation).
         """
         fx = Effects(n_inputs=len(batch))
         live = False
+        if exposures is not None:
+            self.flows.on_exposures(batch.last_ts_ns or batch.end_ns, *exposures)
         idx = batch.index
         if size(idx):
             kind, sym, ts, px, day = (idx["kind"].tolist(), idx["symbol"].tolist(), idx["ts_ns"].tolist(),
@@ -234,7 +246,7 @@ class UnderlyingEngine:
         self.n_inputs += fx.n_inputs
         if self.chain is not None and live:
             self.chain.expire(self.last_ts_ns)  # settled contracts leave the state and every aggregate
-        if live:
+        if live if evaluate is None else evaluate:
             fx.triggers = self._finite(self.evaluate(), fx)
             if snapshot or (snapshot is None and self.snapshot_due(self.settings.analytics_interval_s)):
                 fx.snapshot = self.snapshot()
@@ -346,12 +358,16 @@ class UnderlyingEngine:
         self._closes_to_flows(day)
 
     def _closes_to_flows(self, day: int) -> None:
-        """Give the flow models session ``day``'s SPX and VIX closes once both are known."""
+        """Give the flow models session ``day``'s SPX and VIX closes once both are known, with the bond
+        input's close of that day if it came first (:func:`bond_symbol`; NaN otherwise: risk parity
+        then skips the day)."""
         spx, vix = self.series.get(self.underlying), self.series.get("VIX")
         if spx is not None and vix is not None and spx.closed_day == vix.closed_day == day:
             # a series that has already rolled into the next session holds that close as prev_close
             close = [x.prev_close if x.day > day else x.last for x in (spx, vix)]
-            self.flows.on_daily_close(_date.fromordinal(day), *close)
+            bond = self.series.get(bond_symbol(self.flows.config))
+            b = bond.last if bond is not None and bond.closed_day == day and bond.day == day else math.nan
+            self.flows.on_daily_close(_date.fromordinal(day), *close, b)
 
     def _fold_quotes(self, q: Table) -> int:
         """A batch of quotes into the chain (core/chain.py ``ChainBook.apply_quotes``: conflated to the
@@ -446,8 +462,11 @@ class UnderlyingEngine:
         The flow models keep their own copies of the SPX/VIX last/previous close; the engine's
         series (which see every index, not only SPX and VIX) take precedence for those names.
         """
+        # the chain first: chain_values() hands the dealer exposures to the flow models, whose dealer
+        # flows (and the notionals summing them) must reflect this evaluation's exposures, not the last one's
+        chain = self.chain_values()
         out: dict[str, float] = self.flows.signals()
-        out.update(self.chain_values())
+        out.update(chain)
         for sym, s in self.series.items():
             p = sym.lower()
             out[f"{p}_last"] = s.last
@@ -468,6 +487,15 @@ class UnderlyingEngine:
             sig = self.signals()
         return {k: (None if v != v else v) for k, v in sig.items()}
 
+    def catalogue(self, symbols: Iterable[str] = ()) -> dict[str, catalogue.Concrete]:
+        """The signals this engine emits (:meth:`signals`' keys): the catalogue expanded for its series
+        (and ``symbols``, e.g. the series a driver is about to feed) and its flow configuration."""
+        syms = [self.underlying, *self.series, *symbols]
+        return catalogue.expand(signal_values(self.settings, self.flows.config,
+                                              [x for x in syms if x not in self.settings.vol_indices])
+                                | {"vol_index": list(dict.fromkeys(
+                                    ["VIX", *(x for x in syms if x in self.settings.vol_indices)]))})
+
     def snapshot_due(self, interval_s: float) -> bool:
         return self.last_ts_ns - self.last_snapshot_ns >= interval_s * NS
 
@@ -476,10 +504,40 @@ class UnderlyingEngine:
         return AnalyticsSnapshot(self.underlying, self.last_ts_ns, self.values(), input_seq=self.n_inputs)
 
 
-CHAIN_SIGNALS = ("gex_usd_per_pct", "delta_exposure_usd", "vanna_usd_per_vol_pt", "charm_usd_per_day",
-                 "gex_0dte_usd_per_pct", "charm_0dte_usd_per_day", "gex_next_rolloff_usd_per_pct",
-                 "charm_next_rolloff_usd_per_day", "next_rolloff_hours", "gamma_flip", "call_wall", "put_wall",
-                 "abs_gamma_strike", "atm_iv", "vix_calc", "vix9d_calc")
+#: the chain's signals, from the catalogue (NaN before the first quote)
+CHAIN_SIGNALS = tuple(s.name for s in catalogue.SIGNALS if s.source == "chain")
+
+#: index symbols rule files may name besides the volatility indices (``{index}_last`` etc.)
+KNOWN_INDICES = ("SPX", "NDX")
+
+#: the series whose official closes feed risk parity, by ``risk_parity.bond_input``
+BOND_SYMBOLS = {"price": "TLT", "yield_pct": "DGS10"}
+
+
+def bond_symbol(cfg: FlowConfig) -> str:
+    """Index symbol of the bond input of the flow models (closes only): TLT prices or DGS10 yields."""
+    return BOND_SYMBOLS[cfg.risk_parity.bond_input]
+
+
+def signal_values(settings: Settings, flow_config: FlowConfig | None = None,
+                  symbols: Iterable[str] = KNOWN_INDICES) -> dict[str, list[str]]:
+    """Values of the catalogue's placeholders (streamer/core/signals.py): index series ``symbols``
+    (SPX always: the flow models name their SPX/VIX inputs), volatility indices from the settings (VIX
+    always), the rest from the flow configuration."""
+    cfg = flow_config or FlowConfig.default()
+    vol = list(dict.fromkeys(["VIX", *settings.vol_indices]))
+    idx = [x for x in dict.fromkeys(["SPX", *symbols]) if x not in vol]
+    vc = cfg.vol_control
+    return {"index": idx, "vol_index": vol, "family": [f.name for f in vc.families],
+            "horizon": [lab for lab, _ in vc.horizons_days], "scenario": [sc.name for sc in vc.scenarios],
+            "component": ["ma", *(lab for lab, _ in cfg.cta.momentum_days)],
+            "group": sorted({f.index.lower() for f in cfg.leveraged_etf.funds})}
+
+
+def known_signals(settings: Settings, flow_config: FlowConfig | None = None,
+                  symbols: Iterable[str] = KNOWN_INDICES) -> dict[str, catalogue.Concrete]:
+    """The catalogue expanded for these settings: every signal name a rule may read."""
+    return catalogue.expand(signal_values(settings, flow_config, symbols))
 
 
 def pack(state: dict[str, Any]) -> bytes:
@@ -601,6 +659,8 @@ def run_offline(records: Iterable[tuple[int, bytes | None, bytes]], settings: Se
     return triggers, snaps, engines
 
 
-def load_rules(settings: Settings) -> RuleSet:
-    """The rule set of ``settings.rules_file`` (the packaged default when empty)."""
-    return RuleSet.from_toml(settings.rules_file) if settings.rules_file else RuleSet.default()
+def load_rules(settings: Settings, flow_config: FlowConfig | None = None) -> RuleSet:
+    """The rule set of ``settings.rules_file`` (the packaged default when empty); a rule reading a signal
+    that is not in the catalogue (streamer/core/signals.py) is refused with a RuleError."""
+    known = known_signals(settings, flow_config)
+    return RuleSet.from_toml(settings.rules_file, known) if settings.rules_file else RuleSet.default(known)

@@ -41,6 +41,7 @@ reason spells out the sum.
 """
 from __future__ import annotations
 
+import difflib
 import math
 import re
 import tomllib
@@ -433,7 +434,9 @@ class RuleSet:
     def from_toml(cls, text_or_path: str | Path, known_signals: Collection[str] | None = None) -> RuleSet:
         """Parse and validate a rule file (path or TOML text); raises RuleError (source, rule, field).
 
-        ``known_signals``: if given, a rule reading any other signal name is rejected.
+        ``known_signals``: if given, a rule reading any other signal name is rejected. The engine passes
+        the signal catalogue (``streamer.core.signals``, expanded by ``streamer.engine.known_signals``);
+        None checks nothing (tests over made-up signals).
         """
         s = str(text_or_path)
         if isinstance(text_or_path, Path) or ("\n" not in s and s.endswith(".toml")):
@@ -506,7 +509,7 @@ def _parse_rule(source: str, i: int, rd: Any, known: Collection[str] | None) -> 
             raise err(fld, "must be a signal name or a list of signal names")
         for x in v:
             if known is not None and x not in known:
-                raise err(fld, f"unknown signal {x!r}")
+                raise err(fld, _unknown(x, known))
         return tuple(v)
 
     notional, context = names("notional"), names("context")
@@ -551,6 +554,13 @@ def _parse_node(node: Any, path: str, err: Any, known: Collection[str] | None) -
     return Group("all", [_parse_leaf(node, path, err, known)])
 
 
+def _unknown(name: str, known: Collection[str]) -> str:
+    """Why a signal name is refused, with the closest catalogued names."""
+    near = difflib.get_close_matches(name, list(known), n=3)
+    return (f"unknown signal {name!r} (not in the signal catalogue, streamer/core/signals.py)"
+            + (f"; did you mean {', '.join(map(repr, near))}?" if near else ""))
+
+
 def _num(v: Any) -> bool:
     return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
 
@@ -565,7 +575,7 @@ def _parse_leaf(d: Any, path: str, err: Any, known: Collection[str] | None) -> L
     if not isinstance(sig, str) or not sig:
         raise err(f"{path}.signal", "missing or not a string")
     if known is not None and sig not in known:
-        raise err(f"{path}.signal", f"unknown signal {sig!r}")
+        raise err(f"{path}.signal", _unknown(sig, known))
     op = d.get("op")
     if op not in OPS:
         raise err(f"{path}.op", f"must be one of {sorted(OPS)}, got {op!r}")

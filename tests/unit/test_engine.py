@@ -172,3 +172,24 @@ def test_no_trigger_carries_a_non_finite_number(events):
     t0 = 1730817000 * NS
     fx = eng.ingest(Batch("SPX", t0 + NS, index=index_table([("SPX", t0, 5000.0)])))
     assert fx.triggers == [] and fx.withheld == [("any_spx", "not finite: flow_cta_today_usd")]
+
+
+def test_trigger_notionals_use_the_same_evaluations_exposures(events):
+    """The chain's exposures reach the flow models before the flows are read: at every evaluation (a
+    snapshot each) the dealer exposures the flow models hold are the chain's of that evaluation, and the
+    election trigger's vanna + charm notional is the flows computed from them."""
+    triggers, snaps, _ = run_offline(raw(events), Settings(), snapshot=True)
+    with_chain = [s for s in snaps if s.values["vanna_usd_per_vol_pt"] is not None]
+    assert len({s.values["vanna_usd_per_vol_pt"] for s in with_chain}) > 10   # the exposures do move
+    for s in with_chain:
+        v = s.values
+        assert v["dealer_vanna_usd_per_vol_pt"] == v["vanna_usd_per_vol_pt"]
+        assert v["dealer_charm_usd_per_day"] == v["charm_usd_per_day"]
+        assert v["dealer_gex_usd_per_pct"] == v["gex_usd_per_pct"]
+    at = {s.input_seq: s.values for s in snaps}
+    ev = next(t for t in triggers if t.rule == "election_vol_collapse")
+    v = at[ev.input_seq]
+    vanna_flow = -v["vanna_usd_per_vol_pt"] * (v["vix_last"] - v["vix_prev_close"])
+    assert ev.inputs["notional:flow_dealer_vanna_usd"] == pytest.approx(vanna_flow, rel=1e-12)
+    assert ev.inputs["notional:flow_dealer_charm_usd"] == v["flow_dealer_charm_usd"]
+    assert ev.estimated_notional_usd == pytest.approx(vanna_flow + v["flow_dealer_charm_usd"], rel=1e-12)
