@@ -25,6 +25,7 @@ NaN, comparisons with NaN are false, so alerts stay silent and panels show a gap
 """
 from __future__ import annotations
 
+import math
 import platform
 import time
 from typing import Any, Iterable
@@ -33,6 +34,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from prometheus_client import start_http_server as _prom_start_http_server
 
 import streamer
+from streamer.core.signals import SIGNALS, Concrete
 
 PREFIX = "streamer_"
 
@@ -41,11 +43,10 @@ LATENCY_BUCKETS_SECONDS: tuple[float, ...] = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 )
 
-# fund types of streamer_flow_usd (one per model in streamer/core/flows.py)
-FUND_TYPES: tuple[str, ...] = (
-    "vol_control", "risk_parity", "cta", "leveraged_etf",
-    "dealer_gamma", "dealer_vanna", "dealer_charm",
-)
+# fund types of streamer_flow_usd (one per model in streamer/core/flows), as the signal catalogue declares them
+FUND_TYPES: tuple[str, ...] = tuple(dict.fromkeys(
+    v for s in SIGNALS if s.gauge is not None and s.gauge.metric == "streamer_flow_usd"
+    for k, v in s.gauge.labels if k == "fund_type"))
 
 DEFAULT_PORT = 9308
 DEFAULT_ADDR = "127.0.0.1"
@@ -325,6 +326,36 @@ class Metrics:
         self.checkpoints = self.checkpoints_c
         self.state_bytes = self.state_bytes_c
         self._underlyings: dict[str, UnderlyingMetrics] = {}
+        self._gauges: dict[str, Any] = {}
+        self._signal_children: dict[tuple[str, str], Any] = {}
+
+    # --- analytics from the signal catalogue -----------------------------------------------
+
+    def signal_gauges(self) -> dict[str, Any]:
+        """Gauge metric objects by Prometheus name (those the signal catalogue may name)."""
+        return {g._name: g for g in self.metric_objects() if isinstance(g, Gauge)}
+
+    def set_signals(self, underlying: str, values: dict[str, float | None],
+                    catalogue: dict[str, Concrete]) -> int:
+        """Set every gauge the signal catalogue (streamer/core/signals.py, expanded: ``engine.catalogue()``)
+        declares, from one snapshot's ``values`` (None → NaN); signals absent from ``values`` (a volatility
+        index not seen yet) are left alone. Children are resolved once per (underlying, signal).
+        Returns how many gauges were set."""
+        cache = self._signal_children
+        n = 0
+        for name, c in catalogue.items():
+            if c.signal.gauge is None or name not in values:
+                continue
+            child = cache.get((underlying, name))
+            if child is None:
+                g = self._gauges.get(c.signal.gauge.metric)
+                if g is None:
+                    g = self._gauges[c.signal.gauge.metric] = self.signal_gauges()[c.signal.gauge.metric]
+                child = cache[(underlying, name)] = g.labels(underlying=underlying, **c.gauge_labels)
+            x = values[name]
+            child.set(math.nan if x is None else x)
+            n += 1
+        return n
 
     # --- convenience ----------------------------------------------------------------------
 

@@ -255,3 +255,51 @@ def test_start_http_server_serves_metrics(m):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_catalogue_gauges_exist_with_their_labels(m):
+    """Every gauge the signal catalogue names is a defined gauge labelled underlying + the declared labels,
+    and every per-underlying analytics gauge of the dashboards is fed by some catalogued signal."""
+    from streamer.core.signals import SIGNALS
+
+    gauges = m.signal_gauges()
+    named = set()
+    for s in SIGNALS:
+        if s.gauge is None:
+            continue
+        g = gauges[s.gauge.metric]
+        assert tuple(g._labelnames) == ("underlying", *(k for k, _ in s.gauge.labels)), s.name
+        named.add(s.gauge.metric)
+    per_underlying = {n for n, g in gauges.items() if g._labelnames[:1] == ("underlying",)}
+    per_underlying -= {"streamer_input_seq"}   # pipeline position, not an analytic
+    assert per_underlying == named
+
+
+def test_set_signals_sets_each_catalogued_gauge(m):
+    from streamer.engine import known_signals
+    from streamer.settings import Settings
+
+    cat = known_signals(Settings())
+    values = {name: float(i) for i, name in enumerate(cat)}
+    values["gamma_flip"] = None
+    del values["vix3m_last"]
+    n = m.set_signals("SPX", values, cat)
+    v = m.registry.get_sample_value
+    u = {"underlying": "SPX"}
+    assert v("streamer_spot", u) == values["spot"]
+    assert math.isnan(v("streamer_gamma_flip", u))
+    assert v("streamer_vol_index", {**u, "index": "VIX9D"}) == values["vix9d_last"]
+    assert v("streamer_vol_index", {**u, "index": "VIX_calc"}) == values["vix_calc"]
+    assert v("streamer_vol_index", {**u, "index": "VIX3M"}) is None   # absent: not set
+    assert v("streamer_vol_index_change_ratio", {**u, "index": "VIX"}) == values["vix_change_ratio"]
+    assert v("streamer_realized_vol", {**u, "horizon": "20d"}) == values["rv_cc_20d_annual"]
+    assert v("streamer_flow_usd", {**u, "fund_type": "vol_control", "horizon": "1m"}) == \
+        values["flow_vol_control_1m_usd"]
+    assert v("streamer_flow_usd", {**u, "fund_type": "dealer_charm", "horizon": "now"}) == \
+        values["flow_dealer_charm_usd"]
+    with_gauge = [k for k, c in cat.items() if c.signal.gauge is not None and k in values]
+    assert n == len(with_gauge) > 20
+    for name in with_gauge:
+        c = cat[name]
+        got = v(c.signal.gauge.metric, {**u, **c.gauge_labels})
+        assert got == values[name] or (values[name] is None and math.isnan(got)), name
