@@ -31,7 +31,9 @@ Live reads between re-evaluations. ``on_spot`` is O(1): it records the live spot
 engine uses 5 min) since ``eval_ts_ns``, re-evaluates everything (``reprice``: O(N) vectorized;
 ``auto_reprice=False`` leaves that to the caller). In between, ``live_totals()`` reads the
 exposures at the live spot without new greeks: GEX = exact value at eval_spot + the change of the
-linearly interpolated grid profile (60 points over ±20%, step ≈ 0.68% of S), delta exposure
+linearly interpolated grid profile (60 points over ±20%, step ≈ 0.68% of S; within the grid
+interval around eval_spot, ±0.34%, read from each contract's GEX $ at that interval's two grid
+spots, kept with its contributions, so a read costs O(N) additions, not the O(N·grid) profile), delta exposure
 corrected to first order with the aggregate gamma (error O(dS²·speed)), vanna and charm rescaled by
 S/eval_spot (error O(dS·∂vanna/∂S)). Measured at a +0.2% move (benchmarks/bench_chain.py, 20,000
 contracts, 1 day–2 years, IVs solved from BSM prices on a smile; BENCHMARKS.md): error / |net| GEX
@@ -567,6 +569,8 @@ class ChainBook:
         self._a = {n: np.zeros(capacity, dtype=t) for n, t in self._SLOT_ARRAYS.items()}
         self._a["qts"][:] = _NO_QUOTE
         self._contrib = np.zeros((capacity, _NCOL))
+        self._band = np.zeros((capacity, 2))   # signed GEX $ at the grid spots bracketing eval_spot
+        self._bracket_of: tuple[float, float, float] | None = None   # (eval_spot, lo, hi)
         self._free: list[int] = []
         self._hw = 0
         self._index: dict[tuple[int, float, bool], int] = {}
@@ -604,6 +608,9 @@ class ChainBook:
         c = np.zeros((cap, _NCOL))
         c[:self._contrib.shape[0]] = self._contrib
         self._contrib = c
+        b = np.zeros((cap, 2))
+        b[:self._band.shape[0]] = self._band
+        self._band = b
 
     def _allocate(self, keys: list[tuple[int, float, bool]]) -> np.ndarray:
         """Slots for new contract keys, in the given order (O(len(keys)) Python: new contracts only)."""
@@ -622,6 +629,7 @@ class ChainBook:
             a["qts"][s] = _NO_QUOTE
             a["used"][s], a["live"][s] = True, False
             self._contrib[s] = 0.0
+            self._band[s] = 0.0
             sb = self._strikes.get_or_add(k)
             self._strikes.count[sb] += 1
             if e not in self._expiries.index:
@@ -779,8 +787,20 @@ class ChainBook:
         self._reevaluate(np.array([s]))
 
     # ------------------------------------------------------------------ evaluation
-    def _evaluate(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Contributions (rows × 6) and live flags of slots at the eval point, vectorized.
+    def _bracket(self) -> tuple[float, float]:
+        """(lo, hi): the two points of the profile grid around ``eval_spot`` (cached per eval_spot)."""
+        b = self._bracket_of
+        if b is not None and (b[0] == self.eval_spot or (b[0] != b[0] and self.eval_spot != self.eval_spot)):
+            return b[1], b[2]
+        cfg = self.config
+        g = make_grid(self.eval_spot, cfg.grid_points, cfg.grid_half_width)
+        k = min(max(int(np.searchsorted(g, self.eval_spot, side="right")) - 1, 0), g.shape[0] - 2)
+        self._bracket_of = (self.eval_spot, float(g[k]), float(g[k + 1]))
+        return self._bracket_of[1], self._bracket_of[2]
+
+    def _evaluate(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Contributions (rows × 6), live flags and band (rows × 2: signed GEX $ at the two grid
+        spots of ``_bracket``, as the profile computes them) of slots at the eval point, vectorized.
 
         Same per-contract formulas, in the same operation order, as ``exposures_batch``."""
         a, cfg = self._a, self.config
@@ -788,6 +808,7 @@ class ChainBook:
         t = (a["exp"][slots] - self.eval_ts_ns) / NS_PER_YEAR
         iv, oi = a["iv"][slots], a["oi"][slots]
         out = np.zeros((slots.shape[0], _NCOL))
+        band = np.zeros((slots.shape[0], 2))
         live = (t > 0.0) & (iv > 0.0) & np.isfinite(iv) & (oi > 0.0)
         if not (s > 0.0 and math.isfinite(s)):
             live[:] = False
@@ -804,9 +825,12 @@ class ChainBook:
             gabs = g.gamma * oi[i] * cfg.multiplier * s * s * 0.01
             out[i, _CALLG] = np.where(call, gabs, 0.0)
             out[i, _PUTG] = np.where(call, 0.0, gabs)
-        return out, live
+            ki, ti, vi = a["strike"][si], t[i], iv[i]
+            for j, x in enumerate(self._bracket()):
+                band[i, j] = gamma_on_grid(x, ki, ti, cfg.rate, cfg.div_yield, vi) * (m * (x * x * 0.01))
+        return out, live, band
 
-    def _set_contrib(self, slots: np.ndarray, new: np.ndarray, live: np.ndarray) -> None:
+    def _set_contrib(self, slots: np.ndarray, new: np.ndarray, live: np.ndarray, band: np.ndarray) -> None:
         """Revert the slots' old contributions and add the new ones in every table (O(len(slots)))."""
         a = self._a
         call = a["call"][slots]
@@ -822,12 +846,12 @@ class ChainBook:
         if z.any():
             self._zdte.add(np.zeros(int(z.sum()), dtype=np.int64), delta[z], dlc[z], dlp[z])
         self._contrib[slots] = new
+        self._band[slots] = band
         a["live"][slots] = live
         self._version += 1
 
     def _reevaluate(self, slots: np.ndarray) -> None:
-        new, live = self._evaluate(slots)
-        self._set_contrib(slots, new, live)
+        self._set_contrib(slots, *self._evaluate(slots))
 
     def _used(self) -> np.ndarray:
         return np.flatnonzero(self._a["used"][:self._hw])
@@ -840,9 +864,11 @@ class ChainBook:
         for e, i in ex.index.items():
             ex.zdte[i] = ny_date_ordinal(e) == self._today
         u = self._used()
-        new, live = self._evaluate(u)
+        new, live, band = self._evaluate(u)
         self._contrib[:] = 0.0
         self._contrib[u] = new
+        self._band[:] = 0.0
+        self._band[u] = band
         a["live"][:] = False
         a["live"][u] = live
         call = a["call"][u]
@@ -895,7 +921,8 @@ class ChainBook:
             return Rolloff((), 0, ExposureTotals())
         slots = np.sort(np.array([s for e in gone for s in self._eslots[e]], dtype=np.int64))
         removed = ExposureTotals(*(float(x) for x in self._contrib[slots, :4].sum(axis=0)))
-        self._set_contrib(slots, np.zeros((slots.shape[0], _NCOL)), np.zeros(slots.shape[0], bool))
+        self._set_contrib(slots, np.zeros((slots.shape[0], _NCOL)), np.zeros(slots.shape[0], bool),
+                          np.zeros((slots.shape[0], 2)))
         a = self._a
         for s in slots.tolist():
             del self._index[(int(a["exp"][s]), float(a["strike"][s]), bool(a["call"][s]))]
@@ -1013,14 +1040,22 @@ class ChainBook:
         Corrections (module docstring): GEX = exact value at eval_spot + the
         change of the interpolated grid profile (S² scaling off the grid), DEX to first order
         with the aggregate gamma, vanna/charm scaled by S/eval_spot. Errors at a +0.2% move are
-        measured in benchmarks/bench_chain.py. Uses ``profile()``: snapshot cadence."""
+        measured in benchmarks/bench_chain.py. While S stays in the grid interval around
+        eval_spot (±0.34% at 60 points over ±20%, more than the 0.25% reprice threshold) the
+        profile change is read from the per-contract band at that interval's two grid spots
+        (kept with the contributions, O(batch); summed here, O(N) additions); further away it
+        needs ``profile()`` (O(N·grid), cached until the next change)."""
         s = self.spot if spot is None else float(spot)
         s0 = self.eval_spot
         gex0, dex0, van0, chm0 = self.totals().as_tuple()
         if not (math.isfinite(s) and math.isfinite(s0)):
             return ExposureTotals(gex0, dex0, van0, chm0)
-        g, prof, _ = self.profile()
-        if g[0] <= s <= g[-1] and g[0] <= s0 <= g[-1]:
+        lo, hi = self._bracket()
+        if lo <= s <= hi and lo <= s0 <= hi:
+            p_lo, p_hi = self._band[:self._hw].sum(axis=0).tolist()
+            gex = gex0 + (s - s0) * ((p_hi - p_lo) / (hi - lo))
+        elif (g := self.profile()[0])[0] <= s <= g[-1] and g[0] <= s0 <= g[-1]:
+            _, prof, _ = self.profile()
             gex = gex0 + float(np.interp(s, g, prof) - np.interp(s0, g, prof))
         else:
             gex = gex0 * (s / s0) ** 2
@@ -1166,4 +1201,7 @@ class ChainBook:
         bk._fit_slot_table()
         u = np.flatnonzero(a["used"][:bk._hw])
         bk._slot_of[a["eb"][u], a["sb"][u], a["call"][u].astype(np.intp)] = u
+        # the band is a pure function of each slot's inputs and the eval point: recomputed, not stored
+        bk._band = np.zeros((bk._contrib.shape[0], 2))
+        bk._band[u] = bk._evaluate(u)[2]
         return bk

@@ -160,6 +160,7 @@ def check(book: ChainBook, model: Model, hist: dict) -> None:
     gg = exposures_batch(exp, k, call, iv, oi, book.eval_spot, book.eval_ts_ns, CFG.rate,
                          CFG.div_yield, dealer_sign=np.abs(sign), grid_spots=inc.grid_spots).grid_gex
     assert np.all(np.abs(inc.grid_gex - ref.grid_gex) <= 1e-12 * gg + 1e-300)
+    check_live_gex(book, ref, tol[0] + 1e-12 * float(gg.max(initial=0.0)))
     # walls: the same strike, or an exact tie within rounding
     gabs = max(np.abs(ref.strike_call_gamma).sum() + np.abs(ref.strike_put_gamma).sum(),
                hist.get("gabs", 0.0))
@@ -188,6 +189,21 @@ def check(book: ChainBook, model: Model, hist: dict) -> None:
         else:
             assert fw is not None and fw.strike == k_ref
             assert math.isclose(fw.forward, f_ref, rel_tol=1e-12)
+
+
+def check_live_gex(book: ChainBook, ref, tol: float) -> None:
+    """live_totals' GEX at spots around eval_spot equals the exact GEX plus the change of the
+    from-scratch profile (``exposures_batch``'s grid_gex, interpolated), within the running
+    rounding of the totals (``tol``) and 1e-12 of the gross profile: inside the grid interval
+    around eval_spot it comes from the per-contract band, outside it from the full profile."""
+    s0 = book.eval_spot
+    if not math.isfinite(s0):
+        return
+    g, prof = ref.grid_spots, ref.grid_gex
+    for rel in (0.0, -0.0025, -0.001, 0.0007, 0.0025, 0.003, 0.02, -0.05):
+        s = s0 * (1.0 + rel)
+        want = ref.total.gex_usd_per_pct + float(np.interp(s, g, prof) - np.interp(s0, g, prof))
+        assert abs(book.live_totals(s).gex_usd_per_pct - want) <= tol, (rel, want)
 
 
 def _keys(book: ChainBook) -> set:
@@ -269,6 +285,9 @@ def test_restore_then_same_calls_is_bit_identical(ops, cut):
     ga, gb = a.exposures(), b.exposures()
     assert ga.grid_gex.tobytes() == gb.grid_gex.tobytes()
     assert (ga.gamma_flip == gb.gamma_flip or (math.isnan(ga.gamma_flip) and math.isnan(gb.gamma_flip)))
+    for rel in (0.0, 0.002, -0.003, 0.05):       # the band is recomputed on restore: same bits
+        sa = a.eval_spot * (1.0 + rel)
+        assert a.live_totals(sa).as_tuple() == b.live_totals(sa).as_tuple() or math.isnan(sa)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
