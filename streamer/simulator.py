@@ -1050,6 +1050,40 @@ def malformed(seed: int = 0, n: int = 32) -> list[tuple[str, bytes, str]]:
     True
     """
     rng = np.random.default_rng([seed & 0xFFFFFFFF, 99])
+    cases = _malformed_cases(rng).cases
+    order = rng.permutation(len(cases))
+    return [cases[int(order[i % len(cases)])] for i in range(n)]
+
+
+@dataclass
+class _Bases:
+    """The valid messages the hostile cases are made from, and the cases of :func:`malformed`."""
+
+    ts: int
+    exp: int
+    tick: dict
+    quote: dict
+    oi: dict
+    cases: list[tuple[str, bytes, str]]
+
+
+def _mut(d: dict, **ch: Any) -> bytes:
+    """``d`` as JSON with fields changed (``_DROP``: removed)."""
+    x = dict(d)
+    for k, v in ch.items():
+        if v is _DROP:
+            x.pop(k)
+        else:
+            x[k] = v
+    return dumps(x)
+
+
+def _literal(d: dict, name: str, text: bytes) -> bytes:
+    """``d`` with field ``name`` spelled as ``text`` (what orjson cannot write: > 64-bit integers, NaN, ...)."""
+    return _mut(d, **{name: "\x00"}).replace(b'"\\u0000"', text)
+
+
+def _malformed_cases(rng: np.random.Generator) -> _Bases:
     o, _ = session_bounds_ns(dt.date(2024, 11, 6))
     ts = o + int(rng.integers(0, SESSION_S)) * NS
     exp = settlement_ts_ns(dt.date(2024, 11, 15), "SPX")
@@ -1058,19 +1092,7 @@ def malformed(seed: int = 0, n: int = 32) -> list[tuple[str, bytes, str]]:
     quote = schemas.to_dict(OptionQuote(UNDERLYING, ts, exp, strike, "C", 10.1, 10.5, 5, 7))
     oi = schemas.to_dict(OpenInterest(UNDERLYING, ts, exp, strike, "P", 1234))
 
-    def mut(d: dict, **ch: Any) -> bytes:
-        x = dict(d)
-        for k, v in ch.items():
-            if v is _DROP:
-                x.pop(k)
-            else:
-                x[k] = v
-        return dumps(x)
-
-    def literal(d: dict, name: str, text: bytes) -> bytes:
-        """``d`` with field ``name`` spelled as ``text`` (numbers orjson cannot write: > 64 bits)."""
-        return mut(d, **{name: "\x00"}).replace(b'"\\u0000"', text)
-
+    mut, literal = _mut, _literal
     year_9999_ns = b"253402300799000000000"  # 9999-12-31T23:59:59Z in ns: beyond 64 bits
     long = "9" * 60_000  # a wrong-typed field 60 kB long: the detail must quote an excerpt only
 
@@ -1121,5 +1143,153 @@ def malformed(seed: int = 0, n: int = 32) -> list[tuple[str, bytes, str]]:
         ("option_quote", mut(quote, bid_size=True), "wrong_type"),
         ("option_quote", dumps(quote)[:-1] + b',"bid":-1.0}', "negative_price"),  # duplicate key: last wins
     ]
-    order = rng.permutation(len(cases))
-    return [cases[int(order[i % len(cases)])] for i in range(n)]
+    return _Bases(ts, exp, tick, quote, oi, cases)
+
+
+@dataclass(frozen=True)
+class Hostile:
+    """One message of :func:`hostile`: its kind, Kafka key, raw value and the dead-letter reason it must get
+    (None: a value at a documented bound, which must be *accepted*)."""
+
+    kind: str
+    key: str
+    raw: bytes
+    reason: str | None
+    what: str
+
+
+#: input sizes the hostile suite sends (all above schemas.MAX_MESSAGE_BYTES: rejected unparsed); the
+#: last two need an input topic whose max.message.bytes allows them
+HOSTILE_SIZES = (900_000, 2_000_000, 10_000_000)
+
+
+def hostile(seed: int = 0, *, sizes: tuple[int, ...] = HOSTILE_SIZES, edge_underlying: str = "XSP") -> list[Hostile]:
+    """Every case of :func:`malformed` once, and more: every input reason code (``key_mismatch`` through a
+    wrong key, ``bad_date`` through a daily close), messages of ``sizes`` bytes, non-UTF-8 bytes, deep
+    nesting, duplicate keys, NaN/Infinity spellings, each documented bound just beyond (rejected) and exactly
+    at it (accepted). Rejected cases carry ``SPX`` data with key ``SPX`` (except the key cases); accepted ones
+    belong to ``edge_underlying`` (key and underlying), with increasing timestamps within one session, so
+    they can be fed to a worker beside the scenario without touching its SPX analytics.
+
+    ``non_finite`` is the one input reason bytes cannot produce: the JSON parsers reject NaN/Infinity and
+    numbers beyond a double as malformed JSON (``_num`` keeps the check for dict inputs).
+
+    >>> cases = hostile(0, sizes=(100_000,))
+    >>> sorted({c.reason for c in cases if c.reason})[:4]
+    ['bad_date', 'bad_expiry', 'bad_symbol', 'bad_timestamp']
+    >>> any(c.reason is None for c in cases)
+    True
+    """
+    rng = np.random.default_rng([seed & 0xFFFFFFFF, 99])
+    b = _malformed_cases(rng)
+    ts, exp, tick, quote, oi = b.ts, b.exp, b.tick, b.quote, b.oi
+    out = [Hostile(kind, UNDERLYING, raw, reason, f"malformed #{i}") for i, (kind, raw, reason) in enumerate(b.cases)]
+
+    def bad(kind: str, raw: bytes, reason: str, what: str, key: str = UNDERLYING) -> None:
+        out.append(Hostile(kind, key, raw, reason, what))
+
+    base = {"index_tick": tick, "option_quote": quote, "open_interest": oi}
+    # sizes: a valid quote padded with an unknown field to exactly n bytes
+    for n in sizes:
+        pad = n - len(_mut(quote, padding=""))
+        bad("option_quote", _mut(quote, padding="p" * pad), "too_large", f"{n:,} bytes")
+    pad = schemas.MAX_MESSAGE_BYTES + 1 - len(_mut(tick, padding=""))
+    bad("index_tick", _mut(tick, padding="p" * pad), "too_large", "one byte above the limit")
+    # NaN/Infinity in every spelling, and numbers beyond a double: not JSON
+    for spelling in (b"NaN", b"-NaN", b"nan", b"Infinity", b"-Infinity", b"inf", b"1e400", b"-1e999"):
+        bad("index_tick", _literal(tick, "price", spelling), "malformed_json", f"price {spelling.decode()}")
+        bad("option_quote", _literal(quote, "ask", spelling), "malformed_json", f"ask {spelling.decode()}")
+    for spelling in ("NaN", "Infinity", "-inf"):
+        bad("option_quote", _mut(quote, bid=spelling), "wrong_type", f"bid {spelling!r} as a string")
+    # non-UTF-8: in a string, a whole UTF-16 document, an overlong encoding, a lone surrogate escape
+    bad("index_tick", dumps(tick).replace(b'"VIX"', b'"VI\xffX"'), "malformed_json", "invalid UTF-8 in a string")
+    bad("option_quote", dumps(quote).decode().encode("utf-16"), "malformed_json", "UTF-16")
+    bad("open_interest", dumps(oi).replace(b'"P"', b'"\xc0\xaf"'), "malformed_json", "overlong UTF-8")
+    bad("open_interest", b"\x00" * 64, "malformed_json", "NUL bytes")
+    bad("index_tick", b"", "malformed_json", "empty value")
+    # deep nesting: past the parser's depth limit, a nested array as the document, nested values in fields
+    bad("index_tick", b"[" * 5000 + b"]" * 5000, "malformed_json", "depth 5000")
+    bad("option_quote", b'{"a":' * 2000 + b"1" + b"}" * 2000, "malformed_json", "object depth 2000")
+    bad("index_tick", b"[" * 500 + b"]" * 500, "not_an_object", "array depth 500")
+    bad("option_quote", dumps(quote)[:-1] + b',"bid":' + b"[" * 500 + b"]" * 500 + b"}", "wrong_type",
+        "bid nested 500 deep (duplicate key)")
+    bad("open_interest", _mut(oi, open_interest={"a": {"b": {"c": [1]}}}), "wrong_type", "nested object as a count")
+    # duplicate keys: the last one wins, valid first or not
+    bad("index_tick", dumps(tick)[:-1] + b',"price":0}', "non_positive_price", "duplicate price, last 0")
+    bad("option_quote", dumps(quote)[:-1] + b',"right":"X"}', "unknown_right", "duplicate right, last X")
+    bad("open_interest", dumps(oi)[:-1] + b',"schema_version":2}', "unknown_schema_version", "duplicate version")
+    # the key contract (the worker's check after the message itself is valid)
+    bad("option_quote", dumps(quote), "key_mismatch", "key NDX", key="NDX")
+    bad("index_tick", dumps(tick), "key_mismatch", "key in lower case", key="spx")
+    bad("open_interest", dumps(oi), "key_mismatch", "a 5,000-byte key", key="K" * 5000)
+    # daily closes: bad dates and an out-of-range close
+    close = schemas.to_dict(DailyClose("VIX", UNDERLYING, "2024-11-05", close_ts_ns(dt.date(2024, 11, 5)), 20.49))
+    for day in ("2024-13-01", "20241105", "2024-02-30", 20241105, None):
+        bad("daily_close", _mut(close, date=day), "bad_date", f"date {day!r}")
+    bad("daily_close", _mut(close, close=1e308), "out_of_range", "close 1e308")
+    # just beyond every documented bound
+    up = 1 + 1e-9
+    for kind, field_, x in (("index_tick", "price", schemas.MAX_INDEX_LEVEL * up),
+                            ("index_tick", "price", schemas.MIN_INDEX_LEVEL / 2),
+                            ("option_quote", "strike", schemas.MAX_STRIKE * up),
+                            ("open_interest", "strike", schemas.MIN_STRIKE / 2),
+                            ("option_quote", "ask", schemas.MAX_OPTION_PRICE * up),
+                            ("option_quote", "ask", 1.7976931348623157e308),
+                            ("option_quote", "bid_size", schemas.MAX_CONTRACTS + 1),
+                            ("option_quote", "ask_size", schemas.MAX_CONTRACTS + 1),
+                            ("open_interest", "open_interest", schemas.MAX_CONTRACTS + 1)):
+        bad(kind, _mut(base[kind], **{field_: x}), "out_of_range", f"{field_} {x!r}")
+    bad("option_quote", _mut(quote, bid=schemas.MAX_OPTION_PRICE * up, ask=schemas.MAX_OPTION_PRICE * up),
+        "out_of_range", "bid and ask above the bound")
+    for kind in base:
+        bad(kind, _mut(base[kind], ts_ns=schemas.MIN_TS_NS - 1), "bad_timestamp", "ts 1 ns before 2000")
+        bad(kind, _mut(base[kind], ts_ns=schemas.MAX_TS_NS + 1), "bad_timestamp", "ts 1 ns after 2100")
+    for kind in ("option_quote", "open_interest"):
+        bad(kind, _mut(base[kind], expiry_ts_ns=ts - schemas.EXPIRY_GRACE_NS - 1), "bad_expiry", "expired 1 day + 1 ns")
+        bad(kind, _mut(base[kind], expiry_ts_ns=ts + schemas.MAX_EXPIRY_AHEAD_NS + 1), "bad_expiry",
+            "expiry 12 years + 1 ns ahead")
+    bad("index_tick", _mut(tick, symbol="X" * (schemas.MAX_SYMBOL_LEN + 1)), "bad_symbol", "33-character symbol")
+    bad("option_quote", _mut(quote, underlying="SPX\n"), "bad_symbol", "symbol with a newline")
+
+    # exactly at every bound (and other odd but valid spellings): accepted, for edge_underlying
+    u = edge_underlying
+    o, _ = session_bounds_ns(dt.date(2024, 11, 6))
+    t0 = o + 600 * NS
+    e_exp = settlement_ts_ns(dt.date(2024, 11, 15), "SPX")
+    step = iter(range(1, 10_000))
+
+    def ok(kind: str, what: str, raw: Callable[[int], bytes]) -> None:
+        out.append(Hostile(kind, u, raw(t0 + next(step) * NS), None, what))
+
+    def tk(t: int, **ch: Any) -> bytes:
+        return _mut(schemas.to_dict(IndexTick(u, u, t, 580.0)), **ch)
+
+    def qt(t: int, **ch: Any) -> bytes:
+        return _mut(schemas.to_dict(OptionQuote(u, t, e_exp, 580.0, "C", 10.1, 10.5, 5, 7)), **ch)
+
+    def oi_(t: int, **ch: Any) -> bytes:
+        return _mut(schemas.to_dict(OpenInterest(u, t, e_exp, 580.0, "P", 1234)), **ch)
+
+    ok("index_tick", "a plain first print", lambda t: tk(t))
+    ok("index_tick", "price at the upper bound (an implausible jump: held as suspect)",
+       lambda t: tk(t, price=schemas.MAX_INDEX_LEVEL))
+    ok("index_tick", "price at the lower bound", lambda t: tk(t, price=schemas.MIN_INDEX_LEVEL))
+    ok("index_tick", "back to normal", lambda t: tk(t))
+    ok("index_tick", "a 32-character symbol", lambda t: tk(t, symbol="Y" * schemas.MAX_SYMBOL_LEN))
+    ok("index_tick", "duplicate price, the last one valid", lambda t: tk(t)[:-1] + b',"price":581.5}')
+    ok("index_tick", f"exactly {schemas.MAX_MESSAGE_BYTES} bytes",
+       lambda t: tk(t, padding="p" * (schemas.MAX_MESSAGE_BYTES - len(tk(t, padding="")))))
+    ok("index_tick", "an unknown field nested 1,000 deep",
+       lambda t: tk(t)[:-1] + b',"x":' + b"[" * 1000 + b"]" * 1000 + b"}")
+    ok("option_quote", "strike at the upper bound", lambda t: qt(t, strike=schemas.MAX_STRIKE))
+    ok("option_quote", "strike at the lower bound", lambda t: qt(t, strike=schemas.MIN_STRIKE))
+    ok("option_quote", "bid 0, ask at the bound", lambda t: qt(t, bid=0.0, ask=schemas.MAX_OPTION_PRICE))
+    ok("option_quote", "sizes at the bound", lambda t: qt(t, bid_size=schemas.MAX_CONTRACTS,
+                                                              ask_size=schemas.MAX_CONTRACTS))
+    ok("option_quote", "sizes as whole floats, version 1.0", lambda t: qt(t, bid_size=5.0, schema_version=1.0))
+    ok("option_quote", "expired exactly one day ago", lambda t: qt(t, expiry_ts_ns=t - schemas.EXPIRY_GRACE_NS))
+    ok("option_quote", "expiry exactly 12 years ahead", lambda t: qt(t, expiry_ts_ns=t + schemas.MAX_EXPIRY_AHEAD_NS))
+    ok("open_interest", "open interest at the bound", lambda t: oi_(t, open_interest=schemas.MAX_CONTRACTS))
+    ok("open_interest", "open interest 0", lambda t: oi_(t, open_interest=0))
+    ok("open_interest", "strike at the lower bound", lambda t: oi_(t, strike=schemas.MIN_STRIKE))
+    return out

@@ -147,3 +147,33 @@ def start_worker(kafka):
     yield start
     for w in workers:
         w.stop()
+
+
+def read_records(settings, topics: list[str], max_record_bytes: int = 16 * 1024 * 1024) -> list:
+    """Every record of ``topics`` up to their end offsets now (no consumer group), sorted by (topic,
+    partition, offset); takes records up to ``max_record_bytes`` (the hostile suite's 10 MB inputs)."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+
+    from streamer import kafka_io
+
+    async def go():
+        c = AIOKafkaConsumer(*topics, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+                             max_partition_fetch_bytes=max_record_bytes, fetch_max_bytes=4 * max_record_bytes,
+                             **kafka_io.client_options(settings))
+        await kafka_io.start_client(c, settings)
+        try:
+            parts: set = set()
+            while {tp.topic for tp in parts} != set(topics):  # without a group: every partition of them
+                parts = c.assignment()
+                await asyncio.sleep(0.05)
+            end = await c.end_offsets(list(parts))
+            out = []
+            while [tp for tp in parts if await c.position(tp) < end[tp]]:
+                for tp, recs in (await c.getmany(timeout_ms=1000)).items():
+                    out.extend(r for r in recs if r.offset < end[tp])
+            return sorted(out, key=lambda r: (r.topic, r.partition, r.offset))
+        finally:
+            await c.stop()
+    return asyncio.run(go())

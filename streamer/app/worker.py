@@ -54,6 +54,12 @@ from streamer.topics import STATE_MAX_BYTES, TopicNames
 log = logging.getLogger("streamer.worker")
 NS = 1_000_000_000
 CHECKPOINT_VERSION = 1
+#: the largest input record the consumer can take. Kafka returns a record above max_partition_fetch_bytes
+#: whole only when it leads the fetch response; elsewhere it comes truncated, and aiokafka then raises
+#: RecordTooLargeError from getmany and moves past that offset (consumer/fetcher.py). So this must be at
+#: least the input topics' max.message.bytes (broker default 1 MiB; the hostile suite's topics allow
+#: 16 MiB, as the publisher's MAX_REQUEST_BYTES); such records are dead-lettered ``too_large`` unparsed.
+MAX_INPUT_RECORD_BYTES = 16 * 1024 * 1024
 
 
 class _Boot(BootStrategy):
@@ -119,7 +125,7 @@ class Pipeline(mode.Service):
             enable_auto_commit=False, auto_offset_reset="earliest",
             partition_assignment_strategy=(RangePartitionAssignor,),
             session_timeout_ms=session_ms, heartbeat_interval_ms=max(session_ms // 3, 100),
-            max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
+            max_partition_fetch_bytes=MAX_INPUT_RECORD_BYTES, fetch_max_bytes=4 * MAX_INPUT_RECORD_BYTES)
         self.consumer.subscribe(self.names.inputs(), listener=_Rebalance(self))
         await kafka_io.start_client(self.consumer, s)
 
