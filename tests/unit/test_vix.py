@@ -17,11 +17,15 @@ from __future__ import annotations
 import datetime as dt
 import math
 
+import numpy as np
 import pytest
 from conftest import SHARED_DATA, require_shared_data
 
 from streamer.cboe_csv import combine, ny_ts_ns, read_quotedata
-from streamer.core.vix import VIX, VIX9D, eligible_expiries, is_friday_holiday, vix_batch
+from streamer.core import bs
+from streamer.core.chain import ChainBook, ChainConfig
+from streamer.core.vix import (VIX, VIX9D, eligible_expiries, is_friday_holiday, local_minutes,
+                               selection_day, vix_batch)
 from streamer.history import read_daily
 
 DATA = SHARED_DATA
@@ -89,3 +93,183 @@ def test_calendar_rules() -> None:
     pm_same_day = ny_ts_ns(2024, 4, 19, 16)
     el = eligible_expiries([thu, wed, am, pm_same_day])
     assert el == {thu: True, wed: False, am: True, pm_same_day: False}
+
+
+# ----------------------------------------------------------------------------- one term rule, both paths
+# Synthetic chains (Black-Scholes at a skewed vol, 0.05 ticks, zero bids below 0.10) are enough to
+# pin the term selection and the wing logic; the real chains are in tests/unit/test_vix_real.py.
+
+SPOT, RATE = 4700.0, 0.05
+STRIKES = np.arange(3000.0, 6000.0 + 1, 25.0)
+
+
+def _chain(expiries: list[int], now: int) -> tuple[list, ...]:
+    """Flat rows (expiry, strike, right, bid, ask) of a plausible SPX chain at ``now``."""
+    rows: list[tuple] = []
+    for e in expiries:
+        t = (e - now) / 1e9 / 86400 / 365
+        f = SPOT * math.exp(RATE * t)
+        vol = 0.15 + 0.25 * np.maximum(0.0, np.log(f / STRIKES))        # put skew
+        for right in ("C", "P"):
+            p = bs.price(SPOT, STRIKES, t, RATE, 0.0, vol, right == "C")
+            bid = np.where(p >= 0.10, np.floor((p - 0.05) / 0.05) * 0.05, 0.0)
+            ask = np.maximum(bid + 0.10, 0.05)
+            rows += [(e, k, right, b, a) for k, b, a in zip(STRIKES, bid, ask)]
+    return tuple(list(c) for c in zip(*rows))
+
+
+def _both(rows: tuple[list, ...], now: int, spec=VIX, require_wings: bool = True):
+    """vix_batch and ChainBook.vix on the same rows: they must agree (one rule, one strip)."""
+    ref = vix_batch(*rows, now, RATE, spec, require_wings)
+    book = ChainBook(SPOT, now, ChainConfig(rate=RATE))
+    e, k, r, b, a = rows
+    book.apply_quotes(now, np.array(e, dtype=np.int64), np.array(k), np.array(r) == "C",
+                      np.array(b), np.array(a))
+    got = book.vix(now, spec, require_wings=require_wings)
+    assert (got.reason, got.wing_truncated) == (ref.reason, ref.wing_truncated)
+    assert math.isclose(got.wing_bound, ref.wing_bound, rel_tol=1e-12, abs_tol=0.0)
+    if ref.ok:
+        assert math.isclose(got.value, ref.value, rel_tol=1e-12)
+        assert (got.near.expiry_ts_ns, got.next.expiry_ts_ns) == (ref.near.expiry_ts_ns,
+                                                                  ref.next.expiry_ts_ns)
+    return ref
+
+
+def _fridays(first: dt.date, n: int) -> list[dt.date]:
+    return [first + dt.timedelta(weeks=i) for i in range(n)]
+
+
+def _listing(days: list[dt.date], standard: set[dt.date]) -> list[int]:
+    """PM weeklies on ``days``; on a standard date also the AM series (the PM twin is kept: the
+    rule must drop it)."""
+    out = [ny_ts_ns(d.year, d.month, d.day, 16) for d in days]
+    out += [ny_ts_ns(d.year, d.month, d.day, 9, 30) for d in standard]
+    return sorted(out)
+
+
+JAN_FEB_2024 = _listing(_fridays(dt.date(2024, 1, 12), 10),
+                        {dt.date(2024, 1, 19), dt.date(2024, 2, 16), dt.date(2024, 3, 15)})
+
+
+@pytest.mark.parametrize("now,near,nxt", [
+    # Tuesday: 24 and 31 calendar days
+    ((2024, 1, 9, 16, 15), (2024, 2, 2, 16), (2024, 2, 9, 16)),
+    # Wednesday at 16:00 (the known divergence): 30 and 37; the Friday at 23 days is out
+    ((2024, 1, 10, 16, 0), (2024, 2, 9, 16), (2024, 2, 16, 9, 30)),
+    # Wednesday morning: the same terms (the roll is by day), both beyond 30 days in minutes
+    ((2024, 1, 10, 9, 0), (2024, 2, 9, 16), (2024, 2, 16, 9, 30)),
+    # Wednesday 16:00 with PM Fridays at exactly 23.0, 30.0 and 37.0 days of minutes
+    ((2024, 1, 24, 16, 0), (2024, 2, 23, 16), (2024, 3, 1, 16)),
+    # Wednesday 16:00 with the standard AM series at 30 calendar days (29.73 days of minutes)
+    ((2024, 1, 17, 16, 0), (2024, 2, 16, 9, 30), (2024, 2, 23, 16)),
+    # Thursday: 29 and 36; the Friday at 22 days is out
+    ((2024, 1, 11, 16, 15), (2024, 2, 9, 16), (2024, 2, 16, 9, 30)),
+    # Friday after the close: 28 and 35
+    ((2024, 1, 12, 16, 15), (2024, 2, 9, 16), (2024, 2, 16, 9, 30)),
+])
+def test_terms_at_the_23_and_37_day_edges(now, near, nxt) -> None:
+    now_ns = ny_ts_ns(*now)
+    v = _both(_chain(JAN_FEB_2024, now_ns), now_ns)
+    assert v.ok, v.reason
+    assert (v.near.expiry_ts_ns, v.next.expiry_ts_ns) == (ny_ts_ns(*near), ny_ts_ns(*nxt))
+    assert not v.wing_truncated and v.wing_bound == 0.0
+    assert 12.0 < v.value < 25.0          # a 15% ATM vol with skew; extrapolated on Wed 09:00
+
+
+def test_no_bracket_without_a_next_term_in_37_days() -> None:
+    now = ny_ts_ns(2024, 1, 10, 16)
+    gone = {ny_ts_ns(2024, 2, 16, 9, 30), ny_ts_ns(2024, 2, 16, 16)}     # the 37-day Friday
+    listing = [e for e in JAN_FEB_2024 if e not in gone]
+    assert _both(_chain(listing, now), now).reason == "no_bracketing_expiries"  # 44 days is too far
+    # without its AM series the PM weekly of a standard date is used
+    listing = [e for e in JAN_FEB_2024 if e != ny_ts_ns(2024, 2, 16, 9, 30)]
+    assert _both(_chain(listing, now), now).next.expiry_ts_ns == ny_ts_ns(2024, 2, 16, 16)
+
+
+GOOD_FRIDAY_2024 = _listing([dt.date(2024, 3, 22), dt.date(2024, 3, 28)]
+                            + _fridays(dt.date(2024, 4, 5), 3), {dt.date(2024, 4, 19)})
+# 2025: Good Friday is the third Friday of April; the standard AM series settles Thu 04-17 09:30
+GOOD_FRIDAY_2025 = sorted(_listing(_fridays(dt.date(2025, 4, 4), 2) + [dt.date(2025, 4, 17)]
+                                   + _fridays(dt.date(2025, 4, 25), 2), set())
+                          + [ny_ts_ns(2025, 4, 17, 9, 30)])
+
+
+@pytest.mark.parametrize("listing,now,near,nxt", [
+    # Tue 23 calendar days before the holiday Thursday: it stands for its Friday (24) -> near term
+    (GOOD_FRIDAY_2024, (2024, 3, 5, 16, 15), (2024, 3, 28, 16), (2024, 4, 5, 16)),
+    # Wednesday: the roll, 30 and 37
+    (GOOD_FRIDAY_2024, (2024, 3, 6, 16, 15), (2024, 4, 5, 16), (2024, 4, 12, 16)),
+    # Monday: 24 (25 as a Friday) and 32
+    (GOOD_FRIDAY_2024, (2024, 3, 4, 16, 15), (2024, 3, 28, 16), (2024, 4, 5, 16)),
+    # Wednesday 30 days before the moved standard series (AM Thursday; the PM daily is not used)
+    (GOOD_FRIDAY_2025, (2025, 3, 19, 16, 15), (2025, 4, 17, 9, 30), (2025, 4, 25, 16)),
+    # Tuesday: Fri 04-11 at 24 days, the Thursday counts 31
+    (GOOD_FRIDAY_2025, (2025, 3, 18, 16, 15), (2025, 4, 11, 16), (2025, 4, 17, 9, 30)),
+])
+def test_terms_in_holiday_weeks(listing, now, near, nxt) -> None:
+    now_ns = ny_ts_ns(*now)
+    v = _both(_chain(listing, now_ns), now_ns)
+    assert v.ok, v.reason
+    assert (v.near.expiry_ts_ns, v.next.expiry_ts_ns) == (ny_ts_ns(*near), ny_ts_ns(*nxt))
+
+
+def test_holiday_thursdays_in_the_calendar() -> None:
+    thu_juneteenth = ny_ts_ns(2026, 6, 18, 16)      # Fri 2026-06-19 is Juneteenth
+    thu_july3 = ny_ts_ns(2026, 7, 2, 16)            # Sat Jul 4 observed on Fri Jul 3
+    thu_plain = ny_ts_ns(2026, 6, 25, 16)
+    assert eligible_expiries([thu_juneteenth, thu_july3, thu_plain]) == {
+        thu_juneteenth: True, thu_july3: True, thu_plain: False}
+    assert selection_day(local_minutes(thu_juneteenth)) == dt.date(2026, 6, 19).toordinal() \
+        - dt.date(1970, 1, 1).toordinal()
+
+
+# ----------------------------------------------------------------------------- open wings
+
+NOW = ny_ts_ns(2024, 1, 5, 16, 15)
+
+
+def _drop(rows: tuple[list, ...], keep) -> tuple[list, ...]:
+    m = [keep(e, k, r, b) for e, k, r, b in zip(*rows[:4])]
+    return tuple([x for x, ok in zip(c, m) if ok] for c in rows)
+
+
+def _zero_bid_strikes_removed(rows: tuple[list, ...]) -> tuple[list, ...]:
+    """The vendor view: an (expiry, strike) row is not published when either side bids zero."""
+    zero = {(e, k) for e, k, b in zip(rows[0], rows[1], rows[3]) if not b > 0}
+    return _drop(rows, lambda e, k, r, b: (e, k) not in zero)
+
+
+def test_zero_bid_strikes_removed_gives_the_same_index_flagged_with_its_bound() -> None:
+    rows = _chain(JAN_FEB_2024, NOW)
+    full = _both(rows, NOW)
+    assert full.ok and not full.wing_truncated and full.wing_bound == 0.0
+    cut = _both(_zero_bid_strikes_removed(rows), NOW)
+    assert cut.ok and cut.wing_truncated and cut.near.truncated and cut.next.truncated
+    # Cboe skips zero bids and stops at two of them: nothing it used was removed
+    assert cut.value == pytest.approx(full.value, rel=1e-12)
+    assert 0.0 < cut.wing_bound < VIX.max_wing_share * cut.value
+    # the bound from the strip's end quotes, by hand: (2/T) e^{RT} (P_lo/K_lo + C_hi/K_hi)
+    for term in (cut.near, cut.next):
+        e, k, r, b, a = _drop(_zero_bid_strikes_removed(rows),
+                              lambda e, k, r, b: e == term.expiry_ts_ns)
+        puts = [(kk, (bb + aa) / 2) for kk, rr, bb, aa in zip(k, r, b, a) if rr == "P" and kk < term.k0]
+        calls = [(kk, (bb + aa) / 2) for kk, rr, bb, aa in zip(k, r, b, a) if rr == "C" and kk > term.k0]
+        (kp, pp), (kc, cc) = min(puts), max(calls)
+        want = 2 / term.t_years * math.exp(term.rate * term.t_years) * (pp / kp + cc / kc)
+        assert term.wing_bound == pytest.approx(want, rel=1e-12)
+
+
+@pytest.mark.parametrize("half_width", [0.15, 0.10, 0.06, 0.03])
+def test_range_cut_chain_error_stays_inside_the_bound_and_is_refused_when_material(
+        half_width: float) -> None:
+    rows = _chain(JAN_FEB_2024, NOW)
+    full = _both(rows, NOW)
+    sub = _drop(rows, lambda e, k, r, b: abs(k / SPOT - 1.0) <= half_width)
+    free = _both(sub, NOW, require_wings=False)
+    assert free.ok and free.wing_truncated
+    assert 0.0 <= full.value - free.value <= free.wing_bound     # the missing wing only adds
+    strict = _both(sub, NOW)
+    material = free.wing_bound > VIX.max_wing_share * free.value
+    assert strict.reason == ("strip_truncated" if material else "ok")
+    if half_width <= 0.03:
+        assert material                                          # a near-the-money subset
