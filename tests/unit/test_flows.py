@@ -174,6 +174,21 @@ def test_live_intraday_updates_and_state_roundtrip():
     assert fb.on_daily_close("2024-11-05", 1.0, 1.0) is False   # same date twice: ignored
 
 
+def test_state_is_plain_json_with_nan_as_null_during_warm_up():
+    """The book's state (NaN everywhere while warming up) is strict JSON and restores bit for bit."""
+    import json
+
+    fb = FlowBook()
+    for i, (s, v) in enumerate(((5700.0, 18.0), (5750.0, 19.5), (5782.76, 20.49))):
+        fb.on_daily_close(f"2024-11-0{i + 3}", s, v, 4.3)
+    fb.on_spot(1, 5900.0)
+    st = fb.to_state()
+    blob = json.dumps(st, allow_nan=False)
+    assert "null" in blob                                     # warm-up NaNs are encoded, not dropped
+    back = FlowBook.from_state(json.loads(blob))
+    assert json.dumps(back.to_state(), allow_nan=False) == blob
+
+
 def test_rank_history_against_sort():
     rng = np.random.default_rng(1)
     xs = rng.normal(size=300)

@@ -423,6 +423,27 @@ def test_state_round_trip_mid_stream_continues_identically(name: str, cut: int) 
     assert json.dumps(a.to_state()) == json.dumps(b.to_state())
 
 
+def test_every_exported_estimator_is_registered_for_restore() -> None:
+    """``estimator_from_state`` knows every class the package exports with a ``to_state``."""
+    import streamer.core.realized as pkg
+    from streamer.core.realized import state
+
+    with_state = {n for n in pkg.__all__ if isinstance(getattr(pkg, n), type) and hasattr(getattr(pkg, n), "to_state")}
+    assert with_state == set(state._REGISTRY)
+    assert "Parkinson" in with_state and "MaxOf" in with_state
+
+
+def test_one_nan_convention_for_state_values() -> None:
+    """NaN is written as None and read back as NaN; a NaN token (stdlib json) restores the same."""
+    from streamer.core.realized.state import dump_float, load_float, load_opt_float
+
+    for x in (0.0, -1.5, 1e300, 5e-324):
+        assert dump_float(x) == x and load_float(dump_float(x)) == x
+    assert dump_float(math.nan) is None
+    assert math.isnan(load_float(None)) and math.isnan(load_float(math.nan))
+    assert load_opt_float(None) is None and load_opt_float(math.nan) is None and load_opt_float(2) == 2.0
+
+
 def test_from_state_rejects_wrong_type() -> None:
     with pytest.raises(ValueError):
         Var.from_state(RollingVar(3).to_state())
