@@ -1,18 +1,21 @@
-"""Offline backtest: the live flow book and rule set driven day by day over real daily history.
+"""Offline backtest: the live engine driven day by day over real daily history.
 
-One code path: every model value comes from :class:`streamer.core.flows.FlowBook` and every trigger
-from :class:`streamer.core.rules.RuleSet`, exactly the objects the live worker owns. Per trading day:
+One code path: the backtest hands :meth:`streamer.engine.UnderlyingEngine.ingest` one batch of official
+closes per trading day, exactly the entry point the worker uses, so the flow models, the rule dispatch and
+the trigger construction (``TriggerEvent``, ``event_id``, the finite-number guard) are the worker's. Per
+trading day, at the 16:00 New York close:
 
-1. dealer exposures (``FlowBook.on_exposures``): GEX from the SqueezeMetrics daily file of the
-   *previous* day (positioning before the move; their convention, read as $ per 1% move), vanna and
-   charm from a static option-chain snapshot (``dealer_proxy``) scaled by the previous SPX close
-   (sticky moneyness: $ exposures scale with S). Both are proxies: no daily chain history exists here.
-2. ``FlowBook.on_daily_close(date, spx, vix, bond)``;
-3. ``RuleSet.evaluate(signals, ts)`` at the 16:00 New York close; fired rules become
-   ``schemas.TriggerEvent`` with ``schemas.event_id``.
+1. dealer exposures (``ingest(exposures=...)``, applied before the closes): GEX from the SqueezeMetrics
+   daily file of the *previous* day (positioning before the move; their convention, read as $ per 1%
+   move), vanna and charm from a static option-chain snapshot (``dealer_proxy``) scaled by the previous
+   SPX close (sticky moneyness: $ exposures scale with S). Both are proxies: no daily chain history exists
+   here.
+2. the closes of the bond input (TLT or DGS10, ``engine.bond_symbol``), VIX9D and VIX3M when present,
+   SPX and VIX as index closes (``kind`` 1), the rules evaluated at their end (``ingest(evaluate=True)``;
+   live, closes alone evaluate nothing).
 
 The whole history is run (estimators and rule states warm up) but events are kept only inside
-``[start, end]``.
+``[start, end]``. Every catalogued signal (streamer/core/signals.py) is recorded per day.
 """
 from __future__ import annotations
 
@@ -28,22 +31,16 @@ import numpy as np
 
 from streamer.core.flows import FlowBook, FlowConfig
 from streamer.core.rules import RuleSet
+from streamer.engine import UnderlyingEngine, bond_symbol, index_table
 from streamer.history import DailyHistory
-from streamer.schemas import TriggerEvent, event_id
+from streamer.pipeline import Batch
+from streamer.schemas import TriggerEvent
+from streamer.settings import Settings
 
 NY = ZoneInfo("America/New_York")
 
-#: signals kept per day for the report (plus every signal a rule reads)
-RECORDED = (
-    "spx_last", "vix_last", "vix_change_ratio", "vix_change_pct_rank", "spx_change_ratio",
-    "vol_control_exposure_ratio", "risk_parity_equity_alloc_ratio", "cta_position_ratio",
-    "flow_vol_control_today_usd", "flow_vol_control_next_close_usd", "flow_vol_control_set_usd",
-    "flow_vol_control_1w_usd", "flow_vol_control_2w_usd", "flow_vol_control_1m_usd",
-    "flow_vol_control_after_lag_1w_usd", "flow_vol_control_after_lag_1m_usd",
-    "flow_vol_control_after_lag_1m_implied_usd", "flow_vol_control_1m_implied_usd", "flow_risk_parity_today_usd", "flow_cta_today_usd",
-    "flow_leveraged_etf_close_usd", "flow_dealer_gamma_usd", "flow_dealer_vanna_usd",
-    "flow_dealer_charm_usd", "flow_dealer_total_usd", "flow_systematic_today_usd",
-)
+#: daily history columns fed as index closes besides SPX, VIX and the bond (DailyHistory.extra key -> symbol)
+EXTRA_CLOSES = {"vix9d": "VIX9D", "vix3m": "VIX3M"}
 
 
 def close_ts_ns(iso_date: str) -> int:
@@ -93,13 +90,15 @@ def dealer_proxy(paths: Iterable[str | Path], rate: float = 0.045, div_yield: fl
 @dataclass(slots=True)
 class BacktestResult:
     dates: list[str]
-    series: dict[str, np.ndarray]
+    series: dict[str, np.ndarray]       # every catalogued signal the engine emits, one value per day
     events: list[TriggerEvent]
     event_dates: list[str]
     start: str
     end: str
-    book: FlowBook
+    book: FlowBook                      # the engine's flow models after the last day
     notes: list[str] = field(default_factory=list)
+    engine: UnderlyingEngine | None = None
+    withheld: list[tuple[str, str, str]] = field(default_factory=list)   # (date, rule, why) not published
 
     def window(self) -> slice:
         """Index range of [start, end] in ``dates``."""
@@ -117,25 +116,32 @@ class BacktestResult:
 def run_backtest(hist: DailyHistory, *, config: FlowConfig | None = None, rules: RuleSet | None = None,
                  start: str | None = None, end: str | None = None, underlying: str = "SPX",
                  proxy: DealerProxy | None = None, vix_seed: Iterable[float] = (),
-                 progress: bool = False) -> BacktestResult:
-    """Drive FlowBook + RuleSet over ``hist`` day by day; events kept for dates in [start, end]."""
+                 progress: bool = False, settings: Settings | None = None) -> BacktestResult:
+    """Drive an :class:`UnderlyingEngine` over ``hist`` one day (one ``ingest``) at a time; events kept for
+    dates in [start, end]."""
     cfg = config or FlowConfig.default()
     if cfg.risk_parity.bond_input != hist.bond_input:
         from dataclasses import replace
         cfg = replace(cfg, risk_parity=replace(cfg.risk_parity, bond_input=hist.bond_input))
     rules = rules if rules is not None else RuleSet.default()
-    book = FlowBook(cfg)
+    eng = UnderlyingEngine(underlying, settings or Settings(), rules, cfg)
     notes = []
-    n_seed = book.seed_vix_history(list(vix_seed))
+    n_seed = eng.flows.seed_vix_history(list(vix_seed))   # warm-up of the rank window, before any close
     if n_seed:
         notes.append(f"VIX change-rank window pre-loaded with {n_seed} one-day changes before {hist.dates[0]}")
     start = start or hist.dates[0]
     end = end or hist.dates[-1]
-    keep = set(RECORDED) | rules.signals_used()
+    bond = bond_symbol(cfg)
+    # (symbol, closes) in the order they are applied each day: the bond before SPX/VIX (the flow models
+    # take the day's closes when SPX and VIX are both in)
+    inputs = [(bond, hist.bond)] + [(sym, hist.extra[k]) for k, sym in EXTRA_CLOSES.items() if k in hist.extra] \
+        + [(underlying, hist.spx), ("VIX", hist.vix)]
+    columns = [(sym, np.asarray(v, dtype=float).tolist()) for sym, v in inputs]
     n = len(hist)
-    series = {k: np.full(n, np.nan) for k in sorted(keep)}
+    series = {k: np.full(n, np.nan) for k in sorted(eng.catalogue(sym for sym, _ in inputs))}
     events: list[TriggerEvent] = []
     event_dates: list[str] = []
+    withheld: list[tuple[str, str, str]] = []
     gex = hist.extra.get("gex")
     it: Iterable[int] = range(n)
     if progress:
@@ -144,32 +150,24 @@ def run_backtest(hist: DailyHistory, *, config: FlowConfig | None = None, rules:
     for i in it:
         d = hist.dates[i]
         ts = close_ts_ns(d)
+        expo = None
         if i > 0 and (gex is not None or proxy is not None):
             s_prev = hist.spx[i - 1]
             g, v, c = proxy.at(s_prev) if proxy is not None else (math.nan, math.nan, math.nan)
             if gex is not None and gex[i - 1] == gex[i - 1]:
                 g = float(gex[i - 1])
-            book.on_exposures(ts, g, v, c)
-        book.on_daily_close(d, float(hist.spx[i]), float(hist.vix[i]), float(hist.bond[i]))
-        sig = book.signals()
-        for k, arr in hist.extra.items():
-            if k in ("vix9d", "vix3m"):
-                sig[f"{k}_last"] = float(arr[i])
-        if "vix3m" in hist.extra:
-            sig["vix_vix3m_ratio"] = float(hist.vix[i] / hist.extra["vix3m"][i])
-        for k in keep:
-            x = sig.get(k)
+            expo = (g, v, c)
+        rows = [(sym, ts, col[i], d) for sym, col in columns if math.isfinite(col[i])]
+        fx = eng.ingest(Batch(underlying, ts + 1, index=index_table(rows, underlying)), snapshot=False,
+                        evaluate=True, exposures=expo)
+        for k, x in eng.values().items():
             if x is not None:
                 series[k][i] = x
-        fired = rules.evaluate(sig, ts)
-        if fired and start <= d <= end:
-            for f in fired:
-                # the input position is the number of daily rows applied (one per session)
-                events.append(TriggerEvent(event_id(f.rule, underlying, ts, i + 1), f.rule, underlying, ts,
-                                           f.direction, f.severity, f.inputs, f.thresholds, f.reason,
-                                           f.estimated_notional_usd, input_seq=i + 1))
-                event_dates.append(d)
-    return BacktestResult(hist.dates, series, events, event_dates, start, end, book, notes)
+        if start <= d <= end:
+            events += fx.triggers
+            event_dates += [d] * len(fx.triggers)
+            withheld += [(d, r, why) for r, why in fx.withheld]
+    return BacktestResult(hist.dates, series, events, event_dates, start, end, eng.flows, notes, eng, withheld)
 
 
 # ----------------------------------------------------------------------------------- outputs

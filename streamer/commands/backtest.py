@@ -1,4 +1,4 @@
-"""`streamer backtest`: run the live flow models and trigger rules offline over real daily history.
+"""`streamer backtest`: run the live engine (flow models, trigger rules) offline over real daily history.
 
 Reads SPX, VIX (VIX9D/VIX3M if present), a bond proxy (TLT, else DGS10) and SqueezeMetrics GEX from
 a data folder (default /work/shared/data when it exists) or explicit files; writes the trigger
@@ -38,16 +38,19 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from streamer import backtest as bt
-    from streamer.core.flows import ConfigError, FlowBook, FlowConfig
+    from streamer.core.flows import ConfigError, FlowConfig
     from streamer.core.rules import RuleError, RuleSet
+    from streamer.engine import KNOWN_INDICES, bond_symbol, known_signals
     from streamer.history import DEFAULT_DATA_DIR, load_history
+    from streamer.settings import Settings
 
     data_dir = Path(args.data_dir) if args.data_dir else (DEFAULT_DATA_DIR if DEFAULT_DATA_DIR.is_dir() else None)
     try:
         hist = load_history(data_dir, spx=args.spx, vix=args.vix, bond=args.bond, bond_input=args.bond_input,
                             vix9d=args.vix9d, vix3m=args.vix3m, gex=args.gex)
         cfg = FlowConfig.from_toml(Path(args.flows_config)) if args.flows_config else FlowConfig.default()
-        known = set(FlowBook(cfg).signal_names()) | {"vix9d_last", "vix3m_last", "vix_vix3m_ratio"}
+        # the signal catalogue (streamer/core/signals.py), expanded for this history's series
+        known = known_signals(Settings(), cfg, [*KNOWN_INDICES, bond_symbol(cfg)])
         rules = RuleSet.from_toml(Path(args.rules), known) if args.rules else RuleSet.default(known)
     except (FileNotFoundError, ValueError, RuleError, ConfigError) as exc:
         print(f"streamer backtest: {exc}", file=sys.stderr)
@@ -64,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
         res.notes.append(f"dealer vanna/charm proxy from {proxy.source} (spot {proxy.spot:.2f}): "
                          f"vanna {proxy.vanna_usd_per_vol_pt / 1e9:.1f} $bn/vol pt, charm "
                          f"{proxy.charm_usd_per_day / 1e9:.1f} $bn/day, scaled by S")
+    if res.withheld:
+        res.notes.append(f"{len(res.withheld)} trigger(s) withheld for a non-finite number: "
+                         + ", ".join(f"{d} {r} ({why})" for d, r, why in res.withheld[:5]))
     refused = {k: v for k, v in rules.refused().items() if v}
     if refused:
         res.notes.append("notional guard refused (a BUY with a notional <= 0, a SELL >= 0, or none finite): "
