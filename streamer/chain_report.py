@@ -1,25 +1,27 @@
 """One-shot report of a Cboe quotedata chain snapshot: forward, VIX/VIX9D, dealer exposures, IVs.
 
-Pure-ish (stdlib + numpy + ``streamer.core`` + the CSV reader; never Kafka). The ``streamer chain``
-command only parses arguments and prints :func:`report`; tests call the same function.
+No Kafka. The ``streamer chain`` command only parses arguments and prints :func:`report`; tests call the
+same function.
 
-Every number comes from a core function, evaluated at one point (``spot`` = the file's ``Last``,
-``now`` = ``asof_ts_ns``, one constant ``rate`` and ``div_yield``):
+IVs and exposures come from the live engine, through its one entry point: the snapshot becomes the records
+the worker would consume (:func:`engine_records`: one index tick of the underlying at the spot, then the
+quotes and open interest that ``streamer chain --replay`` publishes), driven by
+``streamer.engine.run_offline`` exactly as the worker drives them. So the chain book solves each quote's IV
+against its expiry's put–call-parity forward with the worker's defaults (``Settings.rate``,
+``Settings.div_yield`` unless given), and the top-level exposures, walls, gamma flip and ATM IV are the
+engine's snapshot values. ``iv_source="vendor"`` is the exception, for comparison only: the file's IV column
+through ``core.chain.exposures_batch`` (the engine has no vendor IVs).
 
-* IVs: ``core.iv.quote_ivs`` on the quote (mid = (max(bid, 0) + ask)/2; NaN with an ``IVReason``
-  where the mid gives none) at the spot, or the file's IV column (``iv_source="vendor"``; 0 means
-  "not computed" and counts as missing);
-* exposures: ``core.chain.exposures_batch`` (units and the dealer sign convention in its module
-  docstring: calls +1, puts −1, i.e. dealers long calls and short puts);
+Also, from ``streamer.core``:
+
 * VIX and VIX9D: ``core.vix.vix_batch`` on the quotes (the reference the live ``ChainBook.vix``
   is tested against; the same numbers);
 * per-expiry parity forward: ``core.chain.forward_from_parity`` on valid mids
   (``core.chain.valid_mid``); ``forward`` at the top level is the nearest unexpired expiry's.
 
-ATM IV of an expiry (our definition, stated here once): at each strike the mean of the call and
-put mid IVs that exist; then linear interpolation in strike to the expiry's parity forward between
-the two listed strikes bracketing it (nearest strike if the forward is outside). ``atm_iv`` at the
-top level is the nearest unexpired expiry's.
+ATM IV (the engine's definition, ``ChainBook.atm_iv``): the mean of the call and put IVs that exist at the
+expiry's parity strike K* (argmin |C − P|). Per expiry at its own K*; ``atm_iv`` at the top level is the
+engine's: the first expiry at least 7 days out that has a forward.
 """
 from __future__ import annotations
 
@@ -33,10 +35,10 @@ from pathlib import Path
 import numpy as np
 
 from streamer.cboe_csv import NY, ChainSnapshot, combine, read_quotedata, replay_quotes
-from streamer.core.chain import (NS_PER_DAY, NS_PER_YEAR, ExposureTotals, exposures_batch,
+from streamer.core.chain import (NS_PER_DAY, NS_PER_YEAR, ExposureTotals, Exposures, exposures_batch,
                                  forward_from_parity, valid_mid)
-from streamer.core.iv import IVReason, quote_ivs
 from streamer.core.vix import VIX, VIX9D, TermDetail, VixSpec, vix_batch
+from streamer.settings import Settings
 
 IV_SOURCES = ("mid", "vendor")
 
@@ -76,12 +78,52 @@ def _totals(t: ExposureTotals) -> dict[str, float | None]:
             "charm_usd_per_day": _num(t.charm_usd_per_day)}
 
 
-def contract_ivs(snap: ChainSnapshot, rate: float, div_yield: float, iv_source: str = "mid"
-                 ) -> tuple[np.ndarray, dict[str, int]]:
+def engine_records(snap: ChainSnapshot, spot: float | None = None,
+                   skip: Counter | None = None) -> list[tuple[int, bytes, bytes]]:
+    """The snapshot as the worker's input records ``(kind, key, value)``: one index tick of the underlying
+    at ``spot`` (default the file's) stamped at the snapshot time, then :func:`replay_events`."""
+    from streamer import schemas
+    from streamer.pipeline import INDEX, OPEN_INTEREST, QUOTES
+
+    kind = {"option_quote": QUOTES, "open_interest": OPEN_INTEREST}
+    und = snap.underlying
+    s = float(snap.spot if spot is None else spot)
+    out = [(INDEX, und.encode(), schemas.encode(schemas.IndexTick(und, und, int(snap.asof_ts_ns), s)))]
+    out += [(kind[e.kind], e.key.encode(), schemas.encode(e.msg)) for e in replay_events(snap, skip=skip)]
+    return out
+
+
+@dataclass(slots=True)
+class EngineRun:
+    """What the engine made of one snapshot: the engine, its last snapshot's values, the quotes not sent."""
+
+    engine: object          # streamer.engine.UnderlyingEngine
+    values: dict[str, float | None]
+    not_sent: Counter
+
+
+def run_engine(snap: ChainSnapshot, rate: float | None = None, div_yield: float | None = None,
+               spot: float | None = None) -> EngineRun:
+    """Drive the live engine over the snapshot's records (``run_offline``: decode, merge, ``ingest``)."""
+    from streamer.engine import run_offline
+
+    d = Settings()
+    st = Settings(rate=d.rate if rate is None else rate, div_yield=d.div_yield if div_yield is None else div_yield)
+    skip: Counter = Counter()
+    _, snaps, engines = run_offline(engine_records(snap, spot, skip), st, snapshot=True)
+    if snap.underlying not in engines or engines[snap.underlying].chain is None:
+        raise ValueError("the engine built no option chain from the file (no quote or open interest sent)")
+    return EngineRun(engines[snap.underlying], snaps[-1].values, skip)
+
+
+def contract_ivs(snap: ChainSnapshot, rate: float | None = None, div_yield: float | None = None,
+                 iv_source: str = "mid", run: EngineRun | None = None) -> tuple[np.ndarray, dict[str, int]]:
     """Per-contract IV (annual decimal, NaN = none) and the count of contracts without one, by reason.
 
-    ``mid``: ``quote_ivs`` mid IV at the snapshot's spot and time; reasons are ``IVReason`` names
-    (``NONFINITE`` = no quote in the file). ``vendor``: the file's IV column, ``vendor_missing``
+    ``mid``: the IV the engine's chain book holds for the contract (:func:`run_engine`); reasons:
+    ``EXPIRED`` (settled at the snapshot time), ``ZERO_BID`` / ``CROSSED`` / ``NONFINITE`` (no usable
+    mid: the book takes 0 < bid <= ask), ``NO_IV`` (a mid the solver gives no vol for, e.g. below
+    intrinsic against the expiry's forward). ``vendor``: the file's IV column, ``vendor_missing``
     where it is 0/blank and ``EXPIRED`` at or after settlement.
     """
     t = (snap.expiry_ts_ns - snap.asof_ts_ns).astype(float) / NS_PER_YEAR
@@ -93,10 +135,18 @@ def contract_ivs(snap: ChainSnapshot, rate: float, div_yield: float, iv_source: 
         return iv, {k: v for k, v in sorted(why.items()) if v}
     if iv_source != "mid":
         raise ValueError(f"iv_source must be one of {IV_SOURCES}, got {iv_source!r}")
-    q = quote_ivs(snap.bid, snap.ask, snap.spot, snap.strike, t, rate, div_yield,
-                  snap.right == "C")
-    codes = Counter(int(c) for c in q.mid_reason.tolist() if c != IVReason.OK)
-    return q.mid_iv, {IVReason(k).name: v for k, v in sorted(codes.items())}
+    run = run if run is not None else run_engine(snap, rate, div_yield)
+    book = run.engine.chain
+    calls = (snap.right == "C").tolist()
+    iv = np.array([book.iv_of((e, k, c)) for e, k, c in
+                   zip(snap.expiry_ts_ns.tolist(), snap.strike.tolist(), calls)])
+    b, a = snap.bid, snap.ask
+    with np.errstate(invalid="ignore"):
+        why = np.where(t <= 0.0, "EXPIRED",
+                       np.where(~(np.isfinite(b) & np.isfinite(a) & (a > 0.0)), "NONFINITE",
+                                np.where(b > a, "CROSSED", np.where(~(b > 0.0), "ZERO_BID", "NO_IV"))))
+    codes = Counter(why[~np.isfinite(iv)].tolist())
+    return iv, dict(sorted(codes.items()))
 
 
 def _vix(snap: ChainSnapshot, rate: float, spec: VixSpec) -> dict:
@@ -113,20 +163,15 @@ def _vix(snap: ChainSnapshot, rate: float, spec: VixSpec) -> dict:
             "near": term(v.near), "next": term(v.next)}
 
 
-def _atm_iv(strikes: np.ndarray, iv_c: np.ndarray, iv_p: np.ndarray, fwd: float) -> float:
-    """Mean call/put IV per strike, linearly interpolated in strike to ``fwd`` (see module doc)."""
-    with np.errstate(invalid="ignore"):
-        both = np.where(np.isfinite(iv_c) & np.isfinite(iv_p), 0.5 * (iv_c + iv_p),
-                        np.where(np.isfinite(iv_c), iv_c, iv_p))
-    ok = np.isfinite(both)
-    if not ok.any() or not math.isfinite(fwd):
+def _atm_iv(strikes: np.ndarray, iv_c: np.ndarray, iv_p: np.ndarray, k_star: float) -> float:
+    """Mean of the call and put IVs that exist at the parity strike ``k_star`` (``ChainBook.atm_iv``)."""
+    if not math.isfinite(k_star):
         return math.nan
-    k, v = strikes[ok], both[ok]
-    j = int(np.searchsorted(k, fwd))
-    if j == 0 or j == k.size:
-        return float(v[min(j, k.size - 1)])
-    w = (fwd - k[j - 1]) / (k[j] - k[j - 1])
-    return float(v[j - 1] + w * (v[j] - v[j - 1]))
+    j = int(np.searchsorted(strikes, k_star))
+    if j >= strikes.size or strikes[j] != k_star:
+        return math.nan
+    ivs = [float(v[j]) for v in (iv_c, iv_p) if math.isfinite(v[j])]
+    return sum(ivs) / len(ivs) if ivs else math.nan
 
 
 SPOT_SOURCES = ("last", "parity")
@@ -155,17 +200,24 @@ def _expiry_books(snap: ChainSnapshot, rate: float) -> list[dict]:
     return out
 
 
-def report(snap: ChainSnapshot, rate: float, div_yield: float = 0.0, iv_source: str = "mid",
-           include_profile: bool = False, spot_source: str = "last") -> dict:
+def report(snap: ChainSnapshot, rate: float | None = None, div_yield: float | None = None,
+           iv_source: str = "mid", include_profile: bool = False, spot_source: str = "last") -> dict:
     """The ``streamer chain`` JSON object for one snapshot (NaN -> None; see the command's --help).
 
-    rate, div_yield: continuous annual decimals used for IVs, greeks, forwards and VIX discounting.
-    spot_source: ``last`` = the file's ``Last`` (stale in files saved outside regular hours);
-    ``parity`` = the nearest unexpired expiry's parity forward discounted at (rate - div_yield):
-    S = F e^{-(r-q)T}, the spot the option quotes themselves imply at the snapshot time.
+    rate, div_yield: continuous annual decimals for IVs, greeks, forwards and VIX discounting (default: the
+    worker's, ``Settings.rate`` / ``Settings.div_yield``). spot_source: ``last`` = the file's ``Last``
+    (stale in files saved outside regular hours); ``parity`` = the nearest unexpired expiry's parity
+    forward discounted at (rate - div_yield): S = F e^{-(r-q)T}, the spot the option quotes imply. The
+    spot is the index print the engine receives: the IVs (parity forward per expiry) do not depend on it,
+    the greeks and exposures are evaluated at it.
     """
     if spot_source not in SPOT_SOURCES:
         raise ValueError(f"spot_source must be one of {SPOT_SOURCES}, got {spot_source!r}")
+    if iv_source not in IV_SOURCES:
+        raise ValueError(f"iv_source must be one of {IV_SOURCES}, got {iv_source!r}")
+    d = Settings()
+    rate = d.rate if rate is None else float(rate)
+    div_yield = d.div_yield if div_yield is None else float(div_yield)
     books = _expiry_books(snap, rate)
     near = next((b for b in books if b["t"] > 0.0 and math.isfinite(b["forward"])), None)
     file_spot = float(snap.spot)
@@ -174,15 +226,32 @@ def report(snap: ChainSnapshot, rate: float, div_yield: float = 0.0, iv_source: 
             raise ValueError("spot from parity: no unexpired expiry has a put-call parity forward")
         snap = replace(snap, spot=near["forward"] * math.exp(-(rate - div_yield) * near["t"]))
     spot, now = float(snap.spot), int(snap.asof_ts_ns)
-    iv, no_iv = contract_ivs(snap, rate, div_yield, iv_source)
     is_call = snap.right == "C"
-    ex = exposures_batch(snap.expiry_ts_ns, snap.strike, is_call, iv, snap.open_interest, spot,
-                         now, rate, div_yield)
+    run = None
+    if iv_source == "mid":
+        run = run_engine(snap, rate, div_yield, spot)
+        book = run.engine.chain
+        iv, no_iv = contract_ivs(snap, iv_source="mid", run=run)
+        ex: Exposures = book.exposures()
+        k_star = {e: (f.strike if (f := book.forward(e, now)) is not None else math.nan) for e in book.expiries()}
+        top = {k: run.values[k] for k in ("gex_usd_per_pct", "delta_exposure_usd", "vanna_usd_per_vol_pt",
+                                          "charm_usd_per_day", "gamma_flip", "call_wall", "put_wall",
+                                          "abs_gamma_strike", "atm_iv")}
+    else:
+        iv, no_iv = contract_ivs(snap, rate, div_yield, "vendor")
+        ex = exposures_batch(snap.expiry_ts_ns, snap.strike, is_call, iv, snap.open_interest, spot,
+                             now, rate, div_yield)
+        k_star = {b["expiry_ts_ns"]: b["k_star"] for b in books}
+        top = {**_totals(ex.total), "gamma_flip": _num(ex.gamma_flip), "call_wall": _num(ex.call_wall),
+               "put_wall": _num(ex.put_wall), "abs_gamma_strike": _num(ex.abs_gamma_strike), "atm_iv": None}
     oi = np.where(snap.open_interest > 0.0, snap.open_interest, 0.0)
+    col = {int(e): j for j, e in enumerate(ex.expiries.tolist())}   # settled expiries left the book
 
     expiries = []
-    for j, (e, b) in enumerate(zip(ex.expiries.tolist(), books)):
+    for b in books:
+        e = b["expiry_ts_ns"]
         m, ks, t, fwd = b["mask"], b["strikes"], b["t"], b["forward"]
+        j = col.get(e)
         ivs = {}
         for side in ("C", "P"):
             idx, pos, _ = b[side]
@@ -196,14 +265,16 @@ def report(snap: ChainSnapshot, rate: float, div_yield: float = 0.0, iv_source: 
             "days": (e - now) / NS_PER_DAY,
             "forward": _num(fwd), "forward_strike": _num(b["k_star"]),
             "implied_carry": _num(math.log(fwd / spot) / t) if t > 0 and fwd > 0 else None,
-            "atm_iv": _num(_atm_iv(ks, ivs["C"], ivs["P"], fwd)),
-            "gex_usd_per_pct": _num(ex.expiry_gex[j]),
-            "delta_exposure_usd": _num(ex.expiry_dex[j]),
-            "vanna_usd_per_vol_pt": _num(ex.expiry_vanna[j]),
-            "charm_usd_per_day": _num(ex.expiry_charm[j]),
+            "atm_iv": _num(_atm_iv(ks, ivs["C"], ivs["P"], k_star.get(e, math.nan))) if t > 0 else None,
+            "gex_usd_per_pct": float(ex.expiry_gex[j]) if j is not None else 0.0,
+            "delta_exposure_usd": float(ex.expiry_dex[j]) if j is not None else 0.0,
+            "vanna_usd_per_vol_pt": float(ex.expiry_vanna[j]) if j is not None else 0.0,
+            "charm_usd_per_day": float(ex.expiry_charm[j]) if j is not None else 0.0,
             "open_interest": int(oi[m].sum()),
             "n_contracts": int(m.sum()), "n_iv": int(np.isfinite(iv[m]).sum()),
         })
+    if iv_source == "vendor":   # the engine's rule on the vendor IVs: first expiry >= 7 days with a forward
+        top["atm_iv"] = next((x["atm_iv"] for x in expiries if x["days"] >= 7 and x["forward"] is not None), None)
     nearest = next((x for x in expiries if x["days"] > 0 and x["forward"] is not None), None)
     vix, vix9d = _vix(snap, rate, VIX), _vix(snap, rate, VIX9D)
     live = np.isfinite(iv) & (snap.expiry_ts_ns > now)
@@ -213,17 +284,19 @@ def report(snap: ChainSnapshot, rate: float, div_yield: float = 0.0, iv_source: 
         "asof": _iso(now), "asof_ts_ns": now, "file_date_line": snap.asof_text,
         "spot": _num(spot), "spot_source": spot_source, "file_last": _num(file_spot),
         "rate": rate, "div_yield": div_yield, "iv_source": iv_source,
+        "engine": iv_source == "mid",
         "forward": nearest["forward"] if nearest else None,
         "forward_expiry": nearest["expiry"] if nearest else None,
-        "atm_iv": nearest["atm_iv"] if nearest else None,
+        "atm_iv": top["atm_iv"],
         "vix_index": vix["value"], "vix_reason": vix["reason"],
         "vix9d_index": vix9d["value"], "vix9d_reason": vix9d["reason"],
         "vix_terms": {"near": vix["near"], "next": vix["next"]},
         "vix9d_terms": {"near": vix9d["near"], "next": vix9d["next"]},
-        **_totals(ex.total),
-        "gamma_flip": _num(ex.gamma_flip), "gamma_flip_per_strike": _num(ex.strike_flip),
-        "call_wall": _num(ex.call_wall), "put_wall": _num(ex.put_wall),
-        "abs_gamma_strike": _num(ex.abs_gamma_strike),
+        **{k: top[k] for k in ("gex_usd_per_pct", "delta_exposure_usd", "vanna_usd_per_vol_pt",
+                               "charm_usd_per_day")},
+        "gamma_flip": top["gamma_flip"], "gamma_flip_per_strike": _num(ex.strike_flip),
+        "call_wall": top["call_wall"], "put_wall": top["put_wall"],
+        "abs_gamma_strike": top["abs_gamma_strike"],
         "zero_dte": _totals(ex.zero_dte),
         "n_contracts": len(snap), "n_expiries": len(expiries),
         "open_interest": {"calls": int(oi[is_call].sum()), "puts": int(oi[~is_call].sum()),
@@ -237,6 +310,8 @@ def report(snap: ChainSnapshot, rate: float, div_yield: float = 0.0, iv_source: 
                   "sign": "dealer position: long calls (+1), short puts (-1); hedge flow = -change"},
         "expiries": expiries,
     }
+    if run is not None and sum(run.not_sent.values()):
+        out["quotes_not_sent"] = dict(sorted(run.not_sent.items()))
     if snap.underlying != "SPX":
         out["vix_note"] = (f"Cboe VIX method applied to {snap.underlying} options; the published "
                            "VIX/VIX9D use SPX options")

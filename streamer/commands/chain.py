@@ -21,10 +21,15 @@ Units and signs:
   index points; IVs annualized decimals; VIX in vol points; days are calendar days to settlement
   (AM-settled SPX monthlies at 09:30 ET, others at 16:00 ET). Expired contracts carry nothing.
 
-Spot is the file's 'Last' unless --spot parity (files saved outside regular hours: 'Last' is the
-previous close while the quotes have moved; parity takes the spot the quotes imply). IVs are
-solved from mids (Let's-Be-Rational-style solver, streamer.core.iv) at that spot with the
-constant --rate and --div-yield; --iv vendor uses the file's IV column instead.
+IVs, exposures, walls, gamma flip and ATM IV come from the live engine: the file's quotes and open
+interest (as --replay publishes them) and one index print at the spot go through the worker's entry
+point (streamer.engine.run_offline -> UnderlyingEngine.ingest), so each quote's IV is solved from
+its mid (0 < bid <= ask) against its expiry's put-call-parity forward, with the worker's --rate and
+--div-yield unless given. ATM IV: mean call/put IV at the parity strike K* (top level: the first
+expiry at least 7 days out). Spot, where greeks are evaluated, is the file's 'Last' unless --spot
+parity (files saved outside regular hours: 'Last' is the previous close while the quotes have
+moved; parity takes the spot the quotes imply). --iv vendor uses the file's IV column instead
+(a comparison outside the engine).
 The published VIX close is the 16:15 ET value: to compare, pass --asof YYYY-MM-DDT16:15.
 
 --replay also publishes the snapshot's quotes and open interest to Kafka (topics
@@ -37,17 +42,20 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from streamer.settings import Settings
+
     p = sub.add_parser("chain", help="report (and optionally replay) a Cboe quotedata chain snapshot",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("files", nargs="+", metavar="FILE", help="Cboe quotedata CSV file(s) of one snapshot")
     p.add_argument("--asof", help="snapshot time, ISO datetime (naive = New York time), e.g. "
                    "2024-01-05T16:15; default: the first file's 'Date:' line")
-    p.add_argument("--rate", type=float, required=True,
-                   help="risk-free rate, continuous annual decimal (e.g. 0.053)")
-    p.add_argument("--div-yield", type=float, default=0.0,
-                   help="dividend yield, continuous annual decimal (default 0; SPX about 0.013)")
+    d = Settings()
+    p.add_argument("--rate", type=float, default=None,
+                   help=f"risk-free rate, continuous annual decimal (default: the worker's, {d.rate})")
+    p.add_argument("--div-yield", type=float, default=None,
+                   help=f"dividend yield, continuous annual decimal (default: the worker's, {d.div_yield})")
     p.add_argument("--iv", choices=["mid", "vendor"], default="mid",
-                   help="IV source: solve from quote mids (default) or the file's IV column")
+                   help="IV source: the engine's IVs from quote mids (default) or the file's IV column")
     p.add_argument("--spot", choices=["last", "parity"], default="last", dest="spot_source",
                    help="spot: the file's 'Last' (default) or implied by the nearest expiry's parity "
                    "forward, S = F exp(-(r-q)T) (use for files saved outside regular hours, whose "

@@ -1,11 +1,12 @@
 """`streamer chain` on every Cboe quotedata file in the shared data folder.
 
 Checks: JSON structure and finiteness; the printed object is exactly ``chain_report.report`` (the
-command holds no logic); the report's numbers equal direct calls of the core functions
-(``iv.quote_ivs``, ``chain.exposures_batch``, ``chain.forward_from_parity``, and the slow
-live ``ChainBook.vix`` for the VIX that the report takes from the reference ``vix.vix_batch``); VIX
-and VIX9D against Cboe's published closes for the full SPX chains; the replay mapping passes the
-edge validation of the live path.
+command holds no logic); the report's IVs and exposures are the live engine's (worker path:
+``engine.run_offline`` on the records ``--replay`` publishes) and equal slow references: each IV
+``iv.implied_vol_batch`` against its expiry's put–call-parity forward, exposures
+``chain.exposures_batch`` on those IVs; the VIX the report takes from the reference ``vix.vix_batch``
+equals the live ``ChainBook.vix``; VIX and VIX9D against Cboe's published closes for the full SPX
+chains; the replay mapping passes the edge validation of the live path.
 """
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ from conftest import SHARED_DATA, require_shared_data
 from streamer import chain_report, cli, schemas
 from streamer.cboe_csv import combine, ny_ts_ns, read_quotedata, replay_quotes
 from streamer.core import chain, iv, vix
+from streamer.engine import run_offline
 from streamer.history import read_daily
+from streamer.settings import Settings
 
 DATA = SHARED_DATA
 CHAINS = require_shared_data(DATA / "option_chains")
@@ -76,6 +79,7 @@ def test_structure_and_finiteness(case: list[str], outputs: dict) -> None:
             assert 5.0 < d[name] < 100.0
     assert d["forward"] is not None and abs(d["forward"] / d["spot"] - 1.0) < 0.02
     assert d["atm_iv"] is not None and 0.02 < d["atm_iv"] < 1.5
+    assert d["engine"] is True
     for k in ("call_wall", "put_wall", "abs_gamma_strike"):
         assert d[k] is not None and 0.5 * d["spot"] < d[k] < 1.5 * d["spot"], k
     if d["gamma_flip"] is not None:
@@ -84,7 +88,7 @@ def test_structure_and_finiteness(case: list[str], outputs: dict) -> None:
     assert d["n_contracts"] == len(snap)
     assert d["iv"]["n_ok"] + d["iv"]["n_missing"] == len(snap)
     assert sum(d["iv"]["missing_by_reason"].values()) == d["iv"]["n_missing"]
-    assert set(d["iv"]["missing_by_reason"]) <= {r.name for r in iv.IVReason}
+    assert set(d["iv"]["missing_by_reason"]) <= {r.name for r in iv.IVReason} | {"NO_IV"}
     assert d["open_interest"]["calls"] + d["open_interest"]["puts"] == int(
         np.nansum(snap.open_interest))
     exps = d["expiries"]
@@ -102,35 +106,62 @@ def test_structure_and_finiteness(case: list[str], outputs: dict) -> None:
             assert isinstance(e[k], float) and math.isfinite(e[k])
 
 
+def reference_ivs(s, rate: float, div: float) -> np.ndarray:
+    """Slow reference of the worker's IV path: per expiry, the parity forward over the mids the book takes
+    (0 < bid <= ask), then each quote's IV at the spot it implies, S = F e^{-(r-q)T}."""
+    out = np.full(len(s), np.nan)
+    with np.errstate(invalid="ignore"):
+        mid = np.where((s.bid > 0) & (s.ask >= s.bid), 0.5 * (s.bid + s.ask), np.nan)
+    for e in np.unique(s.expiry_ts_ns).tolist():
+        t = (e - s.asof_ts_ns) / chain.NS_PER_YEAR
+        if t <= 0:
+            continue
+        m = s.expiry_ts_ns == e
+        ks = np.unique(s.strike[m])
+        cols = {}
+        for right in ("C", "P"):
+            mm = m & (s.right == right)
+            cols[right] = np.full(ks.size, np.nan)
+            cols[right][np.searchsorted(ks, s.strike[mm])] = mid[mm]
+        f, _ = chain.forward_from_parity(ks, cols["C"], cols["P"], t, rate)
+        spot = f * math.exp(-(rate - div) * t) if math.isfinite(f) else s.spot
+        idx = np.flatnonzero(m & np.isfinite(mid))
+        out[idx], _ = iv.implied_vol_batch(mid[idx], spot, s.strike[idx], t, rate, div, s.right[idx] == "C")
+    return out
+
+
 @pytest.mark.parametrize("case", CASES, ids=["+".join(c) for c in CASES])
-def test_report_equals_direct_core_calls(case: list[str], outputs: dict) -> None:
+def test_report_equals_slow_references(case: list[str], outputs: dict) -> None:
     d = outputs["+".join(case)]
     snaps = [read_quotedata(CHAINS / f) for f in case]
     s = combine(snaps) if len(snaps) > 1 else snaps[0]
-    t = (s.expiry_ts_ns - s.asof_ts_ns) / chain.NS_PER_YEAR
-    q = iv.quote_ivs(s.bid, s.ask, s.spot, s.strike, t, RATE, DIV, s.right == "C")
-    e = chain.exposures_batch(s.expiry_ts_ns, s.strike, s.right == "C", q.mid_iv,
-                              s.open_interest, s.spot, s.asof_ts_ns, RATE, DIV)
+    got, why = chain_report.contract_ivs(s, RATE, DIV)
+    ref = reference_ivs(s, RATE, DIV)
+    live = s.expiry_ts_ns > s.asof_ts_ns
+    assert np.array_equal(np.isfinite(got), np.isfinite(ref) & live)
+    ok = np.isfinite(got)
+    np.testing.assert_allclose(got[ok], ref[ok], rtol=1e-9)
+    assert d["iv"]["n_ok"] == int(ok.sum()) and d["iv"]["missing_by_reason"] == why
+    e = chain.exposures_batch(s.expiry_ts_ns, s.strike, s.right == "C", got, s.open_interest, s.spot,
+                              s.asof_ts_ns, RATE, DIV)
     for k, v in (("gex_usd_per_pct", e.total.gex_usd_per_pct), ("delta_exposure_usd", e.total.dex_usd),
                  ("vanna_usd_per_vol_pt", e.total.vanna_usd_per_vol_pt),
                  ("charm_usd_per_day", e.total.charm_usd_per_day)):
-        assert d[k] == v, k
-    assert d["zero_dte"]["gex_usd_per_pct"] == e.zero_dte.gex_usd_per_pct
-    for k in ("call_wall", "put_wall", "abs_gamma_strike", "gamma_flip"):
-        ref = getattr(e, k)
-        assert (d[k] is None and math.isnan(ref)) or d[k] == ref, k
-    assert d["iv"]["n_ok"] == int(np.isfinite(q.mid_iv).sum())
-    assert d["iv"]["missing_by_reason"] == {
-        iv.IVReason(c).name: n for c, n in Counter(q.mid_reason.tolist()).items() if c != 0}
+        assert d[k] == pytest.approx(v, rel=1e-9), k
+    assert d["zero_dte"]["gex_usd_per_pct"] == pytest.approx(e.zero_dte.gex_usd_per_pct, rel=1e-9, abs=1e-3)
+    for k in ("call_wall", "put_wall", "abs_gamma_strike"):
+        assert d[k] == getattr(e, k), k
+    ref_flip = e.gamma_flip
+    assert (d["gamma_flip"] is None and math.isnan(ref_flip)) or d["gamma_flip"] == pytest.approx(ref_flip, rel=1e-9)
     # VIX: the report uses the slow reference; the live chain book on the same quotes must agree
     book = chain.ChainBook(s.spot, s.asof_ts_ns, chain.ChainConfig(rate=RATE, div_yield=DIV))
     book.apply_quotes(s.asof_ts_ns, s.expiry_ts_ns, s.strike, s.right == "C", s.bid, s.ask)
     for spec, key in ((vix.VIX, "vix_index"), (vix.VIX9D, "vix9d_index")):
-        live = book.vix(s.asof_ts_ns, spec)
-        if live.ok:
-            assert d[key] == pytest.approx(live.value, rel=1e-12)
+        lv = book.vix(s.asof_ts_ns, spec)
+        if lv.ok:
+            assert d[key] == pytest.approx(lv.value, rel=1e-12)
         else:
-            assert d[key] is None and d[key.replace("index", "reason")] == live.reason
+            assert d[key] is None and d[key.replace("index", "reason")] == lv.reason
     # nearest unexpired expiry's parity forward, from valid mids
     near = next(x for x in d["expiries"] if x["days"] > 0 and x["forward"] is not None)
     m = s.expiry_ts_ns == near["expiry_ts_ns"]
@@ -144,6 +175,43 @@ def test_report_equals_direct_core_calls(case: list[str], outputs: dict) -> None
     f, _ = chain.forward_from_parity(ks, mids["C"], mids["P"], (near["expiry_ts_ns"] - s.asof_ts_ns)
                                      / chain.NS_PER_YEAR, RATE)
     assert d["forward"] == f
+
+
+@pytest.mark.parametrize("name", ["spx_quotedata_2023-09-14_close.csv", "spy_quotedata_2025-09-25_close.csv"])
+def test_chain_command_agrees_with_the_live_engine(capsys: pytest.CaptureFixture, name: str) -> None:
+    """The worker path on the records `streamer chain --replay` publishes (plus the spot print), fetched in
+    other chunk sizes, gives the command's IVs and exposures: one IV path (parity forward per expiry, the
+    worker's default rate and dividend yield)."""
+    d = run_cli(capsys, str(CHAINS / name))
+    st = Settings()
+    assert d["engine"] and d["rate"] == st.rate and d["div_yield"] == st.div_yield
+    snap = read_quotedata(CHAINS / name)
+    _, snaps, engines = run_offline(chain_report.engine_records(snap), st, chunk=997, snapshot=True)
+    v, book = snaps[-1].values, engines[snap.underlying].chain
+    for k in ("gex_usd_per_pct", "delta_exposure_usd", "vanna_usd_per_vol_pt", "charm_usd_per_day",
+              "gamma_flip", "call_wall", "put_wall", "abs_gamma_strike", "atm_iv"):
+        assert d[k] == pytest.approx(v[k], rel=1e-12), k
+    got, _ = chain_report.contract_ivs(snap)   # the command's path, default settings
+    live = np.array([book.iv_of((e, k, r == "C")) for e, k, r in
+                     zip(snap.expiry_ts_ns.tolist(), snap.strike.tolist(), snap.right.tolist())])
+    assert np.array_equal(np.isnan(got), np.isnan(live))
+    np.testing.assert_allclose(got[np.isfinite(got)], live[np.isfinite(live)], rtol=1e-12)
+    for x in d["expiries"]:
+        tot = book.by_expiry(x["expiry_ts_ns"])
+        assert x["charm_usd_per_day"] == pytest.approx(tot.charm_usd_per_day, rel=1e-12, abs=1e-6)
+
+
+def test_spx_2023_09_14_charm_with_the_workers_forward_and_dividend():
+    """The worker's IV path (parity forward per expiry, q = 1.3%) vs the old one (the file's spot, q = 0):
+    charm differed by an order of magnitude (−1.1 vs −16.4 $bn/day); the command now gives the engine's."""
+    snap = read_quotedata(CHAINS / "spx_quotedata_2023-09-14_close.csv")
+    d = chain_report.report(snap)
+    old = iv.quote_ivs(snap.bid, snap.ask, snap.spot, snap.strike,
+                       (snap.expiry_ts_ns - snap.asof_ts_ns) / chain.NS_PER_YEAR, Settings().rate, 0.0,
+                       snap.right == "C").mid_iv
+    e_old = chain.exposures_batch(snap.expiry_ts_ns, snap.strike, snap.right == "C", old, snap.open_interest,
+                                  snap.spot, snap.asof_ts_ns, Settings().rate, 0.0)
+    assert d["charm_usd_per_day"] < 5 * e_old.total.charm_usd_per_day < 0
 
 
 # (date, files, rate ~ 1-month T-bill that day, tolerance in index points). The 2025-01-06 files
@@ -209,7 +277,7 @@ def test_help_explains_units_and_signs(capsys: pytest.CaptureFixture) -> None:
 def test_bad_file_is_a_clean_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     bad = tmp_path / "x.csv"
     bad.write_text("\nnot a chain\n")
-    assert cli.main(["chain", str(bad), "--rate", "0.05"]) == 2
+    assert cli.main(["chain", str(bad)]) == 2
     assert "streamer chain:" in capsys.readouterr().err
 
 
