@@ -52,15 +52,17 @@ Method, step by step (white paper section in brackets), and the choices made her
     points: the index recomputed with each term's sigma^2 raised by |weight| x bound, minus the index.
   Checked on the shared full chains (VALIDATION.md): cutting a strip at any of its strikes, the
   Cboe terms beyond the cut are at most 0.29x the put bound and 0.04x the call bound, and on the
-  chains cut to +-5..50% of spot the index error is always inside the bound (0.1-0.3x of it). The
+  chains cut to +-5..50% of spot the index error is always inside the bound (0.03-0.3x of it). The
   bound is loose where the last quotes sit at the minimum tick (bid 0.05), as on every complete
   chain: the mid then overstates the wing. A value is refused (NaN, ``strip_truncated``) only when
   the bound exceeds ``VixSpec.max_wing_share`` (0.15) of the index. Why 0.15: a complete chain
   with its zero-bid strikes removed has shares 0.03-0.05 (VIX) and 0.08-0.11 (VIX9D, 4-15 day
   terms), so it keeps its value, as it should (its index is unchanged: Cboe skips zero bids too);
-  chains cut to +-20% of spot or narrower have 0.11-1.8 and the near-ATM subset (strikes
-  5950-6060) about 11, and are refused; between the two, a value comes with its flag and bound.
-  ``require_wings=False`` never refuses.
+  chains cut to +-10% of spot or narrower have 0.31-1.8 and the near-ATM subset (strikes
+  5950-6060) about 11, and are refused; cuts at +-20-30% fall on either side (0.07-0.27), and a
+  value comes with its flag and bound. ``require_wings=True`` (the default of ``vix_batch``,
+  ``vix_from_terms`` and ``ChainBook.vix``) applies this refusal; ``require_wings=False`` never
+  refuses.
 * **DeltaK**: half the distance between the neighbouring *included* strikes, one-sided (full
   distance to the single neighbour) at the ends of the strip.
 * **Variance**: sigma^2 = (2/T) e^{RT} sum_i DeltaK_i/K_i^2 Q(K_i) - (1/T) (F/K0 - 1)^2.
@@ -224,9 +226,8 @@ def selection_day(minutes: float) -> int:
     """New York calendar day (days since 1970-01-01) of a settlement instant for term selection;
     a Thursday expiry before a Friday holiday counts as that Friday (module docstring).
 
-    >>> from streamer.cboe_csv import ny_ts_ns
-    >>> thu, fri = ny_ts_ns(2024, 3, 28, 16), ny_ts_ns(2024, 4, 5, 16)  # Good Friday 2024-03-29
-    >>> selection_day(local_minutes(fri)) - selection_day(local_minutes(thu))
+    >>> thu, fri = 1_711_656_000 * 10**9, 1_712_347_200 * 10**9   # 2024-03-28 / 04-05 16:00 ET
+    >>> selection_day(local_minutes(fri)) - selection_day(local_minutes(thu))   # Good Friday 03-29
     7
     """
     day = math.floor(minutes / MINUTES_PER_DAY)

@@ -11,6 +11,11 @@ Global Trading Hours session (opens 20:15 ET), so they hold overnight quotes, no
 Measured differences are printed (run pytest with -s) and tabulated in VALIDATION.md (section c).
 The live path (``ChainBook.vix``) is compared with ``vix_batch`` in tests/unit/test_chain_real.py
 and tests/property/test_vix_props.py.
+
+Below the real-chain tests: the one term-selection rule (calendar days, 23/30/37) at its edges and
+in holiday weeks, and the open-wing flag, bound and refusal, on synthetic Black-Scholes chains run
+through both paths. The same on the real chains, with zero-bid strikes removed, is in
+tests/unit/test_vix_real.py.
 """
 from __future__ import annotations
 
