@@ -1,7 +1,8 @@
 """The engine: event-time batches of decoded columns in, trigger events and analytics snapshots out.
 
 No Kafka here. :meth:`UnderlyingEngine.ingest` is the one entry point: the worker (streamer/app), the
-offline driver :func:`run_offline` (tests, benchmarks) and every other tool hand it
+offline driver :func:`run_offline` (tests, benchmarks, ``streamer chain``), the daily backtest
+(streamer/backtest.py: one batch of official closes per day) and every other tool hand it
 :class:`~streamer.pipeline.Batch` es — the inputs of one underlying in one closed event-time segment
 (streamer/pipeline.py) — and get :class:`Effects` back. One ``UnderlyingEngine`` holds everything derived
 from one underlying (SPX, the indices keyed to it such as VIX, and its option chain):
@@ -12,7 +13,12 @@ from one underlying (SPX, the indices keyed to it such as VIX, and its option ch
 * a Cboe-method VIX and VIX9D computed from the chain (core/vix.py);
 * the systematic-flow models (core/flows.py), fed the session closes, live prints and exposures;
 * the trigger rules (core/rules.py), evaluated at the end of every segment that carried a live input
-  (tick, quote or open interest; official closes never fire rules), and a snapshot at the same instants.
+  (tick, quote or open interest; official closes fire rules only when the driver asks, as the daily
+  backtest does), and a snapshot at the same instants.
+
+Every signal it emits is declared in the catalogue (core/signals.py; :meth:`UnderlyingEngine.catalogue`,
+:func:`known_signals`); rule files are validated against it (:func:`load_rules`). Official closes of the
+bond input (:func:`bond_symbol`: TLT or DGS10) reach risk parity with the day's SPX and VIX closes.
 
 Determinism: a batch is applied whole (index messages in event-time order, then the quotes conflated to
 the latest per contract, then open interest), so the result depends only on the segment's contents, never

@@ -8,6 +8,8 @@ import pytest
 
 from streamer.core.flows import FlowBook
 from streamer.core.rules import RuleError, RuleSet
+from streamer.engine import known_signals
+from streamer.settings import Settings
 
 DAY = 86_400 * 10**9
 
@@ -104,8 +106,9 @@ def test_file_errors_name_the_file(tmp_path):
         RuleSet.from_toml(p)
 
 
-def test_default_rules_valid_against_flowbook_signals():
-    known = set(FlowBook().signal_names())
+def test_default_rules_valid_against_the_signal_catalogue():
+    known = set(known_signals(Settings()))
+    assert set(FlowBook().signal_names()) <= known     # every flow-model signal is catalogued
     rs = RuleSet.default(known)
     assert {"election_vol_collapse", "vol_control_buying", "risk_parity_equity_shift", "cta_buy_signal",
             "leveraged_etf_close_buying", "vol_control_releveraging"} <= set(rs.names)
@@ -181,7 +184,7 @@ def test_notional_min_needs_a_notional_and_a_non_negative_number():
 def test_default_rules_own_distinct_flows_and_guard_buys_by_construction():
     """No flow is the notional of two rules; every BUY rule has a notional and a leaf or
     notional_min that keeps it > 0 without the guard."""
-    rs = RuleSet.default(set(FlowBook().signal_names()))
+    rs = RuleSet.default(known_signals(Settings()))
     owners: dict[str, str] = {}
     for r in rs.rules:
         assert r.notional, r.name
