@@ -91,8 +91,29 @@ class Batch:
 
 
 @dataclass(slots=True)
+class _Chunk:
+    """One fetched chunk of a topic, sorted by (ts_ns, offset) on arrival; rows before ``cur`` are applied.
+
+    Closing a segment takes the prefix ``[cur, searchsorted(end))`` as views (no copy of the rest), so a
+    chunk spanning many segments costs O(its rows) in all, not O(its rows) per segment."""
+
+    t: Table
+    ts: np.ndarray
+    min_off: np.ndarray              # min_off[i]: smallest offset of rows i.. (the resume offset in O(1))
+    cur: int = 0
+
+    @classmethod
+    def of(cls, table: Table) -> _Chunk:
+        t = sort_by_time(table)
+        return cls(t, t["ts_ns"], np.minimum.accumulate(t["offset"][::-1])[::-1])
+
+    def first_offset(self) -> int:
+        return int(self.min_off[self.cur])
+
+
+@dataclass(slots=True)
 class _TopicState:
-    pending: list[Table] = field(default_factory=list)
+    pending: list[_Chunk] = field(default_factory=list)
     n_pending: int = 0
     max_ts: int = -(2**63)           # latest event time delivered on this topic
     next_offset: int = 0             # next offset to fetch (one past the last record seen)
@@ -135,7 +156,7 @@ class PartitionMerger:
         st = self.topics[kind]
         n = size(table)
         if n:
-            st.pending.append(table)
+            st.pending.append(_Chunk.of(table))
             st.n_pending += n
             st.max_ts = max(st.max_ts, int(table["ts_ns"].max()))
             st.last_arrival_ns = now_ns
@@ -160,7 +181,7 @@ class PartitionMerger:
     # -- output ----------------------------------------------------------------------------------
 
     def _earliest_pending(self) -> int | None:
-        ts = [int(t["ts_ns"].min()) for st in self.topics for t in st.pending]
+        ts = [int(c.ts[c.cur]) for st in self.topics for c in st.pending]
         return min(ts) if ts else None
 
     def _closable(self, end_ns: int, now_ns: int, flush: bool) -> bool:
@@ -197,22 +218,20 @@ class PartitionMerger:
     def _close(self, end_ns: int) -> list[Batch]:
         parts: list[Table] = []
         for st in self.topics:
-            t = concat(st.pending)
-            if not t:
-                parts.append({})
-                continue
-            inside = t["ts_ns"] < end_ns
-            if inside.all():
-                st.pending, st.n_pending = [], 0
-                parts.append(sort_by_time(t))
-            else:
-                rest = take(t, np.flatnonzero(~inside))
-                st.pending, st.n_pending = [rest], size(rest)
-                parts.append(sort_by_time(take(t, np.flatnonzero(inside))) if inside.any() else {})
+            pieces = []
+            for c in st.pending:
+                j = int(np.searchsorted(c.ts, end_ns, side="left"))
+                if j > c.cur:
+                    pieces.append({k: v[c.cur:j] for k, v in c.t.items()})
+                    st.n_pending -= j - c.cur
+                    c.cur = j
+            st.pending = [c for c in st.pending if c.cur < c.ts.shape[0]]
+            # rows of several chunks: merged by (ts_ns, offset), as one sorted table would give them
+            parts.append(pieces[0] if len(pieces) == 1 else sort_by_time(concat(pieces)))
             # offsets applied now that lie above the first still-pending one (out-of-order event times);
             # those below it are covered by the resume offset and need not be kept
             if st.pending:
-                first_pending = int(rest["offset"].min())
+                first_pending = min(c.first_offset() for c in st.pending)
                 st.applied_above = [o for o in st.applied_above if o > first_pending]
                 if parts[-1]:
                     off = parts[-1]["offset"]
@@ -230,7 +249,7 @@ class PartitionMerger:
         """Per topic: the first offset not yet applied (where a restart seeks to)."""
         out = []
         for st in self.topics:
-            pend = [int(t["offset"].min()) for t in st.pending if size(t)]
+            pend = [c.first_offset() for c in st.pending]
             out.append(min(pend) if pend else st.next_offset)
         return out
 

@@ -116,3 +116,80 @@ def test_resume_offsets_point_at_the_first_unapplied_row():
     assert [b.end_ns for b in m.pop_ready(0)] == [100]
     assert m.resume_offsets() == [2, 8, 0]
     assert m.applied_above() == [[], [], []]
+
+
+@st.composite
+def shuffled_topics(draw):
+    """Per topic: rows (ts, underlying) in offset order whose event times may go back (late, out of order)."""
+    out = []
+    for _ in KINDS:
+        n = draw(st.integers(0, 40))
+        ts = draw(st.lists(st.integers(0, 600), min_size=n, max_size=n))
+        und = draw(st.lists(st.sampled_from(["SPX", "NDX"]), min_size=n, max_size=n))
+        out.append((ts, und))
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(shuffled_topics(), st.lists(st.integers(1, 15), min_size=3, max_size=3),
+       st.lists(st.integers(0, 2), min_size=0, max_size=60))
+def test_segments_resume_offsets_and_late_rows_equal_a_row_by_row_model(data, chunk_sizes, order):
+    """Out-of-order event times: every closed segment holds exactly the pending rows before its end, sorted by
+    (ts, offset), split by underlying; its late rows (older than the previous end), the resume offsets (first
+    unapplied offset) and the applied offsets above them follow the same rows kept in plain Python lists."""
+    m = PartitionMerger(INTERVAL, idle_ns=0)
+    totals = [len(tss) for tss, _ in data]
+    pos = [0, 0, 0]
+    pending: list[list[tuple[int, int, str]]] = [[], [], []]   # (ts, offset, underlying) per topic
+    applied: list[set[int]] = [set(), set(), set()]
+    closed = -(2**63)
+    n_late = [0]
+
+    def check(batches):
+        nonlocal closed
+        ends = sorted({b.end_ns for b in batches})
+        for end in ends:
+            got = {(b.underlying, kind): list(zip(t["ts_ns"].tolist(), t["offset"].tolist()))
+                   for b in batches if b.end_ns == end
+                   for kind, t in enumerate((b.index, b.quotes, b.open_interest)) if t and len(t["ts_ns"])}
+            want: dict = {}
+            late = 0
+            for kind in range(3):
+                inside = sorted(r for r in pending[kind] if r[0] < end)
+                pending[kind] = [r for r in pending[kind] if r[0] >= end]
+                for ts, off, u in inside:
+                    want.setdefault((u, kind), []).append((ts, off))
+                    applied[kind].add(off)
+                    late += ts < closed
+            assert got == want
+            names = {b.underlying for b in batches if b.end_ns == end}
+            assert sum(b.late for b in batches if b.end_ns == end) == (late if len(names) == 1 else 0)
+            n_late[0] += late
+            closed = end
+        assert m.n_late == n_late[0]
+        assert m.closed_until_ns == closed or not ends
+        resume = [min((r[1] for r in pending[k]), default=pos[k]) for k in range(3)]
+        assert m.resume_offsets() == resume
+        assert m.applied_above() == [sorted(o for o in applied[k] if o >= resume[k]) for k in range(3)]
+        assert m.pending() == sum(map(len, pending))
+
+    for kind in order:
+        if pos[kind] >= totals[kind]:
+            m.position(kind, highwater=totals[kind])
+        else:
+            a, b = pos[kind], min(pos[kind] + chunk_sizes[kind], totals[kind])
+            tss, us = data[kind]
+            m.add(kind, table(tss[a:b], list(range(a, b)), us[a:b]), next_offset=b, highwater=totals[kind],
+                  now_ns=0)
+            pending[kind] += [(tss[i], i, us[i]) for i in range(a, b)]
+            pos[kind] = b
+        check(m.pop_ready(0))
+    for kind in range(3):
+        tss, us = data[kind]
+        if pos[kind] < totals[kind]:
+            m.add(kind, table(tss[pos[kind]:], list(range(pos[kind], totals[kind])), us[pos[kind]:]),
+                  next_offset=totals[kind], highwater=totals[kind], now_ns=0)
+            pending[kind] += [(tss[i], i, us[i]) for i in range(pos[kind], totals[kind])]
+            pos[kind] = totals[kind]
+    check(m.pop_ready(0, flush=True))
+    assert m.pending() == 0
