@@ -81,6 +81,7 @@ give the same bits (the tests allow 1e-12 relative).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -231,10 +232,15 @@ def selection_day(minutes: float) -> int:
     7
     """
     day = math.floor(minutes / MINUTES_PER_DAY)
+    return day + _holiday_shift(day)
+
+
+@functools.lru_cache(maxsize=4096)
+def _holiday_shift(day: int) -> int:
+    """1 when ``day`` (days since 1970-01-01) is a Thursday before a Friday holiday, else 0
+    (cached: ``select_terms`` runs on every index read, over every listed expiry)."""
     date = _EPOCH + dt.timedelta(days=day)
-    if date.weekday() == 3 and is_friday_holiday(date + dt.timedelta(days=1)):
-        day += 1
-    return day
+    return int(date.weekday() == 3 and is_friday_holiday(date + dt.timedelta(days=1)))
 
 
 def select_terms(exp_minutes: dict[int, float], eligible: dict[int, bool], now_minutes: float,
