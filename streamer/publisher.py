@@ -193,7 +193,13 @@ def _pace_metadata_retries(producer) -> None:
     loops "leader unknown → refresh metadata → refresh fails at once" with no pause: ~2,000 connection
     attempts a second for the whole outage. The refresh it waits on now ends the retry interval later.
     """
-    client = producer.client
+    pace_metadata_retries(producer.client)
+
+
+def pace_metadata_retries(client) -> None:
+    """Make every waiter of a failed metadata refresh of aiokafka ``client`` (a producer's ``client``, a
+    consumer's ``_client``) wait the client's retry interval before it may ask again (see above; the
+    worker's clients spun the same way on an unreachable broker)."""
     refresh = client.force_metadata_update
 
     async def paced(update: asyncio.Future) -> bool:

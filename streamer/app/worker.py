@@ -38,9 +38,10 @@ import mode
 import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import KafkaTimeoutError
 from faust.app import BootStrategy
 
-from streamer import kafka_io, schemas
+from streamer import kafka_io, publisher, schemas
 from streamer.codecs import dumps, loads
 from streamer.core.rules import RuleError, RuleSet
 from streamer.engine import UnderlyingEngine, load_rules
@@ -54,12 +55,18 @@ from streamer.topics import STATE_MAX_BYTES, TopicNames
 log = logging.getLogger("streamer.worker")
 NS = 1_000_000_000
 CHECKPOINT_VERSION = 1
-#: the largest input record the consumer can take. Kafka returns a record above max_partition_fetch_bytes
-#: whole only when it leads the fetch response; elsewhere it comes truncated, and aiokafka then raises
-#: RecordTooLargeError from getmany and moves past that offset (consumer/fetcher.py). So this must be at
-#: least the input topics' max.message.bytes (broker default 1 MiB; the hostile suite's topics allow
-#: 16 MiB, as the publisher's MAX_REQUEST_BYTES); such records are dead-lettered ``too_large`` unparsed.
+#: the largest input record the consumer is sure to take: at least the input topics' max.message.bytes
+#: (broker default 1 MiB; the hostile suite's topics allow 16 MiB, as the publisher's MAX_REQUEST_BYTES).
+#: Kafka documents a record above max_partition_fetch_bytes as returned whole only when it leads the fetch
+#: response; a truncated one makes aiokafka raise RecordTooLargeError and move past it (consumer/fetcher.py).
+#: (Kafka 4.1 returned a 10 MB record whole to an 8 MiB consumer in every probe; this is the safe side.)
+#: Such records are dead-lettered ``too_large`` unparsed.
 MAX_INPUT_RECORD_BYTES = 16 * 1024 * 1024
+#: how long the producer's send() waits for room in a full batch while the broker is away: "as long as it
+#: takes" (a finite number: asyncio timers take no infinity)
+OUTPUT_WAIT_MS = 30 * 86_400 * 1000
+#: on shutdown, how long the final checkpoint and the outputs still in flight may wait for the broker
+STOP_WAIT_S = 20.0
 
 
 class _Boot(BootStrategy):
@@ -118,6 +125,7 @@ class Pipeline(mode.Service):
         opts = kafka_io.client_options(s)
         self.producer = AIOKafkaProducer(**opts, enable_idempotence=True, acks="all", linger_ms=5,
                                          max_batch_size=512 * 1024, max_request_size=STATE_MAX_BYTES)
+        _ride_out_outages(self.producer, self.producer.client)
         await kafka_io.start_client(self.producer, s)
         session_ms = int(s.session_timeout_s * 1000)
         self.consumer = AIOKafkaConsumer(
@@ -126,6 +134,7 @@ class Pipeline(mode.Service):
             partition_assignment_strategy=(RangePartitionAssignor,),
             session_timeout_ms=session_ms, heartbeat_interval_ms=max(session_ms // 3, 100),
             max_partition_fetch_bytes=MAX_INPUT_RECORD_BYTES, fetch_max_bytes=4 * MAX_INPUT_RECORD_BYTES)
+        _ride_out_outages(None, self.consumer._client)
         self.consumer.subscribe(self.names.inputs(), listener=_Rebalance(self))
         await kafka_io.start_client(self.consumer, s)
 
@@ -134,12 +143,19 @@ class Pipeline(mode.Service):
         METRICS.worker_up_g.set(0)
         try:
             for p in list(self.partitions):
-                await self.checkpoint(p)
-        except Exception as exc:  # noqa: BLE001 - stopping anyway; the next start replays
-            log.error("final checkpoint failed: %s", exc)
+                # bounded: outputs wait for the broker as long as it takes while running, not when stopping
+                await asyncio.wait_for(self.checkpoint(p), STOP_WAIT_S)
+        except Exception as exc:  # noqa: BLE001 - stopping anyway (a timeout too); the next start replays
+            log.error("final checkpoint failed: %s", str(exc) or "not acknowledged in time (broker unreachable?)")
         if self.consumer is not None:
             await self.consumer.stop()
         if self.producer is not None:
+            try:
+                await asyncio.wait_for(self.producer.flush(), STOP_WAIT_S)
+            except asyncio.TimeoutError:
+                log.error("outputs not acknowledged %gs after stopping (broker unreachable?); the next start "
+                          "produces them again from the last checkpoint", STOP_WAIT_S)
+                self.producer._message_accumulator.fail_all(KafkaTimeoutError())
             await self.producer.stop()
 
     async def on_started(self) -> None:
@@ -358,6 +374,25 @@ class Pipeline(mode.Service):
                 await self.consumer.seek_to_beginning(tp)
         log.info("partition %d: %d engine(s) from checkpoints, inputs from %s", p, len(latest), seek or "the beginning")
         return part
+
+
+def _ride_out_outages(producer: AIOKafkaProducer | None, client) -> None:
+    """Through a broker outage of minutes, wait instead of failing or spinning (aiokafka 0.14 internals;
+    tests/integration/test_outage.py stops the broker for two minutes under a running worker).
+
+    * A batch of the (idempotent) producer waiting for a partition leader is failed after
+      ``request_timeout_ms`` (40 s): a checkpoint or a snapshot produced as the broker went away would then
+      stop the worker. Its time to live is made unlimited; the per-request timeout (a silent connection)
+      stays 40 s. Likewise ``send()`` on a full batch (one per partition) waits for a free slot for as long
+      (``_request_timeout_ms``, read at each send), where it raised after 40 s. The worker waits in
+      ``send``/``_drain``/``checkpoint`` until the broker is back, unready meanwhile.
+    * A failed metadata refresh is retried at once: ~1,000-2,000 connection attempts a second while the
+      broker is down (measured). Its waiters now pause the retry interval first, as the publisher's.
+    """
+    if producer is not None:
+        producer._message_accumulator._batch_ttl = math.inf
+        producer._request_timeout_ms = OUTPUT_WAIT_MS
+    publisher.pace_metadata_retries(client)
 
 
 async def read_checkpoints(settings: Settings, topic: str, p: int) -> dict[str, bytes]:

@@ -143,3 +143,22 @@ def test_the_aiokafka_internals_the_publisher_adjusts_exist():
         assert callable(p._message_accumulator.fail_all) and callable(p.client.force_metadata_update)
         await p.client.close()
     asyncio.run(go())
+
+
+def test_the_aiokafka_internals_the_worker_adjusts_exist():
+    """The worker's outage settings (app/worker.py ``_ride_out_outages``) write aiokafka internals (0.14): the
+    producer's batch time to live and send() wait, and both clients' metadata refresh."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    async def go():
+        p = AIOKafkaProducer(bootstrap_servers="127.0.0.1:1", enable_idempotence=True, acks="all")
+        c = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1", group_id=None)
+        assert p._message_accumulator._batch_ttl == p._request_timeout_ms / 1000 == 40.0
+        assert isinstance(c._client._retry_backoff, float) and callable(c._client.force_metadata_update)
+        publisher.pace_metadata_retries(c._client)
+        fut = c._client.force_metadata_update()  # still a future to await (no broker: the update fails)
+        assert isinstance(fut, asyncio.Future)
+        fut.cancel()
+        await p.client.close()
+        await c._client.close()
+    asyncio.run(go())
