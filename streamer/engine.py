@@ -177,6 +177,7 @@ class UnderlyingEngine:
         self.n_inputs = 0  # input rows applied: the position in a trigger's event_id
         self._signals_at: tuple[int, dict[str, float]] = (-1, {})
         self._flip: tuple[int, float] = (0, math.nan)  # (event time, value) of the last gamma-flip computation
+        self._catalogue: tuple[tuple[str, ...], dict[str, catalogue.Concrete]] = ((), {})
 
     # -- state -----------------------------------------------------------------------------------
 
@@ -497,10 +498,15 @@ class UnderlyingEngine:
         """The signals this engine emits (:meth:`signals`' keys): the catalogue expanded for its series
         (and ``symbols``, e.g. the series a driver is about to feed) and its flow configuration."""
         syms = [self.underlying, *self.series, *symbols]
-        return catalogue.expand(signal_values(self.settings, self.flows.config,
+        key = tuple(syms)
+        if self._catalogue[0] == key:   # the worker asks at every snapshot: expanded once per series set
+            return self._catalogue[1]
+        out = catalogue.expand(signal_values(self.settings, self.flows.config,
                                               [x for x in syms if x not in self.settings.vol_indices])
                                 | {"vol_index": list(dict.fromkeys(
                                     ["VIX", *(x for x in syms if x in self.settings.vol_indices)]))})
+        self._catalogue = (key, out)
+        return out
 
     def snapshot_due(self, interval_s: float) -> bool:
         return self.last_ts_ns - self.last_snapshot_ns >= interval_s * NS
