@@ -6,6 +6,7 @@ the quotes one at a time (the later row of a contract wins), not from the book.
 """
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import numpy as np
@@ -14,7 +15,8 @@ from hypothesis import strategies as st
 
 from streamer.cboe_csv import ny_ts_ns
 from streamer.core.chain import ChainBook, ChainConfig
-from streamer.core.vix import VIX, VIX9D, vix_batch
+from streamer.core.vix import (VIX, VIX9D, eligible_expiries, is_friday_holiday, local_minutes,
+                               select_terms, selection_day, vix_batch)
 
 # Friday expiries around a Fri 2024-01-05 close: weeklies (PM), the Jan and Feb standard (AM)
 # series and their PM twins, so that the three NOWS roll the VIX and VIX9D terms.
@@ -91,3 +93,44 @@ def test_book_vix_equals_vix_batch_after_every_batch(batches, nine_day, expire_a
     book.expire(now)
     model = {k: v for k, v in model.items() if k[0] > now}
     _check(book, model, now, spec)
+
+
+# ----------------------------------------------------------------------------- the term rule
+
+
+def _spx_listing(first: dt.date, last: dt.date) -> list[int]:
+    """Every VIX-relevant SPX expiration between two dates: a PM weekly each Friday, the AM
+    standard series (and its PM twin) on third Fridays, moved to the Thursday when the Friday is
+    an exchange holiday."""
+    out = []
+    day = first + dt.timedelta(days=(4 - first.weekday()) % 7)
+    while day <= last:
+        d = day - dt.timedelta(days=1) if is_friday_holiday(day) else day
+        out.append(ny_ts_ns(d.year, d.month, d.day, 16))
+        if 15 <= day.day <= 21:
+            out.append(ny_ts_ns(d.year, d.month, d.day, 9, 30))
+        day += dt.timedelta(weeks=1)
+    return out
+
+
+LISTING = _spx_listing(dt.date(2016, 1, 1), dt.date(2027, 3, 1))
+LISTING_MIN = {e: local_minutes(e) for e in LISTING}
+LISTING_OK = eligible_expiries(LISTING)
+
+
+@settings(max_examples=300, deadline=None)
+@given(day=st.dates(dt.date(2016, 1, 1), dt.date(2026, 12, 31)),
+       minute=st.integers(0, 24 * 60 - 1), nine_day=st.booleans())
+def test_a_complete_listing_always_brackets_the_target(day, minute, nine_day) -> None:
+    """With a full listing (holiday weeks included) every day and every time of day has a near
+    and a next term a week apart, within the calendar-day windows (core/vix.py docstring)."""
+    spec = VIX9D if nine_day else VIX
+    now = local_minutes(ny_ts_ns(day.year, day.month, day.day, minute // 60, minute % 60))
+    near, nxt = select_terms(LISTING_MIN, LISTING_OK, now, spec)
+    assert near is not None and nxt is not None, (day, minute)
+    today = math.floor(now / 1440)
+    dn, dx = (selection_day(LISTING_MIN[e]) - today for e in (near, nxt))
+    assert spec.min_days < dn <= spec.target_days < dx <= spec.max_days
+    assert dx - dn == 7
+    # the same date at another time of day selects the same terms (the roll is by day)
+    assert select_terms(LISTING_MIN, LISTING_OK, today * 1440 + 1439.5, spec) == (near, nxt)
