@@ -1,8 +1,11 @@
-"""Reproduce section (e) of VALIDATION.md: per-rule statistics on real history, vol control beside Nomura, the 2024-11-06 table.
+"""Reproduce section (e) of VALIDATION.md: per-rule statistics on real history, vol control beside Nomura, the 2024-11-06 table,
+and the leveraged-ETF tables (each fund on its own underlying; leverage arithmetic vs the funds' own returns).
 
-    .venv/bin/python benchmarks/validate_flows.py [--data-dir /work/shared/data] [--out VALIDATION.md | -]
+    .venv/bin/python benchmarks/validate_flows.py [--data-dir /work/shared/data] [--out VALIDATION.md | -] [--only leveraged]
 
-Replaces the text between <!-- validate_flows:begin --> and <!-- validate_flows:end -->; ``--out -`` prints it.
+Replaces the text between <!-- validate_flows:begin --> and <!-- validate_flows:end --> and between
+<!-- validate_flows_leveraged:begin --> / <!-- validate_flows_leveraged:end -->; ``--out -`` prints them;
+``--only leveraged`` writes the leveraged-ETF section alone (seconds: no backtest).
 
 Runs the same FlowBook + RuleSet as the live worker via streamer.backtest; nothing is fitted.
 """
@@ -58,8 +61,12 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
     ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "VALIDATION.md"))
+    ap.add_argument("--only", choices=("leveraged",), default=None)
     a = ap.parse_args()
     cfg = FlowConfig.default()
+    write_section(a.out, "validate_flows_leveraged", "\n".join(leveraged_section(cfg, a.data_dir)))
+    if a.only == "leveraged":
+        return 0
     h = load_history(a.data_dir)
     proxy = bt.dealer_proxy(bt.default_proxy_paths(a.data_dir))
     seed = bt.vix_seed_closes(h.sources["vix"], h.dates[0], cfg.vix_rank_window_days)
@@ -273,9 +280,11 @@ EXPLAIN = """
   windows, and a rising decade lifting every 21-day mean, none of this is evidence of an edge,
   and no threshold was moved because of it. `leveraged_etf_close_buying` restates a +2% SPX day
   and clusters most (about half of its events within 10 sessions of the previous one).
-* **Leveraged ETFs.** The AUM table is approximate. Morgan Stanley's ~$15bn also covers
-  "derivative-enhanced" funds (e.g. options-income funds), which we do not model. Non-SPX index
-  returns are beta × SPX, not the real NDX/SOX/single-stock returns of the day.
+* **Leveraged ETFs.** Each fund now runs on its own underlying's return with a dated AUM (section
+  "Leveraged ETFs on their own underlyings" below, fund group by fund group beside Morgan Stanley).
+  The row above is the engine's figure: it stays on the SPX-beta proxy until the engine and the
+  backtest feed the underlyings' prices. Morgan Stanley's ~$15bn also covers "derivative-enhanced"
+  funds (e.g. options-income funds), which we do not model.
 * **Dealers.** No chain for 2024-11-05 is in the data. Vanna and charm (the notional of
   `election_vol_collapse`) are a **proxy**: they come from the 2025-01-06
   Jan+Feb snapshot, scaled by spot, under the naive convention (every put is dealer-short, every
@@ -288,6 +297,160 @@ EXPLAIN = """
   and its score did not change that day. Its vol scaling *cut* the position, because the +2.5% day
   raised realized vol. A pure trend model does not buy a breakout to new highs when it is already long.
 """
+
+# ============================================================================ leveraged ETFs (item 4)
+
+#: fund group -> what it is, for the tables
+GROUPS = {"SPX": "S&P 500 (SPXL, UPRO, SSO, SPXU, SPXS, SDS, SH)", "NDX": "Nasdaq-100 (TQQQ, SQQQ, QLD)",
+          "SOX": "semiconductors (SOXL, SOXS)", "SINGLE": "single stocks (NVDL, NVDX, TSLL, MSTU, MSTX, CONL)"}
+
+
+def _prices(data_dir: str, symbol: str) -> dict[str, float] | None:
+    """date -> close for a fund underlying or a fund: the SPX file, the NDX index file, else the adjusted
+    closes of ``equities/<symbol>_daily.csv`` (None if there is no file)."""
+    from streamer.history import read_daily
+    d = Path(data_dir)
+    if symbol == "SPX":
+        s = read_daily(d / "spx_daily_ohlc_2015-01-02_2026-02-27.csv", "close")
+    elif symbol == "NDX":
+        s = read_daily(d / "equities" / "ndx_index_daily_ohlc.csv", "close")
+    elif (d / "equities" / f"{symbol.lower()}_daily.csv").exists():
+        s = read_daily(d / "equities" / f"{symbol.lower()}_daily.csv", "adj_close")
+    else:
+        return None
+    return {k: float(v) for k, v in zip(s.dates, s.values) if v == v}
+
+
+def _day_returns(px: dict[str, float], days: list[str]) -> dict[str, float]:
+    """Return on each of ``days`` vs the previous session in ``px`` (only days with both prices)."""
+    ds = sorted(px)
+    pos = {d: i for i, d in enumerate(ds)}
+    return {d: px[d] / px[ds[pos[d] - 1]] - 1.0 for d in days if d in pos and pos[d] > 0}
+
+
+def leveraged_section(cfg: FlowConfig, data_dir: str) -> list[str]:
+    """Leveraged ETFs: tracking of L x underlying vs each fund's own return; 2024-11-06 by fund group
+    beside Morgan Stanley; measured proxy betas; AUM over time; days over the rule's threshold."""
+    from streamer.core.flows import LeveragedETFs
+
+    le = cfg.leveraged_etf
+    lev = LeveragedETFs(le)
+    spx = _prices(data_dir, "SPX")
+    und = {s: p for s in le.symbols if (p := _prices(data_dir, s)) is not None}
+    days = [d for d in sorted(spx) if "2016-01-01" <= d <= "2025-12-31"]
+    r_spx = _day_returns(spx, days)
+    r_und = {s: _day_returns(p, days) for s, p in und.items()}
+    bn = lambda x: f"{x / 1e9:+.2f}"  # noqa: E731
+    L = [f"Generated by `benchmarks/validate_flows.py` from `streamer/config/flows.toml` [leveraged_etf] and "
+         f"`equities/` (SOURCES.md: adjusted closes, one snapshot; NDX: the index file). Flow at the close = "
+         f"AUM x L x (L - 1) x r with r the fund's **own** benchmark return: the first of its `underlying` "
+         f"symbols with a price that session (NDX then QQQ; SOXX then SMH; NVDA, TSLA, MSTR, COIN), "
+         f"else beta x SPX (flagged `SPX-beta`). AUM is each fund's dated AUM (anchors with sources, "
+         f"interpolated; 0 before a fund's inception).\n"]
+    # -------------------------------------------------------------- leverage arithmetic vs the funds' returns
+    L.append("#### Leverage arithmetic: L x underlying vs the fund's own daily return, 2016-2025\n")
+    L.append("| fund | L | underlying (file) | sessions | median abs residual | 95th pct | days > 5% | "
+             "mean residual (drag, bp/day) | corr |")
+    L.append("|---|---:|---|---:|---:|---:|---:|---:|---:|")
+    for f in le.funds:
+        fp = _prices(data_dir, f.ticker)
+        sym = next((s for s in f.underlyings if s in und or s == "SPX"), None)
+        if fp is None or sym is None:
+            L.append(f"| {f.ticker} | {f.leverage:+.0f} | {f.underlyings[0]} | - | no price file | | | | |")
+            continue
+        upx = spx if sym == "SPX" else und[sym]
+        ds = [d for d in sorted(fp) if d in upx and "2016-01-01" <= d <= "2025-12-31"]
+        fr = np.array([fp[b] / fp[a] - 1 for a, b in zip(ds, ds[1:])])
+        ur = np.array([upx[b] / upx[a] - 1 for a, b in zip(ds, ds[1:])])
+        res = fr - f.leverage * ur
+        ar = np.abs(res)
+        L.append(f"| {f.ticker} | {f.leverage:+.0f} | {sym} | {len(res)} | {np.median(ar):.3%} | "
+                 f"{np.percentile(ar, 95):.3%} | {int(np.sum(ar > 0.05))} | {np.mean(res) * 1e4:+.1f} | "
+                 f"{np.corrcoef(fr, ur)[0, 1]:+.4f} |")
+    L.append("\nResiduals include the funds' fees and financing (the negative mean), dividends on ex-dates "
+             "(the SPX file is a price index, the funds' closes are total return: about the dividend yield "
+             "x L on ex-dates), the SOXX-vs-ICE-index basis for SOXL/SOXS, and noisy early closes "
+             "(CONL 2022-2023, SOURCES.md). None is a leverage error: one notch of leverage off "
+             "(e.g. 2x for TQQQ) gives residuals of the size of the underlying's move (tested in "
+             "`tests/unit/test_flows.py::test_leverage_arithmetic_matches_the_funds_own_daily_returns`).\n")
+    # -------------------------------------------------------------- 2024-11-06 by fund group
+    day = DAY
+    rows_own = lev.per_fund(r_spx[day], {s: r[day] for s, r in r_und.items() if day in r}, day)
+    rows_proxy = lev.per_fund(r_spx[day], {}, day)
+    L.append(f"#### {day} close: fund group by fund group beside Morgan Stanley (~$15bn)\n")
+    L.append("| fund group | underlying return that day (ours, from the files) | AUM $bn (dated) | "
+             "own underlying $bn | beta x SPX proxy, same AUM $bn |")
+    L.append("|---|---|---:|---:|---:|")
+    tot = [0.0, 0.0, 0.0]
+    for g, desc in GROUPS.items():
+        ro = [r for r in rows_own if r.fund.index == g]
+        rp = [r for r in rows_proxy if r.fund.index == g]
+        rets = ", ".join(f"{s} {r:+.2%}" for s, r in dict((x.source, x.index_return) for x in ro).items())
+        a, fo, fpx = sum(r.aum_usd for r in ro), sum(r.flow_usd for r in ro), sum(r.flow_usd for r in rp)
+        tot = [tot[0] + a, tot[1] + fo, tot[2] + fpx]
+        L.append(f"| {desc} | {rets} | {a / 1e9:.1f} | {bn(fo)} | {bn(fpx)} |")
+    L.append(f"| **all modeled funds** | SPX {r_spx[day]:+.2%} | {tot[0] / 1e9:.1f} | **{bn(tot[1])}** | {bn(tot[2])} |")
+    L.append("| Morgan Stanley (published) | | | ~+15 (leveraged *and* derivative-enhanced funds) | |")
+    L.append(f"\nPer fund on {day}: " + "; ".join(
+        f"{r.fund.ticker} {r.fund.leverage:+.0f}x {r.aum_usd / 1e9:.1f}bn on {r.source} {r.index_return:+.2%} -> "
+        f"{bn(r.flow_usd)}" for r in rows_own) + ".\n")
+    proxies = [r.fund.ticker for r in rows_own if r.proxy]
+    single = {r.source: (r.index_return, le.proxy_beta(r.fund) * r_spx[day]) for r in rows_own if r.fund.index == "SINGLE"}
+    L.append(f"Funds left on the proxy that day: {', '.join(proxies) if proxies else 'none'}. The single-stock "
+             "funds carry the difference: " + ", ".join(f"{s} {a:+.1%} against beta x SPX {b:+.1%}"
+                                                       for s, (a, b) in single.items())
+             + ". The remaining gap to "
+             "Morgan Stanley's figure is consistent with what we leave out: derivative-enhanced (options-"
+             "income) funds, leveraged ETNs (FNGU), sector and other single-stock funds, and AUMs that are "
+             "approximate (sources below).\n")
+    # -------------------------------------------------------------- proxy betas
+    L.append("#### Proxy betas (used only without the underlying's price): OLS on SPX daily returns\n")
+    L.append("| symbol | config beta | measured 2016-2025 | sessions |")
+    L.append("|---|---:|---:|---:|")
+    for s, b in le.beta_to_spx:
+        if s == "SPX" or s not in r_und:
+            continue
+        common = [d for d in r_und[s] if d in r_spx]
+        x = np.array([r_spx[d] for d in common])
+        y = np.array([r_und[s][d] for d in common])
+        L.append(f"| {s} | {b:.2f} | {np.cov(y, x)[0, 1] / np.var(x, ddof=1):.2f} | {len(common)} |")
+    # -------------------------------------------------------------- AUM over time
+    L.append("\n#### AUM over time (so 2016 is not judged with 2024's fund sizes), $bn\n")
+    when = ["2016-06-01", "2018-06-01", "2020-06-01", "2022-06-01", "2024-11-06"]
+    L.append("| fund group | " + " | ".join(when) + " |")
+    L.append("|---|" + "---:|" * len(when))
+    for g, desc in GROUPS.items():
+        L.append(f"| {desc} | " + " | ".join(f"{sum(f.aum_on(w) for f in le.funds if f.index == g) / 1e9:.1f}"
+                                             for w in when) + " |")
+    src = dict(le.aum_sources)
+    L.append("\nSources of the anchors (per fund in flows.toml): " + "; ".join(f"`{k}`: {v}" for k, v in src.items())
+             + ". Between anchors AUM is interpolated linearly; before the first it is held flat (inverse funds, "
+             "whose AUM in 2016-2020 was larger than this assumes).\n")
+    # -------------------------------------------------------------- days over the rule's threshold
+    thr = 10e9
+    per_year: dict[str, list[int]] = {}
+    for d in days[1:]:
+        if d not in r_spx:
+            continue
+        own = lev.total(r_spx[d], {s: r[d] for s, r in r_und.items() if d in r}, d)
+        prox = lev.total(r_spx[d], {}, d)
+        old = lev.total(r_spx[d], {}, None)
+        c = per_year.setdefault(d[:4], [0, 0, 0])
+        c[0] += own >= thr
+        c[1] += prox >= thr
+        c[2] += old >= thr
+    L.append(f"Sessions with a close flow >= +${thr / 1e9:.0f}bn (the `leveraged_etf_close_buying` threshold), "
+             "own underlyings + dated AUM / beta x SPX + dated AUM / beta x SPX + the 2024-11 AUMs throughout:\n")
+    L.append("| | " + " | ".join(sorted(per_year)) + " | total |")
+    L.append("|---|" + "---:|" * (len(per_year) + 1))
+    for i, lab in enumerate(("own underlying, dated AUM", "beta x SPX, dated AUM", "beta x SPX, 2024-11 AUM")):
+        L.append(f"| {lab} | " + " | ".join(str(per_year[y][i]) for y in sorted(per_year))
+                 + f" | {sum(v[i] for v in per_year.values())} |")
+    L.append("\nWith 2024's sizes the threshold fires on any large 2016-2020 up day; with dated AUM it needs "
+             "today's fund sizes. A threshold relative to AUM (flow / modeled AUM) would make the rule's "
+             "meaning constant over time; the rule file is not changed here.\n")
+    return L
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -60,7 +60,7 @@ def test_rank_history_vs_sort(xs, window, q):
 def test_leveraged_etf_flow_linear_in_return(rs):
     fb = FlowBook()
     fb.on_daily_close("2024-01-01", 5000.0, 15.0)
-    slope = fb.lev.gamma_usd_per_unit_return()
+    slope = fb.lev.gamma_usd_per_unit_return(fb.last_date)   # no underlying priced: all on the proxy
     for k, r in enumerate(rs):
         fb.on_spot(k + 1, 5000.0 * (1 + r))
         assert math.isclose(fb.signals()["flow_leveraged_etf_close_usd"], slope * r, rel_tol=1e-9, abs_tol=1e-3)

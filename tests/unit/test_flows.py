@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import os
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -159,7 +160,8 @@ def test_live_intraday_updates_and_state_roundtrip():
     for ts, s in ((1, 5800.0), (2, 5900.0), (3, 5929.04)):
         fb.on_spot(ts, s)
         sig = fb.signals()
-        expect = sum(f.aum_usd * f.leverage * (f.leverage - 1) * dict(CFG.leveraged_etf.beta_to_spx)[f.index]
+        # no underlying priced: every fund on its SPX-beta proxy, at its AUM of the close's date
+        expect = sum(f.aum_on("2024-11-05") * f.leverage * (f.leverage - 1) * CFG.leveraged_etf.proxy_beta(f)
                      for f in CFG.leveraged_etf.funds) * (s / 5782.76 - 1)
         assert math.isclose(sig["flow_leveraged_etf_close_usd"], expect, rel_tol=1e-12)
     fb.on_vol_index(4, 16.27)
@@ -317,3 +319,144 @@ def test_implied_vol_scenario_path_and_config():
 
 
 DEFAULT_TOML = Path(__file__).resolve().parents[2] / "streamer" / "config" / "flows.toml"
+
+
+# ---------------------------------------------------------------- leveraged ETFs on their own underlyings
+
+LEV = CFG.leveraged_etf
+SPX_FILE = "spx_daily_ohlc_2015-01-02_2026-02-27.csv"
+
+
+def _adj(symbol: str) -> dict[str, float]:
+    """date -> adjusted close from ../shared/data/equities/<symbol>_daily.csv (SPX: the SPX file's close)."""
+    from streamer.history import read_daily
+    if symbol == "SPX":
+        s = read_daily(_data(SPX_FILE), "close")
+    else:
+        s = read_daily(_data(f"equities/{symbol.lower()}_daily.csv"), "adj_close")
+    return dict(zip(s.dates, (float(x) for x in s.values)))
+
+
+def _ret(px: dict[str, float], day: str) -> float:
+    ds = sorted(px)
+    i = ds.index(day)
+    return px[ds[i]] / px[ds[i - 1]] - 1.0
+
+
+def test_every_fund_on_its_own_underlying_on_2024_11_06():
+    """Fed the underlyings' real closes, each fund's flow is AUM x L(L-1) x its own benchmark's return
+    (QQQ for TQQQ, SOXX for SOXL, TSLA for TSLL, ...), not beta x SPX; no fund is left on the proxy."""
+    day, prev = "2024-11-06", "2024-11-05"
+    spx = _adj("SPX")
+    px = {s: _adj(s) for s in LEV.symbols if s not in ("NDX", "SMH")}   # NDX/SMH: QQQ/SOXX stand in
+    fb = FlowBook()
+    fb.on_daily_close(prev, spx[prev], 20.49, underlying_closes={s: p[prev] for s, p in px.items()})
+    fb.on_daily_close(day, spx[day], 16.27, underlying_closes={s: p[day] for s, p in px.items()})
+    rows = fb.leveraged_etf_breakdown()
+    assert [r.fund.ticker for r in rows] == [f.ticker for f in LEV.funds]
+    groups: dict[str, float] = {}
+    for r in rows:
+        f = r.fund
+        sym = "SPX" if f.underlyings[0] == "SPX" else next(s for s in f.underlyings if s in px)
+        want_r = _ret(spx, day) if sym == "SPX" else _ret(px[sym], day)
+        assert (r.source, r.proxy) == (sym, False)
+        assert math.isclose(r.index_return, want_r, rel_tol=1e-12)
+        assert math.isclose(r.aum_usd, f.aum_on(day), rel_tol=1e-12)
+        assert math.isclose(r.flow_usd, f.aum_on(day) * f.leverage * (f.leverage - 1) * want_r, rel_tol=1e-12)
+        groups[f.index] = groups.get(f.index, 0.0) + r.flow_usd
+    sig = fb.signals()
+    for g, v in groups.items():
+        assert math.isclose(sig[f"flow_leveraged_etf_{g.lower()}_usd"], v, rel_tol=1e-12)
+    assert math.isclose(sig["flow_leveraged_etf_close_usd"], sum(groups.values()), rel_tol=1e-12)
+    # that day TSLA (+14.8%) and COIN (+31.1%) moved far more than beta x SPX (+2.5%) says
+    by_t = {r.fund.ticker: r for r in rows}
+    for t in ("TSLL", "CONL"):
+        assert by_t[t].index_return > 2 * LEV.proxy_beta(by_t[t].fund) * _ret(spx, day)
+
+
+def test_missing_underlying_falls_back_to_the_spx_beta_proxy_and_never_spans_two_sessions():
+    fb = FlowBook()
+    fb.on_daily_close("2024-11-01", 5700.0, 20.0, underlying_closes={"QQQ": 480.0})
+    fb.on_daily_close("2024-11-04", 5712.0, 21.0)                      # no QQQ close that day
+    tq = next(r for r in fb.leveraged_etf_breakdown() if r.fund.ticker == "TQQQ")
+    r_spx = 5712.0 / 5700.0 - 1
+    assert tq.proxy and math.isclose(tq.index_return, LEV.proxy_beta(tq.fund) * r_spx)
+    fb.on_daily_close("2024-11-05", 5782.76, 20.49, underlying_closes={"QQQ": 487.79})
+    tq = next(r for r in fb.leveraged_etf_breakdown() if r.fund.ticker == "TQQQ")
+    assert tq.proxy   # no QQQ close on 11-04: no one-day return on 11-05 (480 -> 487.79 spans two sessions)
+    fb.on_spot(1, 5929.04)
+    fb.on_underlying(1, "QQQ", 501.04)
+    fb.on_underlying(0, "QQQ", 1.0)                                    # older print: ignored
+    fb.on_underlying(2, "AAPL", 1.0)                                   # no fund on it: ignored
+    tq = next(r for r in fb.leveraged_etf_breakdown() if r.fund.ticker == "TQQQ")
+    assert (tq.source, tq.proxy) == ("NDX", False) or (tq.source, tq.proxy) == ("QQQ", False)
+    assert math.isclose(tq.index_return, 501.04 / 487.79 - 1)
+    # the live print is restored from a checkpoint and continues identically
+    fb2 = FlowBook.from_state(fb.to_state())
+    assert fb2.signals()["flow_leveraged_etf_ndx_usd"] == fb.signals()["flow_leveraged_etf_ndx_usd"]
+    fb.on_underlying(3, "QQQ", 499.0), fb2.on_underlying(3, "QQQ", 499.0)
+    assert fb2.signals()["flow_leveraged_etf_ndx_usd"] == fb.signals()["flow_leveraged_etf_ndx_usd"]
+
+
+def test_preferred_underlying_wins_when_both_are_priced():
+    fb = FlowBook()
+    fb.on_daily_close("2024-11-05", 5782.76, 20.49, underlying_closes={"NDX": 20227.46, "QQQ": 487.79})
+    fb.on_daily_close("2024-11-06", 5929.04, 16.27, underlying_closes={"NDX": 20781.33, "QQQ": 501.04})
+    tq = next(r for r in fb.leveraged_etf_breakdown() if r.fund.ticker == "TQQQ")
+    assert tq.source == LEV.funds[[f.ticker for f in LEV.funds].index("TQQQ")].underlyings[0] == "NDX"
+    assert math.isclose(tq.index_return, 20781.33 / 20227.46 - 1)
+
+
+def test_aum_follows_its_dated_anchors_and_funds_do_not_exist_before_inception():
+    for f in LEV.funds:
+        h = f.aum_history
+        for d, a, src in h:
+            assert f.aum_on(d) == a and src in dict(LEV.aum_sources)
+        for (d0, a0, _), (d1, a1, _) in zip(h, h[1:]):       # half-way between anchors: their mean
+            x0, x1 = date.fromisoformat(d0).toordinal(), date.fromisoformat(d1).toordinal()
+            if (x1 - x0) % 2 == 0:
+                assert math.isclose(f.aum_on(date.fromordinal((x0 + x1) // 2).isoformat()), (a0 + a1) / 2)
+        if f.inception:
+            assert f.aum_on("2016-06-01") == 0.0 < f.aum_on("2024-11-06")
+    fb = FlowBook()
+    fb.on_daily_close("2016-06-01", 2099.33, 14.2)
+    fb.on_daily_close("2016-06-02", 2105.26, 13.63)
+    sig = fb.signals()
+    assert sig["flow_leveraged_etf_single_usd"] == 0.0              # no single-stock fund in 2016
+    total16 = sum(f.aum_on("2016-06-02") for f in LEV.funds)
+    total24 = sum(f.aum_on("2024-11-06") for f in LEV.funds)
+    assert total16 < 0.3 * total24                                   # 2016 is not judged with 2024 sizes
+
+
+def test_leverage_arithmetic_matches_the_funds_own_daily_returns():
+    """Each fund with a price file tracks L x its mapped underlying day by day (2016-2025): the median
+    absolute residual is a fraction of a percent. A wrong leverage sign, multiple or underlying fails."""
+    for f in LEV.funds:
+        p = DATA / "equities" / f"{f.ticker.lower()}_daily.csv"
+        if not p.exists():
+            continue
+        fund = _adj(f.ticker)
+        sym = "SPX" if f.underlyings[0] == "SPX" else next(
+            s for s in f.underlyings if (DATA / "equities" / f"{s.lower()}_daily.csv").exists())
+        und = _adj(sym)
+        days = sorted(d for d in fund if d in und and "2016-01-01" <= d <= "2025-12-31")
+        fr = np.array([fund[b] / fund[a] - 1 for a, b in zip(days, days[1:])])
+        ur = np.array([und[b] / und[a] - 1 for a, b in zip(days, days[1:])])
+        resid = np.abs(fr - f.leverage * ur)
+        assert len(days) > 100, f.ticker
+        assert np.median(resid) < 0.005, (f.ticker, float(np.median(resid)))
+        wrong = np.median(np.abs(fr - (f.leverage - np.sign(f.leverage)) * ur))   # one notch of leverage off
+        assert np.median(resid) < wrong, f.ticker
+
+
+def test_leveraged_etf_config_validation_names_the_field():
+    base = (Path(__file__).resolve().parents[2] / "streamer" / "config" / "flows.toml").read_text()
+    bad_src = base.replace('["2024-11-05", 0.6e9, "ref2024"]', '["2024-11-05", 0.6e9, "nowhere"]', 1)
+    with pytest.raises(ConfigError, match=r"leveraged_etf.funds.SPXU.aum_history"):
+        FlowConfig.from_toml(bad_src)
+    bad_und = base.replace('underlying = ["TSLA"]', 'underlying = ["XYZ"]', 1)
+    with pytest.raises(ConfigError, match="TSLL.*XYZ.*beta_to_spx"):
+        FlowConfig.from_toml(bad_und)
+    bad_date = base.replace('inception = "2022-08-09"', 'inception = "2022-13-09"', 1)
+    with pytest.raises(ConfigError, match="TSLL.inception"):
+        FlowConfig.from_toml(bad_date)

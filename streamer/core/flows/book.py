@@ -9,7 +9,7 @@ from streamer.core.flows.common import NAN, nansum
 from streamer.core.flows.config import FlowConfig
 from streamer.core.flows.cta import CTATrend
 from streamer.core.flows.dealer import DealerHedging
-from streamer.core.flows.leveraged_etfs import LeveragedETFs
+from streamer.core.flows.leveraged_etfs import FundFlow, LeveragedETFs, UnderlyingPrices
 from streamer.core.flows.rank import RankHistory
 from streamer.core.flows.risk_parity import RiskParity
 from streamer.core.flows.vol_control import VolControl
@@ -29,16 +29,20 @@ class FlowBook:
     """All flow models of one underlying, updated daily and intraday; named signals out.
 
     Live use (the engine owns one per underlying): ``on_daily_close`` once per session with the
-    official closes, then ``on_spot``/``on_vol_index`` on every tick and ``on_exposures`` when the
-    chain's totals change; read ``signals()``. Offline, the backtest calls the same methods.
+    official closes, then ``on_spot``/``on_vol_index``/``on_underlying`` on every tick and
+    ``on_exposures`` when the chain's totals change; read ``signals()``. Offline, the backtest calls
+    the same methods.
 
     >>> fb = FlowBook()
-    >>> fb.on_daily_close("2024-11-05", 5782.76, 20.49, 87.85)
+    >>> fb.on_daily_close("2024-11-05", 5782.76, 20.49, 87.85, underlying_closes={"QQQ": 487.79, "TSLA": 251.44})
     True
     >>> fb.on_vol_index(0, 16.27); fb.on_spot(0, 5929.04)
+    >>> fb.on_underlying(0, "QQQ", 501.04); fb.on_underlying(0, "TSLA", 288.53)
     >>> s = fb.signals()
-    >>> round(s["vix_change_ratio"], 3), round(s["flow_leveraged_etf_close_usd"] / 1e9, 1)
-    (-0.206, 12.3)
+    >>> round(s["vix_change_ratio"], 3), round(s["flow_leveraged_etf_ndx_usd"] / 1e9, 2)   # TQQQ/SQQQ/QLD on QQQ
+    (-0.206, 5.84)
+    >>> sorted({row.source for row in fb.leveraged_etf_breakdown()})   # SOXX, NVDA, ... unpriced: proxy
+    ['QQQ', 'SPX', 'SPX-beta', 'TSLA']
     """
 
     def __init__(self, config: FlowConfig | None = None) -> None:
@@ -47,6 +51,8 @@ class FlowBook:
         self.risk_parity = RiskParity.new(cfg.risk_parity)
         self.cta = CTATrend.new(cfg.cta)
         self.lev = LeveragedETFs(cfg.leveraged_etf)
+        self.underlyings = UnderlyingPrices(cfg.leveraged_etf.symbols)
+        self._lev_close: list[FundFlow] = []   # per-fund rows of the last close
         self.dealer = DealerHedging(cfg.dealer)
         self.vix_changes = RankHistory(cfg.vix_rank_window_days)
         self.last_date = ""
@@ -96,6 +102,13 @@ class FlowBook:
             self.vix_last, self.vix_ts_ns = float(vix), ts_ns
             self._at_close = False
 
+    def on_underlying(self, ts_ns: int, symbol: str, price: float) -> None:
+        """Intraday print of a leveraged fund's underlying (QQQ, NDX, SOXX, TSLA, ... as in the fund
+        table, ``FlowConfig.leveraged_etf.symbols``): its funds' live flow uses its own return, O(1).
+        Other symbols are ignored."""
+        if self.underlyings.on_print(ts_ns, symbol, price):
+            self._at_close = False
+
     def on_exposures(self, ts_ns: int, gex_usd_per_pct: float, vanna_usd_per_vol_pt: float,
                      charm_usd_per_day: float) -> None:
         """Dealer exposures from the chain (chain.py units: $/1%, $/vol pt, $/day, dealer-signed)."""
@@ -104,11 +117,15 @@ class FlowBook:
         d.charm_usd_per_day, d.exposures_ts_ns = float(charm_usd_per_day), ts_ns
 
     def on_daily_close(self, date: str | _date, spx_close: float, vix_close: float,
-                       bond_close_or_yield: float = NAN) -> bool:
+                       bond_close_or_yield: float = NAN, *,
+                       underlying_closes: Mapping[str, float] | None = None) -> bool:
         """Official session close; False (ignored) if ``date`` (ISO) is not after the last one.
 
         ``bond_close_or_yield`` is a TLT close or a DGS10 yield in percent, as the config's
         ``risk_parity.bond_input`` says; NaN (missing) skips the risk-parity update that day.
+        ``underlying_closes``: the session's closes of the leveraged funds' underlyings (symbol ->
+        price); a symbol without one uses its last ``on_underlying`` print of the session, and with
+        neither its funds use the SPX-beta proxy for this session's flow.
         """
         ds = date.isoformat() if isinstance(date, _date) else str(date)
         if ds <= self.last_date:
@@ -118,6 +135,7 @@ class FlowBook:
         self._set_spot(self.spx_ts_ns, spx_close)
         self.on_vol_index(self.vix_ts_ns, vix_close)
         self._vc_live, self._vc_live_ts_ns = {}, None   # the official close's projection replaces it
+        self.underlyings.set_closes(underlying_closes or {})
         # today's close as the "live" view (change, rank vs history before today, close flows)
         live = self._live()
         vc = self.vol_control
@@ -139,6 +157,8 @@ class FlowBook:
             self.vix_prev_close = float(vix_close)
         if spx_close > 0:
             self.spx_prev_close = float(spx_close)
+        self._lev_close = self._lev_rows(live["spx_change_ratio"])
+        self.underlyings.roll()
         return True
 
     def seed_vix_history(self, vix_closes: Sequence[float]) -> int:
@@ -174,7 +194,9 @@ class FlowBook:
                "vix_change_pct_rank": h.pct_rank(dv) if enough else NAN,
                "vix_change_low_rank": h.low_rank(dv) if enough else NAN,
                "vix_change_history_days": float(len(h))}
-        by = self.lev.by_index(r)
+        by: dict[str, float] = {}
+        for row in self._lev_rows(r):
+            by[row.fund.index] = by.get(row.fund.index, 0.0) + row.flow_usd
         out["flow_leveraged_etf_close_usd"] = sum(by.values())
         for k, v in by.items():
             out[f"flow_leveraged_etf_{k.lower()}_usd"] = v
@@ -188,6 +210,19 @@ class FlowBook:
                     "dealer_vanna_usd_per_vol_pt": d.vanna_usd_per_vol_pt,
                     "dealer_charm_usd_per_day": d.charm_usd_per_day})
         return out
+
+    def _lev_rows(self, spx_return: float) -> list[FundFlow]:
+        """Per-fund close flows at the current prices (each fund on its own underlying when priced)."""
+        return self.lev.per_fund(spx_return, self.underlyings.returns(), self.last_date or None)
+
+    def leveraged_etf_breakdown(self) -> list[FundFlow]:
+        """Per-fund leveraged-ETF flows behind ``flow_leveraged_etf_*``: AUM, the return used and its
+        source (the underlying's symbol, or ``SPX-beta`` for the proxy). At a close: that close's rows
+        (empty after a restore until the next print); intraday: the live prints'."""
+        if self._at_close:
+            return list(self._lev_close)
+        ps = self.spx_prev_close
+        return self._lev_rows(self.spx_last / ps - 1.0 if ps > 0 and self.spx_last == self.spx_last else NAN)
 
     def _daily_values(self) -> dict[str, float]:
         vc, rp, cta = self.vol_control, self.risk_parity, self.cta
@@ -258,7 +293,7 @@ class FlowBook:
                 "spx_ts_ns": self.spx_ts_ns, "vix_ts_ns": self.vix_ts_ns, "at_close": self._at_close,
                 "vol_control": self.vol_control.to_state(), "risk_parity": self.risk_parity.to_state(),
                 "cta": self.cta.to_state(), "dealer": self.dealer.to_state(),
-                "vix_changes": self.vix_changes.to_state(),
+                "vix_changes": self.vix_changes.to_state(), "underlyings": self.underlyings.to_state(),
                 "daily": {k: dump_float(v) for k, v in self._daily.items()},
                 "vc_live": {k: dump_float(v) for k, v in self._vc_live.items()}, "vc_live_ts_ns": self._vc_live_ts_ns}
 
@@ -277,6 +312,8 @@ class FlowBook:
         fb.cta = CTATrend.from_state(cfg.cta, d["cta"])
         fb.dealer = DealerHedging.from_state(cfg.dealer, d["dealer"])
         fb.vix_changes = RankHistory.from_state(d["vix_changes"])
+        if "underlyings" in d:   # states written before per-underlying prices have none
+            fb.underlyings = UnderlyingPrices.from_state(cfg.leveraged_etf.symbols, d["underlyings"])
         fb._daily = {k: load_float(v) for k, v in d["daily"].items()}
         fb._at_close = bool(d["at_close"])
         fb._vc_live = {k: load_float(v) for k, v in d.get("vc_live", {}).items()}

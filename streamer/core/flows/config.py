@@ -4,9 +4,11 @@
 """
 from __future__ import annotations
 
+import bisect
 import math
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import date as _date
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -105,18 +107,65 @@ class CTAConfig:
 
 @dataclass(slots=True, frozen=True)
 class LevFund:
+    """One daily-reset leveraged or inverse fund on its own underlying.
+
+    ``index`` is the fund's group (signal ``flow_leveraged_etf_<group>_usd``: SPX, NDX, SOX, SINGLE).
+    ``underlyings`` are the price symbols of its benchmark, preferred first (e.g. NDX then QQQ): the
+    first one with a price drives the fund; without any, its return is proxied as beta x SPX.
+    ``aum_history`` holds (ISO date, AUM $, source key) anchors: AUM is interpolated linearly between
+    anchors and held flat outside them; 0 before ``inception``. ``aum_usd`` is the AUM at the config's
+    ``aum_asof`` date (the reference size).
+    """
+
     ticker: str
     index: str
     leverage: float
     aum_usd: float
+    underlyings: tuple[str, ...] = ("SPX",)
+    aum_history: tuple[tuple[str, float, str], ...] = ()
+    inception: str = ""
+
+    def aum_on(self, date: str | None) -> float:
+        """AUM ($) on ISO ``date`` (None: the reference ``aum_usd``).
+
+        >>> f = LevFund("X", "NDX", 3.0, 2e9, ("NDX",), (("2020-01-01", 1e9, "a"), ("2020-01-11", 2e9, "b")),
+        ...             "2019-06-01")
+        >>> f.aum_on("2019-01-01"), f.aum_on("2019-07-01"), f.aum_on("2020-01-06"), f.aum_on("2021-01-01")
+        (0.0, 1000000000.0, 1500000000.0, 2000000000.0)
+        """
+        if date is None:
+            return self.aum_usd
+        if self.inception and date < self.inception:
+            return 0.0
+        h = self.aum_history
+        if not h:
+            return self.aum_usd
+        if date <= h[0][0]:
+            return h[0][1]
+        if date >= h[-1][0]:
+            return h[-1][1]
+        i = bisect.bisect_right([a[0] for a in h], date)
+        (d0, a0, _), (d1, a1, _) = h[i - 1], h[i]
+        x0, x1, x = (_date.fromisoformat(d).toordinal() for d in (d0, d1, date))
+        return a0 + (a1 - a0) * (x - x0) / (x1 - x0)
 
 
 @dataclass(slots=True, frozen=True)
 class LevETFConfig:
     funds: tuple[LevFund, ...]
-    beta_to_spx: tuple[tuple[str, float], ...]
+    beta_to_spx: tuple[tuple[str, float], ...]     # proxy beta per underlying symbol (first of each fund)
     aum_asof: str
     aum_source: str
+    aum_sources: tuple[tuple[str, str], ...] = ()  # source key -> description of each AUM anchor
+
+    def proxy_beta(self, fund: LevFund) -> float:
+        """Beta to SPX used when none of the fund's underlyings has a price (its first underlying's)."""
+        return dict(self.beta_to_spx)[fund.underlyings[0]]
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        """Every underlying price symbol the funds read besides SPX (the stream inputs to subscribe)."""
+        return tuple(dict.fromkeys(s for f in self.funds for s in f.underlyings if s != "SPX"))
 
 
 @dataclass(slots=True, frozen=True)
@@ -203,16 +252,7 @@ class FlowConfig:
                         ct.pos_int("vol_window_days"), ct.choice("vol_method", ("ewma", "simple")),
                         ct.pos_int("ma_fast_days"), ct.pos_int("ma_slow_days"), moms, weights)
         mom.done(), w.done(), ct.done()
-        le = r.section("leveraged_etf")
-        betas_r = le.section("beta_to_spx")
-        betas = tuple((k, betas_r.num(k)) for k in betas_r.keys())
-        funds = tuple(LevFund(f.str("ticker"), f.str("index"), f.num("leverage"), f.nonneg("aum_usd"))
-                      for f in le.table_list("funds"))
-        for fd in funds:
-            if fd.index not in dict(betas):
-                raise ConfigError("leveraged_etf.funds", f"{fd.ticker}: index {fd.index!r} has no beta_to_spx")
-        lec = LevETFConfig(funds, betas, le.str("aum_asof"), le.str("aum_source"))
-        betas_r.done(), le.done()
+        lec = _leveraged_etf_config(r.section("leveraged_etf"))
         de = r.section("dealer")
         dc = DealerConfig(de.nonneg("charm_horizon_days"))
         de.done()
@@ -220,6 +260,46 @@ class FlowConfig:
                   vh.pos_int("rank_window_days"), vh.pos_int("min_history_days"))
         vh.done(), r.done()
         return cfg
+
+
+def _leveraged_etf_config(le: _Reader) -> LevETFConfig:
+    """[leveraged_etf]: funds with their underlyings and dated AUM anchors, proxy betas, AUM sources."""
+    betas_r = le.section("beta_to_spx")
+    betas = tuple((k, betas_r.num(k)) for k in betas_r.keys())
+    src_r = le.section("aum_sources")
+    sources = tuple((k, src_r.str(k)) for k in src_r.keys())
+    asof = le.str("aum_asof")
+    funds = []
+    for f in le.table_list("funds"):
+        where = f"leveraged_etf.funds.{f.d.get('ticker', '?')}"
+        unds = tuple(f.str_list("underlying"))
+        if unds[0] not in dict(betas):
+            raise ConfigError(where, f"underlying {unds[0]!r} has no beta_to_spx (the proxy without its price)")
+        hist = []
+        for row in (f.array("aum_history") if "aum_history" in f.d else []):
+            if (not isinstance(row, list) or len(row) != 3 or not isinstance(row[0], str)
+                    or isinstance(row[1], bool) or not isinstance(row[1], (int, float)) or not row[1] >= 0
+                    or row[2] not in dict(sources)):
+                raise ConfigError(where + ".aum_history",
+                                  f"expected [ISO date, AUM >= 0, a key of aum_sources], got {row!r}")
+            _iso(where + ".aum_history", row[0])
+            hist.append((row[0], float(row[1]), row[2]))
+        hist.sort()
+        inception = _iso(where + ".inception", f.str("inception")) if "inception" in f.d else ""
+        fund = LevFund(f.str("ticker"), f.str("index"), f.num("leverage"), 0.0, unds, tuple(hist), inception)
+        funds.append(replace(fund, aum_usd=fund.aum_on(asof)) if hist else replace(fund, aum_usd=f.nonneg("aum_usd")))
+        f.done()
+    cfg = LevETFConfig(tuple(funds), betas, asof, le.str("aum_source"), sources)
+    betas_r.done(), src_r.done(), le.done()
+    return cfg
+
+
+def _iso(where: str, s: str) -> str:
+    try:
+        _date.fromisoformat(s)
+    except ValueError:
+        raise ConfigError(where, f"expected an ISO date, got {s!r}") from None
+    return s
 
 
 class _Reader:
@@ -298,6 +378,20 @@ class _Reader:
         v = self._get(k)
         if not isinstance(v, list) or not v or any(isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in v):
             raise ConfigError(self._at(k), f"expected a non-empty list of positive integers, got {v!r}")
+        return v
+
+    def array(self, k: str) -> list[Any]:
+        v = self._get(k)
+        if not isinstance(v, list) or not v:
+            raise ConfigError(self._at(k), f"expected a non-empty array, got {v!r}")
+        return v
+
+    def str_list(self, k: str) -> list[str]:
+        v = self._get(k)
+        if isinstance(v, str):
+            v = [v]
+        if not isinstance(v, list) or not v or any(not isinstance(x, str) or not x for x in v):
+            raise ConfigError(self._at(k), f"expected a string or a non-empty list of strings, got {v!r}")
         return v
 
     def float_list(self, k: str) -> list[float]:
