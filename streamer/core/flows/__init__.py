@@ -10,6 +10,10 @@ live and offline:
   O(log n) with a sorted bounded history); ``on_spot`` also re-runs the vol-control projection
   with the live spot as the session's provisional close, on the first print after a daily close
   and then at most once per ``vol_control.reproject_interval_s`` of event time (deterministic);
+* ``on_underlying(ts_ns, symbol, price)`` intraday for the leveraged funds' underlyings (QQQ, SOXX,
+  TSLA, ... ``FlowConfig.leveraged_etf.symbols``; their closes go to ``on_daily_close(...,
+  underlying_closes=)``): each fund's flow uses its own benchmark's return, the SPX-beta proxy only
+  without a price (``leveraged_etf_breakdown()`` says which);
 * ``on_exposures(ts_ns, gex, vanna, charm)`` when the chain's dealer exposures change;
 * ``signals()`` -> named signals with units in the names; ``to_state``/``from_state``.
 
@@ -33,7 +37,7 @@ from streamer.core.flows.config import (DEFAULT_CONFIG_PATH, ConfigError, CTACon
                                         VolFamily)
 from streamer.core.flows.cta import CTATrend
 from streamer.core.flows.dealer import DealerHedging
-from streamer.core.flows.leveraged_etfs import LeveragedETFs, leveraged_etf_flow
+from streamer.core.flows.leveraged_etfs import FundFlow, LeveragedETFs, UnderlyingPrices, leveraged_etf_flow
 from streamer.core.flows.rank import RankHistory
 from streamer.core.flows.risk_parity import RiskParity
 from streamer.core.flows.vol_control import VolControl, vol_control_exposure
@@ -42,5 +46,5 @@ __all__ = [
     "DEFAULT_CONFIG_PATH", "FlowConfig", "VolFamily", "PathScenario", "VolControlConfig",
     "RiskParityConfig", "CTAConfig", "LevFund", "LevETFConfig", "DealerConfig", "ConfigError",
     "RankHistory", "VolControl", "RiskParity", "CTATrend", "LeveragedETFs", "DealerHedging",
-    "FlowBook", "leveraged_etf_flow", "vol_control_exposure", "SIGNAL_UNITS",
+    "FlowBook", "leveraged_etf_flow", "vol_control_exposure", "SIGNAL_UNITS", "FundFlow", "UnderlyingPrices",
 ]
