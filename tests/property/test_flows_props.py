@@ -91,3 +91,43 @@ when = {{ signal = "x", op = ">", value = 0, rearm = -1 }}
             assert (n > 0 and n >= nmin) if direction == "buy" else (n < 0 and -n >= nmin)
             terms = [v for v in (a, b) if v is not None and math.isfinite(v)]
             assert n == sum(terms)
+
+
+_SYMS = FlowBook().config.leveraged_etf.symbols
+# one session: SPX return, and per underlying symbol a return or None (no close that session)
+_session = st.tuples(st.floats(-0.1, 0.1, allow_nan=False),
+                     st.lists(st.one_of(st.none(), st.floats(-0.3, 0.3, allow_nan=False)),
+                              min_size=len(_SYMS), max_size=len(_SYMS)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(_session, min_size=2, max_size=12))
+def test_leveraged_flows_vs_a_from_scratch_recomputation(sessions):
+    """Each session's group flows equal AUM x L(L-1) x r summed from scratch, with r the first of the
+    fund's underlyings priced in both this session and the previous one, else beta x SPX."""
+    fb = FlowBook()
+    le = fb.config.leveraged_etf
+    spx, px = 4000.0, {s: 100.0 for s in _SYMS}
+    had_prev: dict[str, bool] = {s: False for s in _SYMS}
+    for k, (r_spx, r_und) in enumerate(sessions):
+        day = f"2024-03-{k + 1:02d}"
+        spx *= 1 + r_spx
+        closes = {}
+        for s, r in zip(_SYMS, r_und):
+            if r is not None:
+                px[s] *= 1 + r
+                closes[s] = px[s]
+        fb.on_daily_close(day, spx, 15.0, underlying_closes=closes)
+        if k == 0:
+            had_prev = {s: s in closes for s in _SYMS}
+            continue
+        want: dict[str, float] = {}
+        for f in le.funds:
+            r = next((r_spx if s == "SPX" else r_und[_SYMS.index(s)] for s in f.underlyings
+                      if s == "SPX" or (s in closes and had_prev[s])), None)
+            r = le.proxy_beta(f) * r_spx if r is None else r
+            want[f.index] = want.get(f.index, 0.0) + f.aum_on(day) * f.leverage * (f.leverage - 1) * r
+        sig = fb.signals()
+        for g, v in want.items():
+            assert math.isclose(sig[f"flow_leveraged_etf_{g.lower()}_usd"], v, rel_tol=1e-9, abs_tol=1e-3)
+        had_prev = {s: s in closes for s in _SYMS}
