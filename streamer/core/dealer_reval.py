@@ -16,7 +16,7 @@ of the dealers' option delta, + = dealers buy the underlying):
 * charm: ``−S Σ m [Δ(S, σ, T − h) − Δ(S, σ, T)]`` over contracts alive after the horizon h;
 * settlement: contracts that settle within h: their hedge is unwound (cash-settled SPX: the option
   delta goes to 0; physically settled (SPY): the delta of the delivered shares stays, ±1 if ITM);
-* gamma (only with ``new_spot``): ``−Σ m [S' Δ(S', σ, T) − ...]`` valued at S';
+* gamma (only with ``new_spot``): ``−S' Σ m [Δ(S', σ, T) − Δ(S, σ, T)]`` (traded at S');
 * joint: all moves at once, ``Δ(S', σ + Δσ, T − h)`` (the sum of the parts plus cross terms).
 
 Term-structure map (:func:`iv_shift_by_days`): the implied-vol change of an expiry d calendar days
@@ -228,8 +228,9 @@ def reval_flows(expiry_ts_ns: np.ndarray, strike: np.ndarray, is_call: np.ndarra
     d_all = settled(delta(s1, v_new, t_new))
     vanna = -s * m * (d_vol - d0)
     time_flow = -s * m * (d_time - d0)
-    gamma = -(s1 * m * d_spot - s * m * d0)
-    joint = -(s1 * m * d_all - s * m * d0)
+    # the hedge trade is −m × (change of option delta) units of the underlying, bought at the new spot
+    gamma = -s1 * m * (d_spot - d0)
+    joint = -s1 * m * (d_all - d0)
     van1 = -s * m * g0.vanna * dv_l
     chm1 = np.where(alive, -s * m * g0.charm * h, 0.0)
     u, dv_e = _first_per_expiry(exp, dv)
