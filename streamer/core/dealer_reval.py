@@ -59,7 +59,7 @@ from streamer.core import bs
 from streamer.core.chain import NS_PER_DAY, NS_PER_YEAR, Key, ny_date_ordinal
 
 __all__ = ["POSITIONINGS", "TERM_NODES_DAYS", "RevalFlows", "dealer_signs", "key_positioning",
-           "iv_shift_by_days", "reval_flows", "by_expiry"]
+           "iv_shift_by_days", "smile_roll_by_expiry", "reval_flows", "by_expiry"]
 
 POSITIONINGS = ("naive", "naive_ex0dte", "otm_only", "customer_long")
 TERM_NODES_DAYS = (9.0, 30.0, 93.0)   # VIX9D, VIX, VIX3M constant maturities, calendar days (Cboe)
@@ -134,6 +134,43 @@ def iv_shift_by_days(days: np.ndarray, d_vix9d: float, d_vix: float, d_vix3m: fl
     return out
 
 
+def smile_roll_by_expiry(expiry_ts_ns: np.ndarray, strike: np.ndarray, is_call: np.ndarray, iv: np.ndarray,
+                         spot: float, new_spot: float) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted expiries, σ_e(S') − σ_e(S)): how far each expiry's at-the-money IV moves along its own
+    smile when spot goes from S to S' with fixed-strike IVs unchanged (annual decimal).
+
+    σ_e(x) is linear interpolation in strike of the out-of-the-money IVs (puts with K < S, calls with
+    K ≥ S; finite and > 0), flat beyond the quoted strikes; 0 for an expiry with fewer than two.
+    Why: a volatility index is read at the moving at-the-money point, so on a +2.5% day part of its fall
+    is this roll down the skew, not a fall of the fixed-strike IVs the dealers' options carry; the
+    fixed-strike move is the index change minus the roll (the ``net_of_smile_roll`` option of
+    :func:`reval_flows`).
+
+    >>> e = np.zeros(4, dtype=np.int64); k = np.array([90.0, 95.0, 100.0, 110.0])
+    >>> smile_roll_by_expiry(e, k, np.array([False, False, True, True]), np.array([0.3, 0.25, 0.2, 0.16]),
+    ...                      100.0, 105.0)[1].round(4).tolist()
+    [-0.02]
+    """
+    exp = np.asarray(expiry_ts_ns, dtype=np.int64)
+    k = np.asarray(strike, dtype=float)
+    call = np.asarray(is_call, dtype=bool)
+    v = np.asarray(iv, dtype=float)
+    u = np.unique(exp)
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(v) & (v > 0.0) & np.where(call, k >= spot, k < spot)
+    order = np.lexsort((k, exp))
+    order = order[ok[order]]
+    e_s, k_s, v_s = exp[order], k[order], v[order]
+    lo = np.searchsorted(e_s, u, side="left")
+    hi = np.searchsorted(e_s, u, side="right")
+    roll = np.zeros(u.size)
+    for j in range(u.size):   # one np.interp per expiry (tens of expiries)
+        if hi[j] - lo[j] >= 2:
+            kk, vv = k_s[lo[j]:hi[j]], v_s[lo[j]:hi[j]]
+            roll[j] = float(np.interp(new_spot, kk, vv) - np.interp(spot, kk, vv))
+    return u, roll
+
+
 @dataclass(slots=True)
 class RevalFlows:
     """Dealer hedge flows of one scenario, $ of the underlying (+ = dealers buy), in total and per
@@ -169,7 +206,7 @@ def reval_flows(expiry_ts_ns: np.ndarray, strike: np.ndarray, is_call: np.ndarra
                 rate: float, div_yield: float, *, term_change_pts: tuple[float, float, float] | None = None,
                 d_iv: np.ndarray | None = None, horizon_days: float = 1.0, new_spot: float | None = None,
                 long_end: str = "sqrt", min_iv_ratio: float = 0.2, cash_settled: bool = True,
-                multiplier: float = 100.0) -> RevalFlows:
+                net_of_smile_roll: bool = False, multiplier: float = 100.0) -> RevalFlows:
     """Vanna, charm, settlement, gamma and joint hedge flows by full revaluation (module doc).
 
     Arrays per contract as ``chain.exposures_batch`` (expiry UTC ns, strike points, is_call, iv annual
@@ -178,6 +215,8 @@ def reval_flows(expiry_ts_ns: np.ndarray, strike: np.ndarray, is_call: np.ndarra
     :func:`iv_shift_by_days`, or ``d_iv`` given per contract (annual decimal). horizon_days: calendar
     days of time decay (charm, settlement). new_spot: spot after the move for the gamma/joint flows
     (default: unchanged). The ΔVIX of the parallel figure is ``term_change_pts[1]`` (0 with ``d_iv``).
+    net_of_smile_roll: subtract each expiry's :func:`smile_roll_by_expiry` (S → new_spot) from the
+    term-structure shift, so the fixed-strike IV move excludes the index's roll along the skew.
 
     >>> f = reval_flows(np.array([30 * NS_PER_DAY]), np.array([95.0]), np.array([False]),
     ...                 np.array([0.25]), np.array([1000.0]), np.array([-1.0]), 100.0, 0, 0.0, 0.0,
@@ -200,6 +239,9 @@ def reval_flows(expiry_ts_ns: np.ndarray, strike: np.ndarray, is_call: np.ndarra
         chg = (0.0, 0.0, 0.0) if term_change_pts is None else term_change_pts
         dv = iv_shift_by_days(t * 365.0, *chg, long_end=long_end)
         d_vix = float(chg[1])
+        if net_of_smile_roll and s1 != s:
+            u_r, roll = smile_roll_by_expiry(exp, k, call, vol, s, s1)
+            dv = dv - roll[np.searchsorted(u_r, exp)]
     else:
         dv = np.broadcast_to(np.asarray(d_iv, dtype=float), t.shape)
         d_vix = 0.0

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from streamer.core import bs
+from streamer.core import dealer_reval as dr
 from streamer.core.chain import NS_PER_DAY, NS_PER_YEAR, default_dealer_sign, exposures_batch
 from streamer.core.dealer_reval import (POSITIONINGS, dealer_signs, iv_shift_by_days, key_positioning,
                                         reval_flows)
@@ -201,3 +202,28 @@ def test_positioning_models():
         dealer_signs("squeeze", exp, k, c, 4700.0, NOW)
     with pytest.raises(ValueError):
         key_positioning("otm_only")
+
+
+def test_smile_roll_removes_the_index_roll_along_a_linear_skew():
+    """Linear smile σ(K) = a + b K per expiry: the roll from S to S' is b (S' − S) exactly, and
+    ``net_of_smile_roll`` equals passing d_iv = term shift − roll per contract."""
+    spot, new = 4700.0, 4700.0 * 1.0253
+    exp = np.repeat(NOW + np.array([5, 40, 200]) * NS_PER_DAY, 40)
+    k = np.tile(np.linspace(4000.0, 5400.0, 20).repeat(2), 3)
+    call = np.tile(np.array([True, False]), 60)
+    b = np.repeat(np.array([-4e-4, -2e-4, -1e-4]), 40)
+    iv = 0.18 + b * (k - spot)
+    oi = np.full(k.size, 1000.0)
+    u, roll = dr.smile_roll_by_expiry(exp, k, call, iv, spot, new)
+    np.testing.assert_allclose(roll, np.array([-4e-4, -2e-4, -1e-4]) * (new - spot), rtol=1e-9)
+    sign = dealer_signs("naive", exp, k, call, spot, NOW)
+    move = (-8.85, -4.22, -2.52)
+    net = reval_flows(exp, k, call, iv, oi, sign, spot, NOW, R, Q, term_change_pts=move, new_spot=new,
+                      net_of_smile_roll=True)
+    shift = iv_shift_by_days((exp - NOW) / NS_PER_DAY, *move) - roll[np.searchsorted(u, exp)]
+    ref = reval_flows(exp, k, call, iv, oi, sign, spot, NOW, R, Q, d_iv=shift, new_spot=new)
+    np.testing.assert_array_equal(net.vanna_usd, ref.vanna_usd)
+    np.testing.assert_array_equal(net.joint_usd, ref.joint_usd)
+    plain = reval_flows(exp, k, call, iv, oi, sign, spot, NOW, R, Q, term_change_pts=move, new_spot=new)
+    # a rally rolls the at-the-money IV down the skew: the fixed-strike fall is smaller once it is removed
+    assert abs(net.total("vanna_usd")) < abs(plain.total("vanna_usd"))
