@@ -227,10 +227,38 @@ def _bounded_aiokafka_logs():
             lg.removeFilter(f)
 
 
+class _DiscardingSet(set):
+    """aiokafka's pending-batch set, where removing a batch that is not there is not an error."""
+
+    def remove(self, item) -> None:
+        self.discard(item)
+
+
 async def _stop(producer, aborted: BaseException | None) -> None:
-    """Stop the producer; after giving up, fail what it still holds instead of flushing it forever."""
+    """Stop the producer; after giving up, fail what it still holds instead of flushing it forever.
+
+    The sender task is cancelled first: failing batches under a running sender made one of its produce
+    tasks raise, and aiokafka's handler for a failed sender then printed an AttributeError traceback
+    (0.14: ``TransactionManager.fatal_error`` on an idempotent, non-transactional producer). The failed
+    batches' drain waiters are then read, or asyncio prints "Future exception was never retrieved" for each,
+    and a batch retried once (re-enqueued) must not raise KeyError from its first attempt's done-callback:
+    giving up is one clear message.
+    """
     if aborted is not None:
-        producer._message_accumulator.fail_all(aborted)
+        task = getattr(producer._sender, "sender_task", None)
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError, Exception):
+                await asyncio.wait_for(task, 10.0)
+        acc = producer._message_accumulator
+        batches = [b for bs in getattr(acc, "_batches", {}).values() for b in bs] + \
+            list(getattr(acc, "_pending_batches", ()))
+        acc._pending_batches = _DiscardingSet(getattr(acc, "_pending_batches", ()))
+        acc.fail_all(aborted)
+        for b in batches:
+            for f in (b.future, b._drain_waiter):
+                if f.done() and not f.cancelled():
+                    f.exception()
     try:
         await asyncio.wait_for(producer.stop(), 10.0 if aborted is not None else None)
     except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - giving up already; the error above matters
