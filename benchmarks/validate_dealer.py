@@ -113,19 +113,23 @@ def build(data: Path) -> str:
         w("Hedge flows, + = dealers buy. `old` = −(vanna exposure $/vol pt) × ΔVIX, the backtest's parallel "
           "first-order figure; `1st` = first-order vanna with the per-expiry term-structure Δσ; `vanna` = full "
           "revaluation; `charm` = one day of decay of contracts alive tomorrow; `settle` = hedges unwound by "
-          "contracts settling within the day (cash-settled); `gamma` = the spot move alone; `joint` = all at once "
+          "contracts settling within the day (cash-settled); `gamma` = the spot move alone (sticky strike); `joint` = "
+          "all at once; `vanna net` / `joint net` = the same with each expiry's fixed-strike IV move net of the "
+          "at-the-money roll along its own smile (`net_of_smile_roll`) "
           f"(backtest {day}: {BACKTEST_VANNA_BN[day]:+.0f} $bn of dealer vanna"
           + (f"; Morgan Stanley ~{MS_HEDGE_REBALANCING_BN:.0f} $bn of hedge rebalancing" if day == "2024-11-06" else "")
           + ").")
         w("")
-        w("| chain | positioning | old | 1st | vanna | charm | settle | gamma | joint |")
-        w("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        w("| chain | positioning | old | 1st | vanna | vanna net | charm | settle | gamma | joint | joint net |")
+        w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for lab, *_ in CHAINS:
             for m in POSITIONINGS:
                 f = _flows(chains[lab], m, chg, ret)
+                fn = _flows(chains[lab], m, chg, ret, net_of_smile_roll=True)
                 w(f"| {lab} | `{m}` | {bn(f.vanna_parallel_vix_usd)} | {bn(f.total('vanna_first_order_usd'))} | "
-                  f"{bn(f.total('vanna_usd'))} | {bn(f.total('charm_usd'))} | {bn(f.total('settle_usd'))} | "
-                  f"{bn(f.total('gamma_usd'))} | {bn(f.total('joint_usd'))} |")
+                  f"{bn(f.total('vanna_usd'))} | {bn(fn.total('vanna_usd'))} | {bn(f.total('charm_usd'))} | "
+                  f"{bn(f.total('settle_usd'))} | {bn(f.total('gamma_usd'))} | {bn(f.total('joint_usd'))} | "
+                  f"{bn(fn.total('joint_usd'))} |")
         w("")
     # where the vanna sits: by days to expiry, 2024-11-06 move, the full 2024-01-05 chain
     chg, ret = _move(s, *MOVES[0])

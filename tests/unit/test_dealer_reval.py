@@ -227,3 +227,29 @@ def test_smile_roll_removes_the_index_roll_along_a_linear_skew():
     plain = reval_flows(exp, k, call, iv, oi, sign, spot, NOW, R, Q, term_change_pts=move, new_spot=new)
     # a rally rolls the at-the-money IV down the skew: the fixed-strike fall is smaller once it is removed
     assert abs(net.total("vanna_usd")) < abs(plain.total("vanna_usd"))
+
+
+def test_live_book_gex_vanna_charm_are_the_same_positioning_and_units():
+    """On a real chain through the engine (chain_report.run_engine: the worker's path), the book's
+    signs are ``naive``, its GEX is exposures_batch with dealer_signs('naive'), and the revaluation's
+    first-order vanna / charm equal −(the book's vanna $/vol pt × 1 pt) and −(charm $/day × h)."""
+    from conftest import SHARED_DATA, require_shared_data
+
+    from streamer.chain_report import load, run_engine
+
+    d = require_shared_data(SHARED_DATA / "option_chains")
+    snap = load([d / "spx_quotedata_2025-01-06_close_febexp.csv"])
+    book = run_engine(snap, rate=0.043, div_yield=Q).engine.chain
+    exp, k, call, _, _, iv, oi, sign = book.contract_arrays()
+    s, now = book.eval_spot, book.eval_ts_ns
+    mine = dealer_signs("naive", exp, k, call, s, now)
+    np.testing.assert_array_equal(sign, mine)
+    tot = book.totals()
+    ref = exposures_batch(exp, k, call, iv, oi, s, now, 0.043, Q, dealer_sign=mine).total
+    gross = np.abs(ref.gex_usd_per_pct) + 1.0
+    assert abs(tot.gex_usd_per_pct - ref.gex_usd_per_pct) <= 1e-9 * max(gross, 1e9)
+    h = 1e-3
+    f = reval_flows(exp, k, call, iv, oi, mine, s, now, 0.043, Q, d_iv=np.full(exp.shape, 0.01), horizon_days=h)
+    assert f.total("vanna_first_order_usd") == pytest.approx(-tot.vanna_usd_per_vol_pt, rel=1e-9)
+    assert f.total("charm_first_order_usd") == pytest.approx(-tot.charm_usd_per_day * h, rel=1e-9)
+    assert f.total("vanna_usd") == pytest.approx(f.total("vanna_first_order_usd"), rel=0.05)
