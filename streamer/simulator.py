@@ -1,5 +1,6 @@
-"""Deterministic (seeded) market-scenario simulator: SPX/VIX index ticks, SPX option quotes and open
-interest, as the time-ordered input messages of the topic contract (pure Python + numpy, no Kafka).
+"""Deterministic (seeded) market-scenario simulator: SPX/VIX index ticks, the leveraged funds'
+underlyings (NDX, QQQ, SOXX, SMH, NVDA, TSLA, MSTR, COIN), SPX option quotes and open interest, as the
+time-ordered input messages of the topic contract (pure Python + numpy, no Kafka).
 
 Model, step by step (each choice documented where it is made):
 
@@ -18,6 +19,16 @@ Model, step by step (each choice documented where it is made):
   jumps (election night, FOMC), which are added back as a step at the event instant. The index ticks
   published are exactly these anchor levels, so they are what a Cboe-method computation on the chain
   should give (up to strike discreteness, two-zero-bid truncation and bid/ask rounding).
+* **Leveraged funds' underlyings** (:data:`FUND_UNDERLYINGS`, the fund table's benchmarks in
+  streamer/config/flows.toml): each session specifies their real open and close
+  (``SessionSpec.underlyings``, from ../shared/data/equities: 2024-11-06 TSLA +14.75%, COIN +31.11%,
+  NVDA +4.07%, QQQ +2.72%, NDX +2.74%, SOXX +2.92%), so the overnight gap and the day's return are
+  the market's. Intraday each is a log Brownian bridge from its open to its close whose noise is
+  ``beta`` x the SPX bridge's plus its own (:data:`UNDERLYING_MODELS`, measured on 2021-2025 daily
+  returns; QQQ follows NDX and SMH follows SOXX with a small tracking noise). Published as index
+  ticks keyed and addressed like VIX: ``IndexTick(symbol="NDX", underlying="SPX")`` with Kafka key
+  "SPX", because their consumer is the SPX engine's flow book (the leveraged-ETF close flow), and a
+  key routes a message to one partition, hence one engine.
 * **Smile**: SSVI (Gatheral & Jacquier 2014, "Arbitrage-free SVI volatility surfaces", eq. 4.1)
   with power-law φ(θ) = η θ^-γ (1+θ)^(γ-1): total variance w(k) = θ/2 (1 + ρφk + sqrt((φk+ρ)² + 1-ρ²)),
   k = ln(K/F). With γ = 1/2 the skew scales like 1/sqrt(T) and the surface has no static arbitrage
@@ -38,11 +49,15 @@ Model, step by step (each choice documented where it is made):
   windows full (vol-control 20-60 days, CTA 120-day MA and 12-month momentum, the 756-change VIX
   rank). Synthetic and seeded: skewed mean-reverting log-VIX with spikes and a leverage
   correlation, SPX with VIX-driven stochastic vol, VIX9D/VIX3M from a level-dependent term
-  structure; pinned so the last close equals day 1's open levels. Prelude events carry
-  ``SimEvent.history`` (:func:`is_history`); the sessions do not depend on it.
+  structure; pinned so the last close equals day 1's open levels. The funds' underlyings get
+  closes too (:func:`underlying_history`: ``beta`` x the prelude's SPX return plus their own daily
+  noise, pinned to day 1's open), published *before* that day's SPX and VIX closes, so that a driver
+  that hands the flow book a session's closes when SPX and VIX are both in already has them.
+  Prelude events carry ``SimEvent.history`` (:func:`is_history`); the sessions do not depend on it.
 
 Every message is a :mod:`streamer.schemas` dataclass; events are yielded in non-decreasing
-``msg.ts_ns`` (at equal times: open interest, then index ticks, then quotes; the prelude first).
+``msg.ts_ns`` (at equal times: open interest, then index ticks — SPX and the vol indices, then the
+funds' underlyings —, then quotes; the prelude first, each day's underlyings before its SPX and VIX).
 
 >>> evs = list(generate("calm", seed=1, preset="fast"))
 >>> len(evs) == count("calm", preset="fast")
@@ -50,6 +65,8 @@ True
 >>> all(a.msg.ts_ns <= b.msg.ts_ns for a, b in zip(evs, evs[1:]))
 True
 >>> {e.kind for e in evs} == {"daily_close", "index_tick", "option_quote", "open_interest"}
+True
+>>> sorted({e.msg.symbol for e in evs if e.kind == "index_tick"}) == sorted(INDEX_SYMBOLS + FUND_UNDERLYINGS)
 True
 """
 from __future__ import annotations
@@ -80,6 +97,36 @@ UNDERLYING = "SPX"
 INDEX_SYMBOLS = ("SPX", "VIX", "VIX9D", "VIX3M")
 # horizons (calendar days) of the published vol indices
 HORIZON_DAYS = {"VIX9D": 9.0, "VIX": 30.0, "VIX3M": 93.0}
+#: the leveraged funds' underlyings the scenarios publish: every symbol of the fund table
+#: (FlowConfig.default().leveraged_etf.symbols; a unit test keeps the two equal)
+FUND_UNDERLYINGS = ("NDX", "QQQ", "SOXX", "SMH", "NVDA", "TSLA", "MSTR", "COIN")
+
+
+@dataclass(slots=True, frozen=True)
+class UnderlyingModel:
+    """How a fund's underlying moves around SPX (log returns): ``beta`` x SPX's plus its own noise of
+    ``idio_day_vol`` (1-day sd, decimal), or, with ``follows``, that symbol's whole move plus
+    ``idio_day_vol`` of tracking noise (an ETF and its index, two ETFs on one sector)."""
+
+    beta: float
+    idio_day_vol: float
+    follows: str = ""
+
+
+#: OLS beta of daily log returns on SPX's and the residual sd, 2021-01-04..2025-12-31 (COIN from its
+#: 2021-04-14 listing), ../shared/data/equities/<symbol>_daily.csv vs the SPX file; QQQ - NDX and
+#: SMH - SOXX: sd of the daily return difference (corr 0.9994 and 0.988). Used for the intraday
+#: noise (on top of each session's real open and close) and the warm-up closes.
+UNDERLYING_MODELS: dict[str, UnderlyingModel] = {
+    "NDX": UnderlyingModel(1.28, 0.0046),
+    "QQQ": UnderlyingModel(1.0, 0.0005, follows="NDX"),
+    "SOXX": UnderlyingModel(1.74, 0.0126),
+    "SMH": UnderlyingModel(1.0, 0.0035, follows="SOXX"),
+    "NVDA": UnderlyingModel(2.16, 0.0231),
+    "TSLA": UnderlyingModel(2.04, 0.0312),
+    "MSTR": UnderlyingModel(2.65, 0.0522),
+    "COIN": UnderlyingModel(2.67, 0.0455),
+}
 
 # ------------------------------------------------------------------------------------------ types
 
@@ -89,7 +136,8 @@ class SessionSpec:
     """One trading session's anchors: open and close levels (index points / vol points).
 
     ``spx_day_vol`` is the scale of the intraday spot bridge as a fraction of spot over the whole
-    session (a 1-day standard deviation; ~0.008 is a normal day).
+    session (a 1-day standard deviation; ~0.008 is a normal day). ``underlyings``: (symbol, open,
+    close) of the leveraged funds' underlyings that session (prices; split-adjusted).
     """
 
     date: dt.date
@@ -98,6 +146,11 @@ class SessionSpec:
     vix: tuple[float, float]
     vix3m: tuple[float, float]
     spx_day_vol: float = 0.007
+    underlyings: tuple[tuple[str, float, float], ...] = ()
+
+    def underlying(self, symbol: str) -> tuple[float, float] | None:
+        """(open, close) of a fund underlying that session, None if the scenario has none."""
+        return next(((o, c) for s, o, c in self.underlyings if s == symbol), None)
 
 
 @dataclass(slots=True, frozen=True)
@@ -144,7 +197,8 @@ class SimConfig:
     ``max_strikes``: per expiry, 0 = every listed strike, else thin to about this many (denser near
     the money, both wings kept). ``n_dailies``: daily SPXW expiries listed (0DTE counts as one).
     ``history_days``: trading days of warm-up daily closes emitted before the sessions (0 = none;
-    see :func:`history`).
+    see :func:`history`). ``underlyings``: the funds' underlyings to publish (ticks and warm-up
+    closes) among those the scenario specifies; () = none.
     """
 
     tick_every_s: float = 10.0
@@ -156,10 +210,11 @@ class SimConfig:
     symbols: tuple[str, ...] = INDEX_SYMBOLS
     # > 756 one-day VIX changes (the 3-year rank window) + the 252-day CTA momentum, with margin
     history_days: int = 800
+    underlyings: tuple[str, ...] = FUND_UNDERLYINGS
 
 
 PRESETS: dict[str, SimConfig] = {
-    # ~50k messages for the two-session scenarios (see count())
+    # ~83k messages for the two-session scenarios (see count(); 52k without the funds' underlyings)
     "demo": SimConfig(tick_every_s=15.0, chain_every_s=1800.0, max_strikes=50),
     # a few thousand messages, for unit tests
     "fast": SimConfig(tick_every_s=120.0, chain_every_s=7200.0, max_strikes=24, n_dailies=2,
@@ -171,19 +226,50 @@ PRESETS: dict[str, SimConfig] = {
 
 @dataclass(slots=True)
 class SimEvent:
-    """One simulated input message: ``kind`` ∈ {"index_tick", "option_quote", "open_interest"},
-    ``key`` the Kafka key (the underlying, "SPX"), ``msg`` the :mod:`streamer.schemas` dataclass,
-    ``history`` True for the warm-up prelude's daily closes (not part of the message itself)."""
+    """One simulated input message: ``kind`` ∈ {"index_tick", "daily_close", "option_quote",
+    "open_interest"}, ``key`` the Kafka key (the underlying, "SPX", also for VIX and the funds'
+    underlyings), ``msg`` the :mod:`streamer.schemas` dataclass, ``history`` True for the warm-up
+    prelude's daily closes (not part of the message itself)."""
 
     kind: str
     key: str
-    msg: IndexTick | OptionQuote | OpenInterest
+    msg: IndexTick | DailyClose | OptionQuote | OpenInterest
     history: bool = False
 
 
 def _et(y: int, m: int, d: int, hh: int = 0, mm: int = 0) -> dt.datetime:
     return dt.datetime(y, m, d, hh, mm, tzinfo=NY)
 
+
+# The funds' underlyings per session: (symbol, open, close), the real prints of that date, rounded to
+# the cent, from ../shared/data/equities: NDX, QQQ, SOXX, SMH from the raw (not dividend-adjusted)
+# *_daily_ohlc.csv files, NVDA, TSLA, COIN from the split/dividend-adjusted OHLC files (within 0.04% of
+# the traded prints; no ex-date inside a scenario, so returns are exact). MSTR has no OHLC there: its
+# close is mstr_daily.csv's (split-adjusted: MSTR split 10:1 on 2024-08-08) and its open is ASSUMED at
+# the fraction of the day's close-to-close log move that COIN, the other bitcoin-driven name, gapped
+# at its open. Close-to-close returns of day 2: election 2024-11-06 NDX +2.74%, QQQ +2.72%, SOXX
+# +2.92%, SMH +2.62%, NVDA +4.07%, TSLA +14.75%, MSTR +13.17%, COIN +31.11%; calm 2024-12-04 NDX
+# +1.24%, SOXX +1.32%, NVDA +3.48%, TSLA +1.85%, MSTR +8.72%, COIN +6.98% (ordinary days for those
+# names: the calm scenario's leveraged-ETF close flow stays far below the trigger, a test checks);
+# selloff 2024-08-05 NDX -2.96%, NVDA -6.36%, MSTR -9.60%, COIN -7.32%.
+_ELECTION_UNDERLYINGS = (
+    (("NDX", 20042.93, 20227.46), ("QQQ", 487.61, 492.21), ("SOXX", 219.41, 221.87), ("SMH", 245.25, 248.31),
+     ("NVDA", 137.40, 139.86), ("TSLA", 247.34, 251.44), ("MSTR", 222.56, 227.80), ("COIN", 185.59, 193.96)),
+    (("NDX", 20571.29, 20781.33), ("QQQ", 500.56, 505.58), ("SOXX", 226.36, 228.34), ("SMH", 252.29, 254.81),
+     ("NVDA", 142.91, 145.56), ("TSLA", 284.67, 288.53), ("MSTR", 242.03, 257.81), ("COIN", 221.48, 254.31)),
+)
+_CALM_UNDERLYINGS = (
+    (("NDX", 21106.51, 21229.32), ("QQQ", 513.95, 516.87), ("SOXX", 219.65, 219.81), ("SMH", 246.93, 248.42),
+     ("NVDA", 138.21, 140.21), ("TSLA", 351.80, 351.42), ("MSTR", 386.07, 373.43), ("COIN", 296.78, 309.35)),
+    (("NDX", 21361.81, 21492.36), ("QQQ", 520.32, 523.26), ("SOXX", 224.15, 222.72), ("SMH", 252.23, 252.63),
+     ("NVDA", 141.95, 145.09), ("TSLA", 353.00, 357.93), ("MSTR", 377.40, 406.00), ("COIN", 312.00, 330.94)),
+)
+_SELLOFF_UNDERLYINGS = (
+    (("NDX", 18494.24, 18440.85), ("QQQ", 450.89, 448.75), ("SOXX", 209.06, 206.81), ("SMH", 219.92, 218.43),
+     ("NVDA", 103.72, 107.22), ("TSLA", 214.88, 207.67), ("MSTR", 151.56, 144.80), ("COIN", 213.12, 204.44)),
+    (("NDX", 17444.40, 17895.16), ("QQQ", 424.71, 435.37), ("SOXX", 193.09, 203.16), ("SMH", 200.98, 213.31),
+     ("NVDA", 92.02, 100.41), ("TSLA", 185.22, 198.88), ("MSTR", 106.34, 130.90), ("COIN", 162.01, 189.47)),
+)
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s for s in (
@@ -196,9 +282,11 @@ SCENARIOS: dict[str, Scenario] = {
                 "surface collapses (VIX 16.27, VIX9D 15.85, VIX3M 17.67): a systematic-buy set-up."),
             sessions=(
                 SessionSpec(dt.date(2024, 11, 5), spx=(5722.43, 5782.76), vix9d=(25.6, 24.70),
-                            vix=(21.6, 20.49), vix3m=(20.6, 20.19), spx_day_vol=0.007),
+                            vix=(21.6, 20.49), vix3m=(20.6, 20.19), spx_day_vol=0.007,
+                            underlyings=_ELECTION_UNDERLYINGS[0]),
                 SessionSpec(dt.date(2024, 11, 6), spx=(5864.89, 5929.04), vix9d=(16.9, 15.85),
-                            vix=(17.1, 16.27), vix3m=(18.2, 17.67), spx_day_vol=0.006),
+                            vix=(17.1, 16.27), vix3m=(18.2, 17.67), spx_day_vol=0.006,
+                            underlyings=_ELECTION_UNDERLYINGS[1]),
             ),
             events=(
                 VolEvent(_et(2024, 11, 6, 0, 0), 0.00045, "election night"),
@@ -213,9 +301,11 @@ SCENARIOS: dict[str, Scenario] = {
                 "must not trigger."),
             sessions=(
                 SessionSpec(dt.date(2024, 12, 3), spx=(6042.0, 6049.88), vix9d=(13.3, 13.4),
-                            vix=(14.5, 14.6), vix3m=(16.4, 16.45), spx_day_vol=0.005),
+                            vix=(14.5, 14.6), vix3m=(16.4, 16.45), spx_day_vol=0.005,
+                            underlyings=_CALM_UNDERLYINGS[0]),
                 SessionSpec(dt.date(2024, 12, 4), spx=(6055.0, 6074.0), vix9d=(13.6, 13.8),
-                            vix=(14.7, 14.85), vix3m=(16.5, 16.6), spx_day_vol=0.005),
+                            vix=(14.7, 14.85), vix3m=(16.5, 16.6), spx_day_vol=0.005,
+                            underlyings=_CALM_UNDERLYINGS[1]),
             ),
         ),
         Scenario(
@@ -226,9 +316,11 @@ SCENARIOS: dict[str, Scenario] = {
                 "structure. The opposite of a buy trigger."),
             sessions=(
                 SessionSpec(dt.date(2024, 8, 2), spx=(5376.63, 5346.56), vix9d=(22.5, 26.9),
-                            vix=(20.0, 23.39), vix3m=(19.5, 20.9), spx_day_vol=0.010),
+                            vix=(20.0, 23.39), vix3m=(19.5, 20.9), spx_day_vol=0.010,
+                            underlyings=_SELLOFF_UNDERLYINGS[0]),
                 SessionSpec(dt.date(2024, 8, 5), spx=(5151.14, 5186.33), vix9d=(52.0, 41.0),
-                            vix=(45.0, 38.57), vix3m=(30.0, 28.0), spx_day_vol=0.014),
+                            vix=(45.0, 38.57), vix3m=(30.0, 28.0), spx_day_vol=0.014,
+                            underlyings=_SELLOFF_UNDERLYINGS[1]),
             ),
         ),
     )
@@ -512,7 +604,33 @@ def _bridge(rng: np.random.Generator, n: int) -> np.ndarray:
 @dataclass(slots=True)
 class _Paths:
     spx: np.ndarray
-    idx: dict[str, np.ndarray]
+    idx: dict[str, np.ndarray]   # the vol indices and the funds' underlyings
+
+
+def _ordered(symbols: tuple[str, ...] | list[str]) -> list[str]:
+    """``symbols`` with every ``follows`` leader before its follower (paths are built in this order)."""
+    lead = [s for s in symbols if not UNDERLYING_MODELS[s].follows]
+    return lead + [s for s in symbols if UNDERLYING_MODELS[s].follows]
+
+
+def _underlying_paths(sc: Scenario, si: int, seed: int, b_spot: np.ndarray) -> dict[str, np.ndarray]:
+    """Intraday paths of the session's fund underlyings on the 1-second grid: a log bridge from the
+    real open to the real close, noise ``beta`` x the SPX bridge's (``b_spot``) plus its own bridge of
+    ``idio_day_vol`` (a follower: its leader's noise plus its own). Each symbol draws from its own
+    seeded stream, so the SPX/VIX paths and the other symbols do not depend on which are published."""
+    ss = sc.sessions[si]
+    f = np.linspace(0.0, 1.0, SESSION_S + 1)
+    noise: dict[str, np.ndarray] = {}
+    out = {}
+    for sym in _ordered([s for s, _, _ in ss.underlyings]):
+        m = UNDERLYING_MODELS[sym]
+        own = _bridge(_rng(seed, f"{sc.name}/{sym}", si, 3), SESSION_S) * m.idio_day_vol
+        lead = noise.get(m.follows) if m.follows else None
+        noise[sym] = (lead if lead is not None else m.beta * b_spot) + own
+        o, c = ss.underlying(sym)  # type: ignore[misc]
+        lo, lc = math.log(o), math.log(c)
+        out[sym] = np.exp(lo + f * (lc - lo) + noise[sym])
+    return out
 
 
 def _session_paths(sc: Scenario, si: int, seed: int) -> _Paths:
@@ -530,6 +648,7 @@ def _session_paths(sc: Scenario, si: int, seed: int) -> _Paths:
         own = _bridge(rng, SESSION_S) * sc.vol_of_vol * 0.3
         lv = math.log(o) + f * (math.log(c) - math.log(o))
         idx[s] = np.exp(lv + betas[s] * (-sc.spot_vol_beta * b_spot + common) + own)
+    idx.update(_underlying_paths(sc, si, seed, b_spot))
     return _Paths(spx, idx)
 
 
@@ -794,9 +913,39 @@ def history(name: str, seed: int = 0, days: int = 800, model: HistoryModel = HIS
     return History(tuple(dates), ts, r["SPX"], r["VIX"], r["VIX9D"], r["VIX3M"], draw)
 
 
+def underlying_history(name: str, seed: int = 0, days: int = 800,
+                       symbols: tuple[str, ...] = FUND_UNDERLYINGS) -> dict[str, np.ndarray]:
+    """Warm-up closes of the funds' underlyings, aligned with :func:`history` (same dates): daily log
+    return ``beta`` x the prelude's SPX log return plus Gaussian noise of ``idio_day_vol`` (a
+    follower: its leader's return plus its own), rescaled so the last close is day 1's open (returns
+    unchanged), rounded to the cent. Only ``symbols`` the scenario specifies; each from its own
+    seeded stream.
+
+    >>> u = underlying_history("election-2024", seed=0)
+    >>> len(u["TSLA"]), float(u["TSLA"][-1]), float(u["NDX"][-1])
+    (800, 247.34, 20042.93)
+    """
+    sc = _scenario(name)
+    first = sc.sessions[0]
+    h = history(name, seed, days)
+    r_spx = np.diff(np.log(h.spx)) if len(h.spx) else np.zeros(0)
+    rets: dict[str, np.ndarray] = {}
+    out = {}
+    for sym in _ordered([s for s in symbols if first.underlying(s) is not None]):
+        m = UNDERLYING_MODELS[sym]
+        own = _rng(seed, f"{sc.name}/{sym}", 2_000).standard_normal(len(r_spx)) * m.idio_day_vol
+        rets[sym] = (rets[m.follows] if m.follows else m.beta * r_spx) + own
+        lvl = np.exp(np.concatenate([[0.0], np.cumsum(rets[sym])]))[: len(h.spx)]
+        anchor = first.underlying(sym)[0]  # type: ignore[index]
+        out[sym] = np.round(anchor * lvl / lvl[-1], 2) if len(lvl) else lvl
+    return {s: out[s] for s in symbols if s in out}
+
+
 def _history_events(sc: Scenario, seed: int, cfg: SimConfig) -> Iterator[SimEvent]:
     h = history(sc.name, seed, cfg.history_days)
-    cols = [(sym, h.levels(sym).tolist()) for sym in cfg.symbols]
+    und = underlying_history(sc.name, seed, cfg.history_days, cfg.underlyings) if cfg.underlyings else {}
+    # each day's underlyings before its SPX and VIX closes (see the module docstring)
+    cols = [(sym, v.tolist()) for sym, v in und.items()] + [(sym, h.levels(sym).tolist()) for sym in cfg.symbols]
     days = [d.isoformat() for d in h.dates]
     for i, ts in enumerate(h.close_ts_ns.tolist()):
         for sym, px in cols:
@@ -820,6 +969,14 @@ def _config(preset: str, overrides: dict[str, Any]) -> SimConfig:
     except KeyError:
         raise ValueError(f"unknown preset {preset!r}; known: {sorted(PRESETS)}") from None
     return dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _published(sc: Scenario, si: int, cfg: SimConfig) -> list[str]:
+    """The funds' underlyings published in session ``si``: those of ``cfg`` the session specifies."""
+    unknown = set(cfg.underlyings) - set(UNDERLYING_MODELS)
+    if unknown:
+        raise ValueError(f"no model for underlyings {sorted(unknown)}; known: {sorted(UNDERLYING_MODELS)}")
+    return [s for s in cfg.underlyings if sc.sessions[si].underlying(s) is not None]
 
 
 def _scenario(name: str) -> Scenario:
@@ -880,19 +1037,19 @@ def count(name: str, *, preset: str = "demo", tick_every_s: float | None = None,
           history_days: int | None = None, **kw: Any) -> int:
     """Number of events ``generate`` yields with the same arguments (no pricing: cheap).
 
-    >>> 20_000 <= count("election-2024") <= 60_000
+    >>> 20_000 <= count("election-2024") <= 90_000
     True
-    >>> count("calm", preset="fast") - count("calm", preset="fast", history_days=0)
-    3200
+    >>> count("calm", preset="fast") - count("calm", preset="fast", history_days=0)  # 800 days x 12 symbols
+    9600
     """
     sc = _scenario(name)
     cfg = _config(preset, dict(tick_every_s=tick_every_s, chain_every_s=chain_every_s,
                                max_strikes=max_strikes, history_days=history_days, **kw))
-    n = cfg.history_days * len(cfg.symbols)
+    n = cfg.history_days * (len(cfg.symbols) + len(_published(sc, 0, cfg)))
     for si, ss in enumerate(sc.sessions):
         o, _ = session_bounds_ns(ss.date)
         lst = _listing(sc, si, cfg)
-        n += len(_offsets(cfg.tick_every_s, True)) * len(cfg.symbols)
+        n += len(_offsets(cfg.tick_every_s, True)) * (len(cfg.symbols) + len(_published(sc, si, cfg)))
         n += sum(2 * len(k) for k in lst.strikes)
         for off in _offsets(cfg.chain_every_s, False):
             ts = o + off
@@ -954,7 +1111,7 @@ def generate(name: str, seed: int = 0, *, preset: str = "demo", tick_every_s: fl
              history_days: int | None = None, **kw: Any) -> Iterator[SimEvent]:
     """Yield the scenario's input messages in non-decreasing ``msg.ts_ns``.
 
-    ``preset``: a key of :data:`PRESETS` ("demo" ≈ 20k-60k messages, "fast" a few thousand plus
+    ``preset``: a key of :data:`PRESETS` ("demo" ≈ 80k messages, "fast" a few thousand plus
     the prelude, "full"); ``tick_every_s`` (seconds between index ticks of each symbol),
     ``chain_every_s`` (seconds between full option-chain snapshots, from the open),
     ``max_strikes`` (per expiry; 0 = all listed), ``history_days`` (warm-up daily closes first,
@@ -970,6 +1127,7 @@ def generate(name: str, seed: int = 0, *, preset: str = "demo", tick_every_s: fl
                                max_strikes=max_strikes, history_days=history_days, **kw))
     if cfg.history_days < 0:
         raise ValueError("history_days must be >= 0")
+    _published(sc, 0, cfg)  # unknown underlyings fail before the first message
     yield from _history_events(sc, seed, cfg)
     for si, ss in enumerate(sc.sessions):
         yield from _session_events(sc, si, seed, cfg)
@@ -995,6 +1153,7 @@ def _session_events(sc: Scenario, si: int, seed: int, cfg: SimConfig) -> Iterato
 
     ticks = _offsets(cfg.tick_every_s, True)
     chains = set(_offsets(cfg.chain_every_s, False))
+    und = [(sym, paths.idx[sym]) for sym in _published(sc, si, cfg)]
     exp_ts = np.array([e.ts_ns for e in lst.expiries], dtype=np.int64)
     for off in sorted(set(ticks) | chains):
         ts = o + off
@@ -1005,6 +1164,8 @@ def _session_events(sc: Scenario, si: int, seed: int, cfg: SimConfig) -> Iterato
             for sym in cfg.symbols:
                 px = spot if sym == "SPX" else levels[sym]
                 yield SimEvent("index_tick", key, IndexTick(sym, key, ts, round(px, 2)))
+            for sym, path in und:  # keyed (and addressed) SPX, like VIX: the SPX engine's flow book reads them
+                yield SimEvent("index_tick", key, IndexTick(sym, key, ts, round(float(path[i]), 2)))
         if off in chains:
             alive = [j for j in range(len(exp_ts)) if exp_ts[j] - ts >= MIN_LIFE_NS]
             if not alive:

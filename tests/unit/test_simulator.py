@@ -2,7 +2,11 @@
 scenario closes (election collapse, calm) as specified; its VIX ticks agree with a Cboe-method
 computation on its own chain (``streamer.core.vix.vix_batch``). The warm-up history prelude: calendar,
 close stamps, anchoring to day 1, calibration envelope, and the election collapse ranking as an
-outlier of the trailing 756 one-day VIX changes (plain numpy, not FlowBook)."""
+outlier of the trailing 756 one-day VIX changes (plain numpy, not FlowBook). The leveraged funds'
+underlyings: every symbol of the fund table published each session, keyed SPX like VIX, at the real
+opens and closes (checked against ../shared/data/equities through streamer.history), intraday paths
+with their betas to SPX, warm-up closes pinned to day 1's open, and a calm scenario whose
+leveraged-ETF close flow stays below the trigger."""
 from __future__ import annotations
 
 import datetime as dt
@@ -15,6 +19,8 @@ import pytest
 from streamer import schemas, simulator
 from streamer.core import vix
 from streamer.errors import InvalidMessage
+
+N_SYMBOLS = len(simulator.INDEX_SYMBOLS) + len(simulator.FUND_UNDERLYINGS)  # daily closes per prelude day
 
 NY = simulator.NY
 
@@ -84,12 +90,12 @@ def test_time_ordered_counted_and_in_session(full_runs, runs, name):
     ts = [e.msg.ts_ns for e in full]
     assert all(x <= y for x, y in zip(ts, ts[1:]))
     assert len(full) == simulator.count(name, preset="fast")
-    n_hist = simulator.PRESETS["fast"].history_days * len(simulator.INDEX_SYMBOLS)
-    assert len(full) - len(runs[name]) == n_hist == 3_200
+    n_hist = simulator.PRESETS["fast"].history_days * N_SYMBOLS
+    assert len(full) - len(runs[name]) == n_hist == 9_600
     assert all(simulator.is_history(e) for e in full[:n_hist])  # the prelude comes first
     evs = runs[name]
     ts = [e.msg.ts_ns for e in evs]
-    assert 2_000 <= len(evs) <= 10_000
+    assert 2_000 <= len(evs) <= 12_000
     days = {s.date for s in simulator.SCENARIOS[name].sessions}
     for t in ts:
         lt = local(t)
@@ -99,8 +105,11 @@ def test_time_ordered_counted_and_in_session(full_runs, runs, name):
 
 def test_demo_size():
     for name in simulator.SCENARIOS:
-        assert 20_000 <= simulator.count(name) <= 60_000
-        assert simulator.count(name) - simulator.count(name, history_days=0) == 800 * 4
+        assert 20_000 <= simulator.count(name) <= 90_000
+        assert simulator.count(name) - simulator.count(name, history_days=0) == 800 * N_SYMBOLS
+        # the funds' underlyings: 8 more ticks at every tick time and 8 more closes a prelude day
+        ticks = 2 * (simulator.SESSION_S // 15 + 1)
+        assert simulator.count(name) - simulator.count(name, underlyings=()) == 8 * (ticks + 800)
 
 
 @pytest.mark.parametrize("name", sorted(simulator.SCENARIOS))
@@ -343,7 +352,7 @@ def rank_prior(changes: np.ndarray, i: int, window: int = 756) -> float:
 def test_history_layout_calendar_and_close_stamps(full_runs, name):
     sc = simulator.SCENARIOS[name]
     hist = [e for e in full_runs[name] if simulator.is_history(e)]
-    assert len(hist) == 800 * 4
+    assert len(hist) == 800 * N_SYMBOLS
     assert {e.kind for e in hist} == {"daily_close"} and {e.key for e in hist} == {"SPX"}
     assert all(e.msg.date == local(e.msg.ts_ns).date().isoformat() for e in hist)
     assert {e.msg.underlying for e in hist} == {"SPX"}
@@ -354,8 +363,8 @@ def test_history_layout_calendar_and_close_stamps(full_runs, name):
         days[local(e.msg.ts_ns).date()].append(e.msg)
     dates = sorted(days)
     assert len(dates) == 800
-    for d, msgs in days.items():  # one tick per symbol, all at the same close instant
-        assert [m.symbol for m in msgs] == list(simulator.INDEX_SYMBOLS)
+    for d, msgs in days.items():  # one close per symbol, all at the same close instant, underlyings first
+        assert [m.symbol for m in msgs] == [*simulator.FUND_UNDERLYINGS, *simulator.INDEX_SYMBOLS]
         assert len({m.ts_ns for m in msgs}) == 1
         t = local(msgs[0].ts_ns)
         early = simulator.is_early_close(d)
@@ -489,7 +498,7 @@ def test_history_days_option_and_sessions_unchanged():
     assert not any(simulator.is_history(e) for e in without)
     assert [enc(e.msg) for e in with_h if not simulator.is_history(e)] == [enc(e.msg) for e in without]
     short = list(simulator.generate("calm", seed=5, preset="fast", history_days=10))
-    assert sum(map(simulator.is_history, short)) == 40
+    assert sum(map(simulator.is_history, short)) == 10 * N_SYMBOLS
     assert len(short) == simulator.count("calm", preset="fast", history_days=10)
     # the short prelude is pinned to the same anchor (its own draw, not a slice of the long one)
     assert [e.msg.close for e in short if simulator.is_history(e)][-4:] == [6042.0, 14.5, 13.3, 16.4]
@@ -501,6 +510,200 @@ def test_history_days_option_and_sessions_unchanged():
     c = simulator.history("calm", 6)
     assert np.array_equal(a.vix, b.vix) and np.array_equal(a.spx, b.spx)
     assert not np.array_equal(a.vix, c.vix)
+    u = simulator.underlying_history("calm", 5)
+    levels = {**u, **{sym: a.levels(sym) for sym in simulator.INDEX_SYMBOLS}}
     assert [enc(e.msg) for e in with_h if simulator.is_history(e)] == [
-        enc(simulator.DailyClose(sym, "SPX", a.dates[i].isoformat(), int(ts), float(a.levels(sym)[i])))
-        for i, ts in enumerate(a.close_ts_ns) for sym in simulator.INDEX_SYMBOLS]
+        enc(simulator.DailyClose(sym, "SPX", a.dates[i].isoformat(), int(ts), float(levels[sym][i])))
+        for i, ts in enumerate(a.close_ts_ns) for sym in (*simulator.FUND_UNDERLYINGS, *simulator.INDEX_SYMBOLS)]
+
+
+# ----------------------------------------------------------------------------- funds' underlyings
+
+FUNDS = simulator.FUND_UNDERLYINGS
+
+
+def ticks_by_date(events, symbol: str) -> dict[dt.date, list[tuple[int, float]]]:
+    """(ts, price) of ``symbol``'s index ticks per New York date, in stream order."""
+    out: dict[dt.date, list[tuple[int, float]]] = defaultdict(list)
+    for e in events:
+        if e.kind == "index_tick" and e.msg.symbol == symbol:
+            out[local(e.msg.ts_ns).date()].append((e.msg.ts_ns, e.msg.price))
+    return out
+
+
+def test_fund_underlyings_are_the_fund_tables():
+    """Every price symbol the leveraged-fund table reads (streamer/config/flows.toml) is published, with a
+    model and real levels in every session of every scenario."""
+    from streamer.core.flows.config import FlowConfig
+
+    assert set(FUNDS) == set(FlowConfig.default().leveraged_etf.symbols)
+    assert set(simulator.UNDERLYING_MODELS) == set(FUNDS)
+    for m in simulator.UNDERLYING_MODELS.values():
+        assert not m.follows or m.follows in FUNDS and not simulator.UNDERLYING_MODELS[m.follows].follows
+    for sc in simulator.SCENARIOS.values():
+        for ss in sc.sessions:
+            assert [s for s, _, _ in ss.underlyings] == list(FUNDS), (sc.name, ss.date)
+            assert all(o > 0 and c > 0 for _, o, c in ss.underlyings)
+    with pytest.raises(ValueError):
+        list(simulator.generate("calm", preset="fast", underlyings=("XYZ",)))
+
+
+@pytest.mark.parametrize("name", sorted(simulator.SCENARIOS))
+def test_every_tick_time_has_every_underlying_keyed_spx(runs, name):
+    """At each tick instant: SPX and the vol indices, then every fund underlying, all keyed and addressed
+    SPX (one partition, the SPX engine), as VIX is."""
+    by_ts: dict[int, list[str]] = defaultdict(list)
+    for e in runs[name]:
+        if e.kind == "index_tick":
+            assert e.key == e.msg.underlying == "SPX"
+            by_ts[e.msg.ts_ns].append(e.msg.symbol)
+    assert len(by_ts) == 2 * (simulator.SESSION_S // 120 + 1)
+    assert all(v == [*simulator.INDEX_SYMBOLS, *FUNDS] for v in by_ts.values())
+
+
+@pytest.mark.parametrize("name", sorted(simulator.SCENARIOS))
+def test_underlyings_open_and_close_at_the_scenario_levels(full_runs, name):
+    """First tick of a session = its open, last (16:00) = its close; the overnight gap into day 2 and the
+    close-to-close return are the specified ones; the last warm-up close is day 1's open."""
+    sc = simulator.SCENARIOS[name]
+    evs = full_runs[name]
+    for sym in FUNDS:
+        t = ticks_by_date(evs, sym)
+        for ss in sc.sessions:
+            o, c = ss.underlying(sym)
+            assert t[ss.date][0][1] == pytest.approx(o, abs=0.006)
+            assert t[ss.date][-1] == (simulator.session_bounds_ns(ss.date)[1], pytest.approx(c, abs=0.006))
+        s1, s2 = sc.sessions
+        assert t[s2.date][0][1] / t[s1.date][-1][1] == pytest.approx(s2.underlying(sym)[0] / s1.underlying(sym)[1])
+        last_prelude = [e.msg.close for e in evs if simulator.is_history(e) and e.msg.symbol == sym][-1]
+        assert last_prelude == s1.underlying(sym)[0]
+
+
+def test_election_underlyings_make_the_real_2024_11_06_moves(full_runs):
+    """Day 2's close-to-close returns are the market's (the issue's figures), so the leveraged-ETF close
+    estimate is driven by real-shaped returns: TSLA +14.75%, COIN +31.11%, NVDA +4.07%, QQQ +2.72%,
+    NDX +2.74%, SOXX +2.92%."""
+    c = {sym: closes(full_runs["election-2024"], sym) for sym in FUNDS}
+    d1, d2 = dt.date(2024, 11, 5), dt.date(2024, 11, 6)
+    ret = {sym: c[sym][d2] / c[sym][d1] - 1 for sym in FUNDS}
+    stated = {"TSLA": 0.1475, "COIN": 0.3111, "NVDA": 0.0407, "QQQ": 0.0272, "NDX": 0.0274, "SOXX": 0.0292,
+              "SMH": 0.0262, "MSTR": 0.1317}
+    for sym, r in stated.items():
+        assert ret[sym] == pytest.approx(r, abs=6e-5), sym
+
+
+def test_scenario_underlyings_match_the_shared_equity_files():
+    """Every scenario's day-2 close-to-close return of every underlying equals the one in
+    ../shared/data/equities (read through streamer.history.load_equities) within rounding."""
+    from conftest import require_shared_data
+
+    from streamer.history import load_equities
+
+    eq = load_equities(FUNDS, require_shared_data())
+    for sc in simulator.SCENARIOS.values():
+        s1, s2 = sc.sessions
+        prev, day = eq.on(s1.date.isoformat()), eq.on(s2.date.isoformat())
+        for sym in FUNDS:
+            real = day[sym] / prev[sym] - 1
+            sim = s2.underlying(sym)[1] / s1.underlying(sym)[1] - 1
+            assert sim == pytest.approx(real, abs=1e-4), (sc.name, sym, sim, real)
+
+
+def test_intraday_underlyings_move_with_spx_by_their_beta():
+    """10-second log returns: each leader's regression beta on SPX's is its model beta (within 4 standard
+    errors), followers track their leader (corr > 0.95), and no move inside a session is one the engine
+    would hold as an implausible jump (the open's gap is the session's first print)."""
+    from streamer.settings import Settings
+
+    evs = [e for e in simulator.generate("election-2024", 1, preset="fast", tick_every_s=10.0, history_days=0)
+           if e.kind == "index_tick"]
+    by = {sym: ticks_by_date(evs, sym) for sym in ("SPX", *FUNDS)}
+    days = sorted(by["SPX"])
+
+    def rets(sym: str) -> np.ndarray:
+        return np.concatenate([np.diff(np.log([p for _, p in by[sym][d]])) for d in days])
+
+    spx = rets("SPX")
+    limit = Settings().suspect_jump_index
+    for sym in FUNDS:
+        r = rets(sym)
+        assert len(r) == len(spx) and np.abs(r).max() < limit / 4, sym
+        m = simulator.UNDERLYING_MODELS[sym]
+        if m.follows:
+            assert np.corrcoef(r, rets(m.follows))[0, 1] > 0.95, sym
+            continue
+        beta = np.cov(r, spx)[0, 1] / spx.var()
+        se = (r - beta * spx).std() / (spx.std() * math.sqrt(len(r)))
+        assert abs(beta - m.beta) < 4 * se + 0.02, (sym, beta, m.beta, se)
+
+
+@pytest.mark.parametrize("name", sorted(simulator.SCENARIOS))
+def test_underlying_history_is_pinned_and_has_its_betas(name):
+    """Warm-up closes: one per prelude date, positive, last = day 1's open, daily beta to the prelude's SPX
+    and residual sd near the model's (800 days: loose bounds), followers tracking their leader."""
+    ss = simulator.SCENARIOS[name].sessions[0]
+    for seed in (0, 1, 2):
+        h = simulator.history(name, seed)
+        u = simulator.underlying_history(name, seed)
+        assert list(u) == list(FUNDS)
+        r_spx = np.diff(np.log(h.spx))
+        for sym, v in u.items():
+            assert len(v) == len(h.dates) and (v > 0).all() and v[-1] == ss.underlying(sym)[0]
+            r = np.diff(np.log(v))
+            m = simulator.UNDERLYING_MODELS[sym]
+            lead = np.diff(np.log(u[m.follows])) if m.follows else r_spx
+            beta = np.cov(r, lead)[0, 1] / lead.var()
+            assert beta == pytest.approx(m.beta, abs=0.15 * m.beta + 0.05), (sym, seed, beta)
+            resid = (r - beta * lead).std()
+            assert resid == pytest.approx(m.idio_day_vol, rel=0.2, abs=0.0005), (sym, seed, resid)
+    assert np.array_equal(simulator.underlying_history(name, 4)["COIN"], simulator.underlying_history(name, 4)["COIN"])
+    assert not np.array_equal(simulator.underlying_history(name, 4)["COIN"], simulator.underlying_history(name, 5)["COIN"])
+    empty = simulator.underlying_history(name, 0, days=0)
+    assert list(empty) == list(FUNDS) and all(len(v) == 0 for v in empty.values())
+
+
+def test_sessions_without_underlyings_are_the_same_messages():
+    """Publishing the underlyings adds messages and changes none: ``underlyings=()`` gives the stream with
+    them filtered out, byte for byte (their noise has its own seeded streams)."""
+    enc = schemas.encode
+    full = [e for e in simulator.generate("election-2024", 2, preset="fast", history_days=20)]
+    bare = list(simulator.generate("election-2024", 2, preset="fast", history_days=20, underlyings=()))
+    assert [enc(e.msg) for e in bare] == [enc(e.msg) for e in full if getattr(e.msg, "symbol", "") not in FUNDS]
+    assert len(bare) == simulator.count("election-2024", preset="fast", history_days=20, underlyings=())
+    some = list(simulator.generate("election-2024", 2, preset="fast", history_days=20, underlyings=("TSLA",)))
+    assert [enc(e.msg) for e in some] == [
+        enc(e.msg) for e in full if getattr(e.msg, "symbol", "") not in FUNDS or e.msg.symbol == "TSLA"]
+
+
+def leveraged_close_flows(events, sessions) -> list[float]:
+    """The leveraged-ETF close flow ($) of each session, every fund on its simulated underlying's
+    close-to-close return (day 1 against the last warm-up close), with the fund table's AUMs."""
+    from streamer.core.flows.config import FlowConfig
+    from streamer.core.flows.leveraged_etfs import LeveragedETFs
+
+    lev = LeveragedETFs(FlowConfig.default().leveraged_etf)
+    c = {sym: closes(events, sym) for sym in ("SPX", *FUNDS)}
+    out = []
+    for ss in sessions:
+        prev = max(d for d in c["SPX"] if d < ss.date)
+        r = {sym: c[sym][ss.date] / c[sym][prev] - 1 for sym in ("SPX", *FUNDS)}
+        out.append(lev.total(r.pop("SPX"), r, ss.date.isoformat()))
+    return out
+
+
+def close_buying_threshold() -> float:
+    import tomllib
+    from pathlib import Path
+
+    rules = tomllib.loads((Path(simulator.__file__).parent / "rules" / "default.toml").read_text())["rule"]
+    return float(next(r for r in rules if r["name"] == "leveraged_etf_close_buying")["when"]["value"])
+
+
+def test_calm_stays_below_and_election_crosses_the_close_buying_trigger(full_runs):
+    """With every fund on its own simulated underlying, the calm sessions' leveraged-ETF close flow stays
+    below the default rule's threshold (no trigger), and the election's 2024-11-06 is above it."""
+    threshold = close_buying_threshold()
+    calm = leveraged_close_flows(full_runs["calm"], simulator.SCENARIOS["calm"].sessions)
+    assert max(abs(x) for x in calm) < 0.75 * threshold, calm
+    d1, d2 = leveraged_close_flows(full_runs["election-2024"], simulator.SCENARIOS["election-2024"].sessions)
+    assert d1 < threshold <= d2, (d1, d2)
