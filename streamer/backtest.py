@@ -11,8 +11,9 @@ trading day, at the 16:00 New York close:
    SPX close (sticky moneyness: $ exposures scale with S). Both are proxies: no daily chain history exists
    here.
 2. the closes of the bond input (TLT or DGS10, ``engine.bond_symbol``), VIX9D and VIX3M when present,
-   SPX and VIX as index closes (``kind`` 1), the rules evaluated at their end (``ingest(evaluate=True)``;
-   live, closes alone evaluate nothing).
+   the leveraged funds' underlyings when loaded (``DailyHistory.underlyings``: NDX, SOXX, NVDA, ...),
+   then SPX and VIX, as index closes (``kind`` 1), the rules evaluated at their end
+   (``ingest(evaluate=True)``; live, closes alone evaluate nothing).
 
 The whole history is run (estimators and rule states warm up) but events are kept only inside
 ``[start, end]``. Every catalogued signal (streamer/core/signals.py) is recorded per day.
@@ -135,6 +136,7 @@ def run_backtest(hist: DailyHistory, *, config: FlowConfig | None = None, rules:
     # (symbol, closes) in the order they are applied each day: the bond before SPX/VIX (the flow models
     # take the day's closes when SPX and VIX are both in)
     inputs = [(bond, hist.bond)] + [(sym, hist.extra[k]) for k, sym in EXTRA_CLOSES.items() if k in hist.extra] \
+        + [(sym, v) for sym, v in sorted(getattr(hist, "underlyings", {}).items())] \
         + [(underlying, hist.spx), ("VIX", hist.vix)]
     columns = [(sym, np.asarray(v, dtype=float).tolist()) for sym, v in inputs]
     n = len(hist)

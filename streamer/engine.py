@@ -168,6 +168,7 @@ class UnderlyingEngine:
         self.settings = settings
         self.series: dict[str, SeriesState] = {}
         self.flows = FlowBook(flow_config)
+        self._fund_underlyings = frozenset(self.flows.config.leveraged_etf.symbols)
         self.rules = rules if rules is not None else load_rules(settings)
         self.chain: ChainBook | None = None
         self.last_snapshot_ns = 0
@@ -202,6 +203,7 @@ class UnderlyingEngine:
         eng._flip = (int(state["flip"][0]), _f(state["flip"][1]))
         eng.series = {k: SeriesState.from_state(v) for k, v in state["series"].items()}
         eng.flows = FlowBook.from_state(state["flows"], flow_config)
+        eng._fund_underlyings = frozenset(eng.flows.config.leveraged_etf.symbols)
         eng.rules.load_state(state["rules"])
         if state.get("chain") is not None:
             eng.chain = ChainBook.from_state(state["chain"])
@@ -331,6 +333,8 @@ class UnderlyingEngine:
                 self.chain.on_spot(px, ts)  # O(1); reprices past its move/age thresholds
         elif symbol == "VIX":
             self.flows.on_vol_index(ts, px)
+        elif symbol in self._fund_underlyings:
+            self.flows.on_underlying(ts, symbol, px)   # a leveraged fund's own benchmark (NDX, SOXX, NVDA, ...)
 
     def _roll_session(self, s: SeriesState, ts: int) -> None:
         """First print of a new New York date: the previous session's close is its official close if
@@ -365,16 +369,22 @@ class UnderlyingEngine:
         self._closes_to_flows(day)
 
     def _closes_to_flows(self, day: int) -> None:
-        """Give the flow models session ``day``'s SPX and VIX closes once both are known, with the bond
-        input's close of that day if it came first (:func:`bond_symbol`; NaN otherwise: risk parity
-        then skips the day)."""
+        """Give the flow models session ``day``'s SPX and VIX closes once both are known, with the closes
+        of that day that came first of the bond input (:func:`bond_symbol`; NaN otherwise: risk parity then
+        skips the day) and of the leveraged funds' underlyings (without one a fund uses its last print of
+        the session, else the SPX-beta proxy)."""
         spx, vix = self.series.get(self.underlying), self.series.get("VIX")
         if spx is not None and vix is not None and spx.closed_day == vix.closed_day == day:
             # a series that has already rolled into the next session holds that close as prev_close
             close = [x.prev_close if x.day > day else x.last for x in (spx, vix)]
-            bond = self.series.get(bond_symbol(self.flows.config))
-            b = bond.last if bond is not None and bond.closed_day == day and bond.day == day else math.nan
-            self.flows.on_daily_close(_date.fromordinal(day), *close, b)
+            b = self._close_of(bond_symbol(self.flows.config), day)
+            funds = {sym: x for sym in self._fund_underlyings if (x := self._close_of(sym, day)) == x}
+            self.flows.on_daily_close(_date.fromordinal(day), *close, b, underlying_closes=funds)
+
+    def _close_of(self, symbol: str, day: int) -> float:
+        """Official close of ``symbol`` for session ``day`` if it arrived (and no later print), else NaN."""
+        s = self.series.get(symbol)
+        return s.last if s is not None and s.closed_day == day and s.day == day else math.nan
 
     def _fold_quotes(self, q: Table) -> int:
         """A batch of quotes into the chain (core/chain.py ``ChainBook.apply_quotes``: conflated to the
@@ -532,11 +542,14 @@ def bond_symbol(cfg: FlowConfig) -> str:
 
 
 def signal_values(settings: Settings, flow_config: FlowConfig | None = None,
-                  symbols: Iterable[str] = KNOWN_INDICES) -> dict[str, list[str]]:
-    """Values of the catalogue's placeholders (streamer/core/signals.py): index series ``symbols``
-    (SPX always: the flow models name their SPX/VIX inputs), volatility indices from the settings (VIX
-    always), the rest from the flow configuration."""
+                  symbols: Iterable[str] | None = None) -> dict[str, list[str]]:
+    """Values of the catalogue's placeholders (streamer/core/signals.py): index series ``symbols`` (default:
+    :data:`KNOWN_INDICES`, the bond input and the leveraged funds' underlyings; SPX always: the flow models
+    name their SPX/VIX inputs), volatility indices from the settings (VIX always), the rest from the flow
+    configuration."""
     cfg = flow_config or FlowConfig.default()
+    if symbols is None:
+        symbols = [*KNOWN_INDICES, bond_symbol(cfg), *cfg.leveraged_etf.symbols]
     vol = list(dict.fromkeys(["VIX", *settings.vol_indices]))
     idx = [x for x in dict.fromkeys(["SPX", *symbols]) if x not in vol]
     vc = cfg.vol_control
@@ -547,7 +560,7 @@ def signal_values(settings: Settings, flow_config: FlowConfig | None = None,
 
 
 def known_signals(settings: Settings, flow_config: FlowConfig | None = None,
-                  symbols: Iterable[str] = KNOWN_INDICES) -> dict[str, catalogue.Concrete]:
+                  symbols: Iterable[str] | None = None) -> dict[str, catalogue.Concrete]:
     """The catalogue expanded for these settings: every signal name a rule may read."""
     return catalogue.expand(signal_values(settings, flow_config, symbols))
 

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from streamer import backtest as bt
     from streamer.core.flows import ConfigError, FlowConfig
     from streamer.core.rules import RuleError, RuleSet
-    from streamer.engine import KNOWN_INDICES, bond_symbol, known_signals
+    from streamer.engine import known_signals
     from streamer.history import DEFAULT_DATA_DIR, load_history
     from streamer.settings import Settings
 
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
                             vix9d=args.vix9d, vix3m=args.vix3m, gex=args.gex)
         cfg = FlowConfig.from_toml(Path(args.flows_config)) if args.flows_config else FlowConfig.default()
         # the signal catalogue (streamer/core/signals.py), expanded for this history's series
-        known = known_signals(Settings(), cfg, [*KNOWN_INDICES, bond_symbol(cfg)])
+        known = known_signals(Settings(), cfg)
         rules = RuleSet.from_toml(Path(args.rules), known) if args.rules else RuleSet.default(known)
     except (FileNotFoundError, ValueError, RuleError, ConfigError) as exc:
         print(f"streamer backtest: {exc}", file=sys.stderr)

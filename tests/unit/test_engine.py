@@ -193,3 +193,31 @@ def test_trigger_notionals_use_the_same_evaluations_exposures(events):
     assert ev.inputs["notional:flow_dealer_vanna_usd"] == pytest.approx(vanna_flow, rel=1e-12)
     assert ev.inputs["notional:flow_dealer_charm_usd"] == v["flow_dealer_charm_usd"]
     assert ev.estimated_notional_usd == pytest.approx(vanna_flow + v["flow_dealer_charm_usd"], rel=1e-12)
+
+
+def test_closes_of_the_bond_and_fund_underlyings_reach_the_flow_models():
+    """Official closes of TLT (risk parity's bond leg) and of a leveraged fund's benchmark (NDX) ingested
+    before the day's SPX/VIX closes give the flow models exactly what a direct on_daily_close gets."""
+    from streamer.backtest import close_ts_ns
+    from streamer.core.flows import FlowBook, FlowConfig
+
+    cfg = FlowConfig.default()
+    days = [("2024-11-01", 5728.80, 21.88, 20033.1, 92.3), ("2024-11-04", 5712.69, 21.98, 19963.0, 93.0),
+            ("2024-11-05", 5782.76, 20.49, 20225.0, 92.2), ("2024-11-06", 5929.04, 16.27, 20779.0, 89.6)]
+    eng, alone = UnderlyingEngine("SPX", Settings(), flow_config=cfg), UnderlyingEngine("SPX", Settings())
+    ref = FlowBook(cfg)
+    for d, spx, vix, ndx, tlt in days:
+        ts = close_ts_ns(d)
+        rows = [("TLT", ts, tlt, d), ("NDX", ts, ndx, d), ("SPX", ts, spx, d), ("VIX", ts, vix, d)]
+        eng.ingest(Batch("SPX", ts + 1, index=index_table(rows)))
+        alone.ingest(Batch("SPX", ts + 1, index=index_table(rows[2:])))
+        ref.on_daily_close(d, spx, vix, tlt, underlying_closes={"NDX": ndx})
+
+    def same(a, b):
+        return a.keys() == b.keys() and all(a[k] == b[k] or (a[k] != a[k] and b[k] != b[k]) for k in a)
+
+    assert same(eng.flows.signals(), ref.signals())
+    got, without = eng.flows.signals(), alone.flows.signals()
+    assert got["flow_leveraged_etf_ndx_usd"] != without["flow_leveraged_etf_ndx_usd"]
+    assert eng.flows.risk_parity.prev_bond == 89.6 and math.isnan(alone.flows.risk_parity.prev_bond)
+    assert not same(got, without)
