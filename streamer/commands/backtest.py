@@ -46,9 +46,11 @@ def run(args: argparse.Namespace) -> int:
 
     data_dir = Path(args.data_dir) if args.data_dir else (DEFAULT_DATA_DIR if DEFAULT_DATA_DIR.is_dir() else None)
     try:
-        hist = load_history(data_dir, spx=args.spx, vix=args.vix, bond=args.bond, bond_input=args.bond_input,
-                            vix9d=args.vix9d, vix3m=args.vix3m, gex=args.gex)
         cfg = FlowConfig.from_toml(Path(args.flows_config)) if args.flows_config else FlowConfig.default()
+        # the leveraged funds' own benchmarks (data_dir/equities), fed to the engine as index closes
+        hist = load_history(data_dir, spx=args.spx, vix=args.vix, bond=args.bond, bond_input=args.bond_input,
+                            vix9d=args.vix9d, vix3m=args.vix3m, gex=args.gex,
+                            underlyings=cfg.leveraged_etf.symbols if data_dir is not None else ())
         # the signal catalogue (streamer/core/signals.py), expanded for this history's series
         known = known_signals(Settings(), cfg)
         rules = RuleSet.from_toml(Path(args.rules), known) if args.rules else RuleSet.default(known)

@@ -62,7 +62,7 @@ def full_run(data_dir):
     from streamer.history import load_history
 
     cfg = FlowConfig.default()
-    h = load_history(data_dir)
+    h = load_history(data_dir, underlyings=cfg.leveraged_etf.symbols)
     proxy = bt.dealer_proxy(bt.default_proxy_paths(data_dir))
     seed = bt.vix_seed_closes(h.sources["vix"], h.dates[0], cfg.vix_rank_window_days)
     rules = RuleSet.default()
@@ -138,3 +138,6 @@ def test_backtest_goes_through_the_engine_and_records_the_catalogue(full_run, da
     gex = load_history(data_dir).extra["gex"]
     i = res.dates.index("2024-11-06")
     assert res.series["dealer_gex_usd_per_pct"][i] == gex[i - 1] != gex[i]
+    # the funds' own benchmarks reach the flow models through the engine: 2024-11-06 NDX close, not beta x SPX
+    assert res.series["ndx_last"][i] == load_history(data_dir, underlyings=["NDX"]).underlyings["NDX"][i]
+    assert res.book.config.leveraged_etf.symbols and {"ndx_last", "tsla_change_ratio"} <= set(res.series)
