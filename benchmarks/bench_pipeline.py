@@ -66,6 +66,9 @@ from streamer.engine import UnderlyingEngine  # noqa: E402
 from streamer.pipeline import INDEX, KINDS, OPEN_INTEREST, QUOTES, PartitionMerger, decode_chunk  # noqa: E402
 from streamer.settings import Settings, load_settings  # noqa: E402
 
+sys.path.insert(0, str(REPO / "tests"))
+from kafka_helpers import stop_process  # noqa: E402  (the tests' worker fixture stops workers the same way)
+
 NS = 1_000_000_000
 KEY = b"SPX"
 DAY = dt.date(2024, 11, 6)           # election-2024, session 2: SPX opens at 5864.89
@@ -431,13 +434,7 @@ class WorkerProcess:
                 "vm_rss_mb": round(st.get("VmRSS", 0) / 1024, 1), "vm_hwm_mb": round(st.get("VmHWM", 0) / 1024, 1)}
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.logfile.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 

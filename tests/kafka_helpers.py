@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
 from collections import Counter
 
 from streamer import kafka_io, publisher, simulator
@@ -25,3 +27,14 @@ def read_topic(settings, topic: str, timeout_s: float = 3.0, until=None) -> list
     async def go():
         return [rec async for rec in kafka_io.consume(settings, topic, timeout_s=timeout_s, until=until)]
     return asyncio.run(go())
+
+
+def stop_process(proc: subprocess.Popen, timeout_s: float = 30.0) -> None:
+    """Stop a worker as an orchestrator does: SIGTERM (final checkpoint, LeaveGroup), SIGKILL after ``timeout_s``."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
