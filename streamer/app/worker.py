@@ -44,7 +44,7 @@ from faust.app import BootStrategy
 from streamer import kafka_io, publisher, schemas
 from streamer.codecs import dumps, loads
 from streamer.core.rules import RuleError, RuleSet
-from streamer.engine import UnderlyingEngine, load_rules
+from streamer.engine import UnderlyingEngine, known_signals, load_rules
 from streamer.errors import InvalidMessage
 from streamer.logs import bound_logs
 from streamer.metrics import METRICS
@@ -497,7 +497,9 @@ class Worker:
                      redirect_stdouts=False).execute_from_commandline()
 
     def new_rules(self) -> RuleSet:
-        return RuleSet.from_toml(self.rules_text) if self.rules_text else load_rules(self.settings)
+        if not self.rules_text:
+            return load_rules(self.settings)
+        return RuleSet.from_toml(self.rules_text, known_signals(self.settings))
 
     async def _watch_broker(self) -> None:
         """``streamer_worker_up`` follows the broker: 0 while it is unreachable (the pipeline itself may be
@@ -523,7 +525,8 @@ class Worker:
         self.rules_mtime = mtime
         try:
             text = open(path, encoding="utf-8").read()
-            names = RuleSet.from_toml(text).names  # validate before touching any engine
+            # validate (syntax and the signal catalogue) before touching any engine
+            names = RuleSet.from_toml(text, known_signals(self.settings)).names
         except (OSError, RuleError) as exc:
             self.metrics.rule_reloads("rejected").inc()
             log.error("rejected rules file %s: %s; the previous rules stay active", path, exc)
@@ -542,44 +545,6 @@ class Worker:
     # -- gauges ----------------------------------------------------------------------------------
 
     def set_gauges(self, eng: UnderlyingEngine, v: dict[str, float | None]) -> None:
-        """Per-underlying analytics gauges from one snapshot's values (None → NaN)."""
-        def g(name: str) -> float:
-            x = v.get(name)
-            return math.nan if x is None else x
-
-        u = self.metrics.underlying(eng.underlying)
-        u.spot.set(g("spot"))
-        u.realized_vol("1m_ewma").set(g("rv_1m_ewma_annual"))
-        u.realized_vol("session_1m").set(g("rv_1m_session_annual"))
-        u.realized_vol("20d").set(g("rv_cc_20d_annual"))
-        u.atm_implied_vol.set(g("atm_iv"))
-        for sym in self.settings.vol_indices:
-            if f"{sym.lower()}_last" in v:
-                u.vol_index(sym).set(g(f"{sym.lower()}_last"))
-                u.vol_index_change_ratio(sym).set(g(f"{sym.lower()}_change_ratio"))
-        u.vol_index("VIX_calc").set(g("vix_calc"))
-        u.vol_index("VIX9D_calc").set(g("vix9d_calc"))
-        u.gex_usd_per_pct.set(g("gex_usd_per_pct"))
-        u.gamma_flip.set(g("gamma_flip"))
-        u.call_wall.set(g("call_wall"))
-        u.put_wall.set(g("put_wall"))
-        u.vanna_usd_per_vol_pt.set(g("vanna_usd_per_vol_pt"))
-        u.charm_usd_per_day.set(g("charm_usd_per_day"))
-        for fund, horizon, name in FLOW_GAUGES:
-            u.flow(fund, horizon).set(g(name))
-
-
-# (fund_type, horizon, signal) of the streamer_flow_usd gauges
-FLOW_GAUGES = (
-    ("vol_control", "today", "flow_vol_control_today_usd"),
-    ("vol_control", "next_close", "flow_vol_control_next_close_usd"),
-    ("vol_control", "1w", "flow_vol_control_1w_usd"),
-    ("vol_control", "2w", "flow_vol_control_2w_usd"),
-    ("vol_control", "1m", "flow_vol_control_1m_usd"),
-    ("risk_parity", "today", "flow_risk_parity_today_usd"),
-    ("cta", "today", "flow_cta_today_usd"),
-    ("leveraged_etf", "close", "flow_leveraged_etf_close_usd"),
-    ("dealer_gamma", "now", "flow_dealer_gamma_usd"),
-    ("dealer_vanna", "now", "flow_dealer_vanna_usd"),
-    ("dealer_charm", "now", "flow_dealer_charm_usd"),
-)
+        """Per-underlying analytics gauges from one snapshot's values: every gauge the signal catalogue
+        declares (streamer/core/signals.py; None → NaN)."""
+        self.metrics.set_signals(eng.underlying, v, eng.catalogue())

@@ -58,6 +58,11 @@ def test_rules_hot_reload_and_invalid_file_keeps_old_rules(kafka, prefix, start_
     rules.write_text(ONLY_COLLAPSE.replace('op = "<="', 'op = "=<"'))
     wait_for(lambda: counter(worker, "streamer_rule_reloads_total", result="rejected") >= 1)
 
+    # so is a rule on a signal outside the catalogue (a typo would otherwise never fire)
+    time.sleep(0.05)  # a new mtime for the rewrite
+    rules.write_text(ONLY_COLLAPSE.replace('signal = "', 'signal = "no_such_', 1))
+    wait_for(lambda: counter(worker, "streamer_rule_reloads_total", result="rejected") >= 2)
+
     # a valid new file replaces the rules without a restart
     rules.write_text(ONLY_COLLAPSE)
     wait_for(lambda: counter(worker, "streamer_rule_reloads_total", result="loaded") >= 2)

@@ -303,27 +303,3 @@ def test_set_signals_sets_each_catalogued_gauge(m):
         c = cat[name]
         got = v(c.signal.gauge.metric, {**u, **c.gauge_labels})
         assert got == values[name] or (values[name] is None and math.isnan(got)), name
-
-
-def test_catalogue_gauges_equal_the_workers_hand_written_mapping():
-    """Metrics.set_signals over the engine's catalogue sets exactly the samples the worker's set_gauges
-    (a hand-written list of signal -> gauge) sets from the same snapshot values: the worker can call it."""
-    from types import SimpleNamespace
-
-    from prometheus_client import CollectorRegistry
-
-    from streamer.app.worker import Worker
-    from streamer.engine import UnderlyingEngine
-    from streamer.settings import Settings
-
-    def samples(reg):
-        return {(s.name, tuple(sorted(s.labels.items()))): s.value for mf in reg.collect() for s in mf.samples
-                if mf.type == "gauge" and "underlying" in s.labels}
-
-    eng = UnderlyingEngine("SPX", Settings())
-    cat = eng.catalogue(["VIX9D", "VIX3M"])
-    values = {name: 1.0 + i for i, name in enumerate(cat)}
-    a, b = Metrics(CollectorRegistry()), Metrics(CollectorRegistry())
-    Worker.set_gauges(SimpleNamespace(metrics=a, settings=Settings()), eng, values)
-    b.set_signals("SPX", values, cat)
-    assert samples(a.registry) == samples(b.registry) and len(samples(a.registry)) > 20
