@@ -11,7 +11,10 @@ from one underlying (SPX, the indices keyed to it such as VIX, and its option ch
   returns, 20-day close-to-close);
 * the option chain (core/chain.py): per-contract IV and dealer exposures, GEX profile, flip, walls;
 * a Cboe-method VIX and VIX9D computed from the chain (core/vix.py);
-* the systematic-flow models (core/flows.py), fed the session closes, live prints and exposures;
+* the systematic-flow models (core/flows/), fed the session closes, live prints and exposures, and the
+  dealer vanna/charm flows by full revaluation of the chain (core/dealer_reval.py) at most once per
+  ``dealer_reval_interval_s`` of event time, with the chain's own dealer positioning
+  (``Settings.dealer_positioning``: GEX, vanna and charm from one sign per contract);
 * the trigger rules (core/rules.py), evaluated at the end of every segment that carried a live input
   (tick, quote or open interest; official closes fire rules only when the driver asks, as the daily
   backtest does), and a snapshot at the same instants.
@@ -44,13 +47,15 @@ import numpy as np
 
 from streamer.core import realized
 from streamer.core import signals as catalogue
-from streamer.core.chain import ChainBook, ChainConfig
+from streamer.core.chain import ChainBook, ChainConfig, Positioning
+from streamer.core.dealer_reval import key_positioning, reval_flows
+from streamer.core.flows.dealer import BASIS_CHAIN
 from streamer.core.flows import FlowBook, FlowConfig
 from streamer.core.rules import RuleSet
 from streamer.core.vix import VIX, VIX9D
 from streamer.pipeline import Batch, Table, size
 from streamer.schemas import AnalyticsSnapshot, TriggerEvent, event_id
-from streamer.settings import Settings
+from streamer.settings import Settings, check_positioning
 
 ET = ZoneInfo("America/New_York")
 NS = 1_000_000_000
@@ -170,6 +175,8 @@ class UnderlyingEngine:
         self.flows = FlowBook(flow_config)
         self._fund_underlyings = frozenset(self.flows.config.leveraged_etf.symbols)
         self.rules = rules if rules is not None else load_rules(settings)
+        check_positioning(settings)   # a ConfigError naming the models the live chain takes
+        self._positioning: Positioning = key_positioning(settings.dealer_positioning)
         self.chain: ChainBook | None = None
         self.last_snapshot_ns = 0
         self.last_eval_ns = 0
@@ -206,7 +213,7 @@ class UnderlyingEngine:
         eng._fund_underlyings = frozenset(eng.flows.config.leveraged_etf.symbols)
         eng.rules.load_state(state["rules"])
         if state.get("chain") is not None:
-            eng.chain = ChainBook.from_state(state["chain"])
+            eng.chain = ChainBook.from_state(state["chain"], eng._positioning)
         return eng
 
     def checkpoint(self) -> bytes:
@@ -221,7 +228,8 @@ class UnderlyingEngine:
     # -- the one entry point ---------------------------------------------------------------------
 
     def ingest(self, batch: Batch, *, snapshot: bool | None = None, evaluate: bool | None = None,
-               exposures: tuple[float, float, float] | None = None) -> Effects:
+               exposures: tuple[float, float, float] | None = None,
+               dealer_flows: tuple[float, float, float] | None = None) -> Effects:
         """Apply one closed event-time segment of this underlying; evaluate the rules and snapshot at its end.
 
         ``snapshot``: None = at most once per ``analytics_interval_s`` of event time; True = always
@@ -230,12 +238,16 @@ class UnderlyingEngine:
         to warm the models up fires nothing); True = also after closes (the daily backtest, whose inputs
         are closes); False = never. ``exposures``: dealer (GEX $/1%, vanna $/vol pt, charm $/day) from
         outside the chain, applied before the segment (the backtest's daily positioning proxies; the live
-        engine takes them from its own chain at every evaluation).
+        engine takes them from its own chain at every evaluation). ``dealer_flows``: (vanna $, charm $,
+        basis) by full revaluation of a chain outside the engine (the backtest's dated chain or its
+        proxy; ``FlowBook.on_dealer_flows``), applied before the segment likewise.
         """
         fx = Effects(n_inputs=len(batch))
         live = False
         if exposures is not None:
             self.flows.on_exposures(batch.last_ts_ns or batch.end_ns, *exposures)
+        if dealer_flows is not None:
+            self.flows.on_dealer_flows(batch.last_ts_ns or batch.end_ns, *dealer_flows)
         idx = batch.index
         if size(idx):
             kind, sym, ts, px, day = (idx["kind"].tolist(), idx["symbol"].tolist(), idx["ts_ns"].tolist(),
@@ -416,7 +428,7 @@ class UnderlyingEngine:
             # the error of the O(1) live reads in between)
             self.chain = ChainBook(s.last if s is not None else math.nan, ts_ns,
                                    ChainConfig(rate=self.settings.rate, div_yield=self.settings.div_yield,
-                                               reprice_max_age_ns=300 * NS))
+                                               reprice_max_age_ns=300 * NS), self._positioning)
         return self.chain
 
     # -- outputs ---------------------------------------------------------------------------------
@@ -471,7 +483,41 @@ class UnderlyingEngine:
                        charm_next_rolloff_usd_per_day=nxt[1].charm_usd_per_day,
                        next_rolloff_hours=(nxt[0] - ts) / (3600 * NS))
         self.flows.on_exposures(ts, tot.gex_usd_per_pct, tot.vanna_usd_per_vol_pt, tot.charm_usd_per_day)
+        self._dealer_reval(ts)
         return out
+
+    def term_change_pts(self) -> tuple[float, float, float]:
+        """(ΔVIX9D, ΔVIX, ΔVIX3M) in index points since the previous close, NaN where a series is missing;
+        0 once the session's official close is in (the flow models' reference has rolled to it)."""
+        out = []
+        for sym in ("VIX9D", "VIX", "VIX3M"):
+            s = self.series.get(sym)
+            if s is None or s.last != s.last:
+                out.append(math.nan)
+            elif s.day and s.closed_day >= s.day:
+                out.append(0.0)
+            else:
+                out.append(s.last - s.prev_close)
+        return out[0], out[1], out[2]
+
+    def _dealer_reval(self, ts: int) -> None:
+        """Dealer vanna/charm flows by full revaluation of the chain (core/dealer_reval.py) under the
+        term-structure move since the previous close, at most once per ``dealer_reval_interval_s`` of event
+        time after the first evaluation since the close (~65 ms at 20k contracts); the flows keep the last
+        one in between. The dealer signs are the chain's own (``contract_arrays``), those of its GEX."""
+        d = self.flows.dealer
+        if d.flows_ts_ns >= 0 and ts - d.flows_ts_ns < self.settings.dealer_reval_interval_s * NS:
+            return
+        chg = self.term_change_pts()
+        ch = self.chain
+        if not any(x == x for x in chg) or not (ch.eval_spot > 0):
+            return
+        exp, k, call, _, _, iv, oi, sign = ch.contract_arrays()
+        f = reval_flows(exp, k, call, iv, oi, sign, ch.eval_spot, ch.eval_ts_ns, self.settings.rate,
+                        self.settings.div_yield, term_change_pts=chg,
+                        horizon_days=self.flows.config.dealer.charm_horizon_days,
+                        cash_settled=self.underlying in CASH_SETTLED, multiplier=ch.config.multiplier)
+        self.flows.on_dealer_flows(ts, f.total("vanna_usd"), f.total("charm_usd"), BASIS_CHAIN)
 
     def signals(self) -> dict[str, float]:
         """Every named signal (units in the names); NaN where not computable.
@@ -528,6 +574,9 @@ class UnderlyingEngine:
 
 #: the chain's signals, from the catalogue (NaN before the first quote)
 CHAIN_SIGNALS = tuple(s.name for s in catalogue.SIGNALS if s.source == "chain")
+
+#: underlyings whose options settle in cash (index options): a settled contract leaves no hedge
+CASH_SETTLED = frozenset({"SPX", "SPXW", "XSP", "NDX", "RUT"})
 
 #: index symbols rule files may name besides the volatility indices (``{index}_last`` etc.)
 KNOWN_INDICES = ("SPX", "NDX")

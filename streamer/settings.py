@@ -68,6 +68,19 @@ class Settings:
     #: `streamer simulate` / `chain --replay` ride out a broker outage this long (seconds without an
     #: acknowledgement), then stop with a non-zero exit saying how far they got (streamer/publisher.py)
     publish_outage_limit_s: float = 300.0
+    #: dealer positioning model of the live chain (``streamer.core.dealer_reval.POSITIONINGS``; VALIDATION.md
+    #: (d2) compares each with SqueezeMetrics' GEX): one sign per contract weights GEX, vanna, charm and the
+    #: full-revaluation vanna/charm flows alike. ``naive`` (dealers long calls, short puts: SqueezeMetrics'
+    #: convention) or ``customer_long`` (dealers short both: Gârleanu–Pedersen–Poteshman 2009). ``otm_only``
+    #: and ``naive_ex0dte`` depend on spot and clock and are refused until ChainBook re-signs contracts at
+    #: each reprice (the backtest's ``--positioning`` takes all four)
+    dealer_positioning: str = "naive"
+    #: event-time interval between full revaluations of the live chain's dealer vanna/charm flows
+    #: (``dealer_reval.reval_flows`` on every contract under the term-structure move of VIX9D/VIX/VIX3M since
+    #: the previous close): 61-77 ms per call at 20k contracts (median 65, shared 2-core box, load ~3), so
+    #: 60 s costs ~0.1% of a core live and ~25 s of CPU per replayed session of a full chain; between calls
+    #: the flows are the last revaluation's
+    dealer_reval_interval_s: float = 60.0
     #: local state folder of the Faust worker
     data_dir: str = field(default_factory=lambda: os.path.expanduser("~/.cache/streamer/worker"))
 
@@ -118,7 +131,27 @@ def load_settings(path: str | os.PathLike | None = None, **overrides) -> Setting
         if v is not None:
             _set(s, k, v)
     check_security(s)
+    check_positioning(s)
     return s
+
+
+#: dealer positioning models the live chain can carry today (they depend on the contract alone)
+LIVE_POSITIONINGS = ("naive", "customer_long")
+
+
+def check_positioning(s: Settings) -> None:
+    """Raise ConfigError unless ``dealer_positioning`` is a model of ``core.dealer_reval.POSITIONINGS``
+    that the live chain supports (:data:`LIVE_POSITIONINGS`)."""
+    from streamer.core.dealer_reval import POSITIONINGS
+
+    m = s.dealer_positioning
+    if m not in POSITIONINGS:
+        raise ConfigError(f"dealer_positioning {m!r}: expected one of {', '.join(POSITIONINGS)} "
+                          "(streamer/core/dealer_reval.py, VALIDATION.md (d2))")
+    if m not in LIVE_POSITIONINGS:
+        raise ConfigError(f"dealer_positioning {m!r} depends on spot and clock; the live chain cannot re-sign "
+                          f"its contracts at each reprice yet: use one of {', '.join(LIVE_POSITIONINGS)} "
+                          "(the backtest's --positioning takes every model)")
 
 
 #: --help text of the commands that talk to Kafka (names settings, never values)

@@ -171,14 +171,20 @@ SIGNALS: tuple[Signal, ...] = (
     # dealers (flows read the chain's exposures, or the backtest's daily proxies)
     Signal("flow_dealer_gamma_usd", _FLOW, "dealer gamma hedge flow of today's move", "flows",
            _g("streamer_flow_usd", fund_type="dealer_gamma", horizon="now")),
-    Signal("flow_dealer_vanna_usd", _FLOW, "dealer vanna hedge flow of today's VIX change", "flows",
+    Signal("flow_dealer_vanna_usd", _FLOW, "dealer vanna hedge flow of today's implied-vol move (full "
+           "revaluation per expiry under the VIX9D/VIX/VIX3M term-structure move, else -vanna x VIX change)",
+           "flows",
            _g("streamer_flow_usd", fund_type="dealer_vanna", horizon="now")),
-    Signal("flow_dealer_charm_usd", _FLOW, "dealer charm hedge flow over the charm horizon", "flows",
+    Signal("flow_dealer_charm_usd", _FLOW, "dealer charm hedge flow over the charm horizon (full "
+           "revaluation of the contracts alive after it, else -charm x horizon)", "flows",
            _g("streamer_flow_usd", fund_type="dealer_charm", horizon="now")),
     Signal("flow_dealer_total_usd", _FLOW, "dealer gamma + vanna hedge flow", "flows"),
     Signal("dealer_gex_usd_per_pct", "USD per 1% spot move", "dealer gamma the flow models hold", "flows"),
     Signal("dealer_vanna_usd_per_vol_pt", "USD per vol point", "dealer vanna the flow models hold", "flows"),
     Signal("dealer_charm_usd_per_day", "USD per calendar day", "dealer charm the flow models hold", "flows"),
+    Signal("dealer_basis", "0 = live or dated chain, 1 = proxy (a chain of another date)",
+           "what the dealer vanna/charm flows were revalued on (core/dealer_reval.py); NaN = no revaluation "
+           "since the close: vanna is -vanna exposure x VIX change, charm -charm x horizon", "flows"),
     Signal("flow_systematic_today_usd", _FLOW, "vol control + risk parity + CTA + leveraged ETFs + dealers "
            "at the last close", "flows"),
 )

@@ -177,7 +177,8 @@ def test_no_trigger_carries_a_non_finite_number(events):
 def test_trigger_notionals_use_the_same_evaluations_exposures(events):
     """The chain's exposures reach the flow models before the flows are read: at every evaluation (a
     snapshot each) the dealer exposures the flow models hold are the chain's of that evaluation, and the
-    election trigger's vanna + charm notional is the flows computed from them."""
+    election trigger's vanna + charm notional is the flows of that evaluation: the live chain's full
+    revaluation (dealer_basis 0), not the first-order vanna x VIX change."""
     triggers, snaps, _ = run_offline(raw(events), Settings(), snapshot=True)
     with_chain = [s for s in snaps if s.values["vanna_usd_per_vol_pt"] is not None]
     assert len({s.values["vanna_usd_per_vol_pt"] for s in with_chain}) > 10   # the exposures do move
@@ -189,10 +190,62 @@ def test_trigger_notionals_use_the_same_evaluations_exposures(events):
     at = {s.input_seq: s.values for s in snaps}
     ev = next(t for t in triggers if t.rule == "election_vol_collapse")
     v = at[ev.input_seq]
-    vanna_flow = -v["vanna_usd_per_vol_pt"] * (v["vix_last"] - v["vix_prev_close"])
-    assert ev.inputs["notional:flow_dealer_vanna_usd"] == pytest.approx(vanna_flow, rel=1e-12)
+    assert v["dealer_basis"] == 0.0
+    assert ev.inputs["notional:flow_dealer_vanna_usd"] == v["flow_dealer_vanna_usd"]
+    first_order = -v["vanna_usd_per_vol_pt"] * (v["vix_last"] - v["vix_prev_close"])
+    assert ev.inputs["notional:flow_dealer_vanna_usd"] != pytest.approx(first_order, rel=1e-6)
     assert ev.inputs["notional:flow_dealer_charm_usd"] == v["flow_dealer_charm_usd"]
-    assert ev.estimated_notional_usd == pytest.approx(vanna_flow + v["flow_dealer_charm_usd"], rel=1e-12)
+    assert ev.estimated_notional_usd == pytest.approx(v["flow_dealer_vanna_usd"] + v["flow_dealer_charm_usd"],
+                                                      rel=1e-12)
+
+
+@pytest.mark.parametrize("positioning", ["naive", "customer_long"])
+def test_dealer_flows_are_the_full_revaluation_of_the_live_chain(events, positioning):
+    """With a revaluation at every evaluation, the flow models' vanna/charm flows after a run are
+    ``dealer_reval.reval_flows`` of the engine's chain as it stands (its own dealer signs, those of its
+    GEX, from ``Settings.dealer_positioning``) under the VIX9D/VIX/VIX3M moves since their previous closes."""
+    from streamer.core.dealer_reval import dealer_signs, reval_flows
+
+    st = Settings(dealer_reval_interval_s=0.0, dealer_positioning=positioning)
+    recs = raw(events)
+    checked = 0
+    for n in (len(recs) * 3 // 5, len(recs) * 7 // 10, len(recs) * 9 // 10):
+        _, _, engs = run_offline(recs[:n], st)
+        eng = engs["SPX"]
+        d, ch = eng.flows.dealer, eng.chain
+        if d.flows_ts_ns < 0:   # an official close came last: no revaluation since
+            continue
+        assert d.flows_ts_ns == eng.last_eval_ns and d.basis == 0.0
+        exp, k, call, _, _, iv, oi, sign = ch.contract_arrays()
+        assert np.array_equal(sign, dealer_signs(positioning, exp, k, call, ch.eval_spot, ch.eval_ts_ns))
+        chg = []
+        for sym in ("VIX9D", "VIX", "VIX3M"):
+            s = eng.series.get(sym)
+            chg.append(math.nan if s is None else 0.0 if s.closed_day >= s.day else s.last - s.prev_close)
+        assert np.allclose(eng.term_change_pts(), chg, equal_nan=True, rtol=0, atol=0)
+        if not any(x == x and x != 0 for x in chg):
+            continue   # before the session's first VIX print: no move to revalue
+        f = reval_flows(exp, k, call, iv, oi, sign, ch.eval_spot, ch.eval_ts_ns, st.rate, st.div_yield,
+                        term_change_pts=tuple(chg), horizon_days=eng.flows.config.dealer.charm_horizon_days)
+        assert d.vanna_flow_usd == f.total("vanna_usd") != 0.0
+        assert d.charm_flow_usd == f.total("charm_usd") != 0.0
+        v = eng.values()
+        assert v["flow_dealer_vanna_usd"] == d.vanna_flow_usd and v["dealer_basis"] == 0.0
+        checked += 1
+    assert checked >= 2
+
+
+def test_clock_dependent_positioning_is_refused_until_the_chain_supports_it():
+    from streamer.errors import ConfigError
+    from streamer.settings import load_settings
+
+    for bad, says in (("otm_only", "depends on spot and clock"), ("naive_ex0dte", "depends on spot and clock"),
+                      ("squeeze", "expected one of naive, naive_ex0dte, otm_only, customer_long")):
+        with pytest.raises(ConfigError, match=says):
+            load_settings(dealer_positioning=bad)
+        with pytest.raises(ConfigError, match=says):
+            UnderlyingEngine("SPX", Settings(dealer_positioning=bad))
+    assert load_settings(dealer_positioning="customer_long").dealer_positioning == "customer_long"
 
 
 def test_closes_of_the_bond_and_fund_underlyings_reach_the_flow_models():

@@ -176,6 +176,36 @@ def test_live_intraday_updates_and_state_roundtrip():
     assert fb.on_daily_close("2024-11-05", 1.0, 1.0) is False   # same date twice: ignored
 
 
+def test_revalued_dealer_flows_replace_the_first_order_ones_until_the_close():
+    """on_dealer_flows: vanna/charm are the revaluation's figures (basis reported), the total and the
+    day's systematic sum use them, the state keeps them, and the next close starts from the first-order
+    figures again (the revaluation measured the move to the old reference)."""
+    fb = FlowBook()
+    fb.on_daily_close("2024-11-05", 5782.76, 20.49, 87.85)
+    fb.on_vol_index(4, 16.27)
+    fb.on_spot(4, 5929.04)
+    fb.on_exposures(5, -1e9, 2e9, 1e8)
+    sig = fb.signals()
+    assert math.isclose(sig["flow_dealer_vanna_usd"], -2e9 * (16.27 - 20.49)) and math.isnan(sig["dealer_basis"])
+    assert math.isclose(sig["flow_dealer_charm_usd"], -1e8 * CFG.dealer.charm_horizon_days)
+    fb.on_dealer_flows(6, 3.5e9, -2.5e8, 1.0)
+    sig = fb.signals()
+    assert (sig["flow_dealer_vanna_usd"], sig["flow_dealer_charm_usd"], sig["dealer_basis"]) == (3.5e9, -2.5e8, 1.0)
+    assert sig["flow_dealer_total_usd"] == sig["flow_dealer_gamma_usd"] + 3.5e9
+    back = FlowBook.from_state(fb.to_state())
+    assert back.signals()["flow_dealer_vanna_usd"] == 3.5e9 and back.dealer.flows_ts_ns == 6
+    fb.on_daily_close("2024-11-06", 5929.04, 16.27, 87.0)
+    day = fb.signals()
+    assert day["flow_dealer_vanna_usd"] == 3.5e9 and day["dealer_basis"] == 1.0   # the close's own view
+    assert day["flow_systematic_today_usd"] == pytest.approx(
+        sum(day[k] for k in ("flow_vol_control_today_usd", "flow_risk_parity_today_usd", "flow_cta_today_usd",
+                             "flow_leveraged_etf_close_usd", "flow_dealer_total_usd") if day[k] == day[k]))
+    fb.on_vol_index(7, 15.0)
+    live = fb.signals()
+    assert math.isclose(live["flow_dealer_vanna_usd"], -2e9 * (15.0 - 16.27)) and math.isnan(live["dealer_basis"])
+    assert fb.dealer.flows_ts_ns == -1
+
+
 def test_state_is_plain_json_with_nan_as_null_during_warm_up():
     """The book's state (NaN everywhere while warming up) is strict JSON and restores bit for bit."""
     import json

@@ -116,6 +116,15 @@ class FlowBook:
         d.gex_usd_per_pct, d.vanna_usd_per_vol_pt = float(gex_usd_per_pct), float(vanna_usd_per_vol_pt)
         d.charm_usd_per_day, d.exposures_ts_ns = float(charm_usd_per_day), ts_ns
 
+    def on_dealer_flows(self, ts_ns: int, vanna_usd: float, charm_usd: float, basis: float) -> None:
+        """Dealer vanna and charm hedge flows by full revaluation of the chain (``core.dealer_reval
+        .reval_flows``: vanna of the implied-vol move since the previous close, charm over
+        ``dealer.charm_horizon_days``; $, + = dealers buy), with the same positioning as the GEX of
+        :meth:`on_exposures`. They replace the first-order figures (vanna × ΔVIX, charm × horizon)
+        until the next daily close. ``basis``: ``dealer.BASIS_CHAIN`` (0: the live chain or one dated
+        the previous session) or ``dealer.BASIS_PROXY`` (1: a chain of another date standing in)."""
+        self.dealer.set_flows(ts_ns, vanna_usd, charm_usd, basis)
+
     def on_daily_close(self, date: str | _date, spx_close: float, vix_close: float,
                        bond_close_or_yield: float = NAN, *,
                        underlying_closes: Mapping[str, float] | None = None) -> bool:
@@ -159,6 +168,7 @@ class FlowBook:
             self.spx_prev_close = float(spx_close)
         self._lev_close = self._lev_rows(live["spx_change_ratio"])
         self.underlyings.roll()
+        self.dealer.clear_flows()   # they measured the move to this close; the next one starts from it
         return True
 
     def seed_vix_history(self, vix_closes: Sequence[float]) -> int:
@@ -208,7 +218,7 @@ class FlowBook:
                     "flow_dealer_total_usd": nansum(g, v),
                     "dealer_gex_usd_per_pct": d.gex_usd_per_pct,
                     "dealer_vanna_usd_per_vol_pt": d.vanna_usd_per_vol_pt,
-                    "dealer_charm_usd_per_day": d.charm_usd_per_day})
+                    "dealer_charm_usd_per_day": d.charm_usd_per_day, "dealer_basis": d.basis})
         return out
 
     def _lev_rows(self, spx_return: float) -> list[FundFlow]:
