@@ -16,7 +16,8 @@ one event-time order that does not depend on that pace:
   - *idle*: nothing new for ``idle_ns`` of wall time — e.g. open interest, published once a day — and it does
     not hold the others back at all; or
   - active but slower: the segment waits for it at most ``wait_ns`` of wall time (the bounded wait, as Kafka
-    Streams' ``max.task.idle.ms``), counted from when only such topics held it.
+    Streams' ``max.task.idle.ms``), counted from when only such topics held it; the following segments
+    that the same topics hold, with nothing new from them since, do not wait again.
 
   A topic that is not caught up (the broker has more of it) is always waited for: during a backlog, after a
   restart or a crash, the order is exactly event time, whatever the fetch sizes.
@@ -144,7 +145,8 @@ class PartitionMerger:
         self.interval_ns = max(int(interval_ns), 1)
         self.idle_ns = idle_ns
         self.wait_ns = wait_ns
-        self._waiting: tuple[int, int] | None = None  # (segment end, wall clock) of the bounded wait
+        # (segment end, the slower topics and their last arrivals, wall clock it began) of the bounded wait
+        self._waiting: tuple[int, tuple, int] | None = None
         self.topics = [_TopicState() for _ in KINDS]
         self.closed_until_ns = closed_until_ns  # end of the last closed segment
         self.n_late = 0
@@ -185,19 +187,26 @@ class PartitionMerger:
         return min(ts) if ts else None
 
     def _closable(self, end_ns: int, now_ns: int, flush: bool) -> bool:
-        slower = False
-        for st in self.topics:
+        slower = []  # (topic, last arrival) of the caught-up, recently active topics behind end_ns
+        for kind, st in enumerate(self.topics):
             if st.max_ts >= end_ns or flush:
                 continue
             if not st.caught_up():
                 return False  # the broker has more of it: always wait
             if now_ns - st.last_arrival_ns < self.idle_ns:
-                slower = True  # caught up, recently active: bounded wait
+                slower.append((kind, st.last_arrival_ns))  # caught up, recently active: bounded wait
         if not slower:
             return True
-        if self._waiting is None or self._waiting[0] != end_ns:
-            self._waiting = (end_ns, now_ns)
-        return now_ns - self._waiting[1] >= self.wait_ns
+        key = tuple(slower)
+        w = self._waiting
+        if w is None or (w[0] != end_ns and w[1] != key):
+            w = (end_ns, key, now_ns)
+        elif w[0] != end_ns:
+            # the same topics hold the next segment and delivered nothing since: their wait goes on (a new
+            # wait per segment would close at most one short segment per fetch once the wait has run out)
+            w = (end_ns, key, w[2])
+        self._waiting = w
+        return now_ns - w[2] >= self.wait_ns
 
     def pop_ready(self, now_ns: int, flush: bool = False) -> list[Batch]:
         """Every segment that can be closed now, as per-underlying batches in segment order.

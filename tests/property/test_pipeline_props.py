@@ -193,3 +193,20 @@ def test_segments_resume_offsets_and_late_rows_equal_a_row_by_row_model(data, ch
             pos[kind] = totals[kind]
     check(m.pop_ready(0, flush=True))
     assert m.pending() == 0
+
+
+def test_a_wait_that_ran_out_carries_over_while_the_slower_topic_delivers_nothing():
+    """Live, 10-unit segments, index ticks every 100: once the index topic has been waited for, the quotes'
+    following segments close as soon as the quotes pass them, not after a fresh wait each (which let the
+    worker close at most one short segment per fetch); a new index record starts a new wait."""
+    m = PartitionMerger(10, idle_ns=10_000, wait_ns=1_000)
+    m.position(2, highwater=0)  # open interest: never delivered, idle
+    m.add(0, table([0], [0], ["SPX"]), next_offset=1, highwater=1, now_ns=0)
+    m.add(1, table([1, 12, 25, 38], [0, 1, 2, 3], ["SPX"] * 4), next_offset=4, highwater=4, now_ns=0)
+    assert [b.end_ns for b in m.pop_ready(now_ns=100)] == []  # [0, 10): index caught up, behind: wait ...
+    assert [b.end_ns for b in m.pop_ready(now_ns=1_100)] == [10, 20, 30]  # ... once, then every passed segment
+    m.add(0, table([31], [1], ["SPX"]), next_offset=2, highwater=2, now_ns=1_200)  # the index delivers again
+    m.add(1, table([49], [4], ["SPX"]), next_offset=5, highwater=5, now_ns=1_200)
+    assert [b.end_ns for b in m.pop_ready(now_ns=1_300)] == []  # [30, 40): a new wait for the index
+    assert [b.end_ns for b in m.pop_ready(now_ns=2_300)] == [40]
+    assert [b.end_ns for b in m.pop_ready(now_ns=2_300)] == []   # [40, 50): the quotes have not passed 50
