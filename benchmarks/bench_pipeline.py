@@ -386,13 +386,15 @@ def proc_status(pid: int) -> dict[str, int]:
 class WorkerProcess:
     """``python -m streamer.cli worker`` on a prefix, its /metrics, its /proc status."""
 
-    def __init__(self, settings: Settings, env: dict[str, str] | None = None) -> None:
+    def __init__(self, settings: Settings, env: dict[str, str] | None = None, cprofile_to: str | None = None) -> None:
         self.settings = settings
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="streamer-bench-")
         self.logfile = open(os.path.join(self.dir, "worker.log"), "wb")
         e = dict(os.environ, STREAMER_DATA_DIR=self.dir, **(env or {}))
-        self.proc = subprocess.Popen([sys.executable, "-m", "streamer.cli", "worker", "--bootstrap",
+        # under cProfile (when py-spy is not installed): the stats are written when SIGTERM ends the worker
+        prof = ["-m", "cProfile", "-o", cprofile_to] if cprofile_to else []
+        self.proc = subprocess.Popen([sys.executable, *prof, "-m", "streamer.cli", "worker", "--bootstrap",
                                       settings.bootstrap, "--topic-prefix", settings.topic_prefix,
                                       "--metrics-port", str(self.port)], env=e, cwd=REPO,
                                      stdout=self.logfile, stderr=subprocess.STDOUT)
@@ -584,10 +586,11 @@ def percentiles(x: np.ndarray) -> dict:
 
 
 def latency_run(cfg, chain: Chain, tpl: QuoteTemplates, rate: int, seconds: float, warmup: float = 2.0,
-                profile_to: str | None = None) -> dict:
+                profile_to: str | None = None, cprofile_to: str | None = None) -> dict:
     settings = new_settings(cfg, f"lat{rate}")
     asyncio.run(kafka_io.ensure_topics(settings, kafka_io.topics_for(settings).all()))
-    w = WorkerProcess(settings, {"STREAMER_ANALYTICS_INTERVAL_S": "0.01", "STREAMER_WATERMARK_WAIT_S": "0.005"})
+    w = WorkerProcess(settings, {"STREAMER_ANALYTICS_INTERVAL_S": "0.01", "STREAMER_WATERMARK_WAIT_S": "0.005"},
+                      cprofile_to=cprofile_to)
     try:
         w.wait(lambda m: w.value(m, "streamer_worker_up") == 1.0, 120)
         # the chain and its open interest first (stamped now), applied before the paced run starts
@@ -701,6 +704,24 @@ def summarize_profile(path: str, top: int = 25) -> dict:
             "inclusive": [(short(f), round(100 * n / total, 1)) for f, n in incl.most_common(top * 2)]}
 
 
+def summarize_cprofile(path: str, top: int = 25) -> dict:
+    """Top functions of a cProfile stats file: % of the profiled time, own and inclusive (cumulative)."""
+    import pstats
+    st = pstats.Stats(path)
+    total = st.total_tt or 1.0
+
+    def name(k: tuple) -> str:
+        f, line, fn = k
+        return f"{fn} ({f.replace(str(REPO) + '/', '').replace(sys.prefix + '/lib/python3.11/site-packages/', '')}:{line})"
+
+    rows = st.stats.items()     # (file, line, fn) -> (primitive calls, calls, own, cumulative, callers)
+    own = sorted(rows, key=lambda kv: -kv[1][2])[:top]
+    incl = sorted(rows, key=lambda kv: -kv[1][3])[:top * 2]
+    return {"profiled_s": round(total, 2),
+            "own": [(name(k), round(100 * v[2] / total, 1)) for k, v in own],
+            "inclusive": [(name(k), round(100 * v[3] / total, 1)) for k, v in incl]}
+
+
 # -- main ----------------------------------------------------------------------------------------
 
 
@@ -804,6 +825,15 @@ def main(a: argparse.Namespace) -> dict:
             res["profile_latency"] = {"rate": rate, "keeps_up_while_sampled": lr["keeps_up"],
                                       "applied_inputs_per_s": lr["applied_inputs_per_s"], **summarize_profile(path),
                                       "raw_stacks": path}
+    if a.cprofile:
+        rate = 20_000 if 20_000 in rates or not rates else rates[0]
+        log(f"cprofile: worker under cProfile in the latency set-up at {rate:,} quotes/s")
+        path = os.path.join(tempfile.mkdtemp(prefix="streamer-prof-"), "latency.pstats")
+        lr = latency_run(cfg, chain, tpl, rate, a.latency_s, cprofile_to=path)
+        res["cprofile_latency"] = {"rate": rate, "keeps_up_while_profiled": lr["keeps_up"],
+                                   "applied_inputs_per_s": lr["applied_inputs_per_s"],
+                                   "snapshots_per_s": lr["snapshots_per_s"], "created": lr["created"],
+                                   **summarize_cprofile(path), "stats": path}
     res["loadavg"]["end"] = loadavg()
     res["total_seconds"] = round(time.perf_counter() - t_all, 1)
     import aiokafka
@@ -828,4 +858,6 @@ if __name__ == "__main__":
     ap.add_argument("--rates", default="5000,20000,50000", help="latency: quotes/s, comma-separated")
     ap.add_argument("--latency-s", type=float, default=10.0, help="latency: seconds per rate (default 10)")
     ap.add_argument("--profile", action="store_true", help="also sample the worker with py-spy (T(e) once more)")
+    ap.add_argument("--cprofile", action="store_true",
+                    help="also run the worker under cProfile in the latency set-up (no py-spy needed)")
     print(json.dumps(main(ap.parse_args()), indent=2))
