@@ -219,6 +219,7 @@ class Pipeline(mode.Service):
         hw = self.consumer.highwater(tp)
         part.merger.add(kind, table, next_offset=records[-1].offset + 1,
                         highwater=hw if hw is not None else -1, now_ns=now)
+        self._prune_replayed(part, kind, records[-1].offset + 1)
 
     def _drop_replayed(self, part: PartitionState, kind: int, table: dict) -> dict:
         """After a restore: rows a checkpoint already reflects are not applied twice."""
@@ -230,6 +231,18 @@ class Pipeline(mode.Service):
         if part.skip[kind]:
             keep &= ~np.isin(table["offset"], np.fromiter(part.skip[kind], np.int64))
         return table if keep.all() else {k: v[keep] for k, v in table.items()}
+
+    @staticmethod
+    def _prune_replayed(part: PartitionState, kind: int, next_offset: int) -> None:
+        """Every later row of this input has an offset >= ``next_offset``: the floors and skipped offsets it
+        has passed can never match again (else they were masked at every fetch for the worker's lifetime)."""
+        for floor in part.floor.values():
+            if floor[kind] <= next_offset:
+                floor[kind] = 0
+        if not any(map(any, part.floor.values())):  # all passed (kept till then: min floor rules rejects)
+            part.floor.clear()
+        if part.skip[kind]:
+            part.skip[kind] = {o for o in part.skip[kind] if o >= next_offset}
 
     def _positions(self, now: int) -> None:
         """High-water marks of every owned input partition (a topic with nothing new is caught up)."""
