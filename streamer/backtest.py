@@ -5,11 +5,14 @@ closes per trading day, exactly the entry point the worker uses, so the flow mod
 the trigger construction (``TriggerEvent``, ``event_id``, the finite-number guard) are the worker's. Per
 trading day, at the 16:00 New York close:
 
-1. dealer exposures (``ingest(exposures=...)``, applied before the closes): GEX from the SqueezeMetrics
-   daily file of the *previous* day (positioning before the move; their convention, read as $ per 1%
-   move), vanna and charm from a static option-chain snapshot (``dealer_proxy``) scaled by the previous
-   SPX close (sticky moneyness: $ exposures scale with S). Both are proxies: no daily chain history exists
-   here.
+1. dealer figures, applied before the closes, from ONE option chain and ONE positioning model
+   (``dealer_reval.dealer_signs``; ``Settings.dealer_positioning`` or ``positioning=``): GEX, vanna and
+   charm exposures (``ingest(exposures=...)``) and the vanna and charm hedge flows by full revaluation per
+   expiry under the day's VIX9D/VIX/VIX3M close-to-close move (``dealer_reval.reval_flows``;
+   ``ingest(dealer_flows=...)``). The chain is one dated the previous session when the shared data has
+   one (``dated_chain_paths``; ``dealer_basis`` 0), else a static snapshot (``default_proxy_paths``) with
+   its strikes scaled by previous close / its spot (``dealer_basis`` 1, labelled PROXY in the summary).
+   SqueezeMetrics' GEX is not mixed in: its positioning is theirs (VALIDATION.md (d2) compares).
 2. the closes of the bond input (TLT or DGS10, ``engine.bond_symbol``), VIX9D and VIX3M when present,
    the leveraged funds' underlyings when loaded (``DailyHistory.underlyings``: NDX, SOXX, NVDA, ...),
    then SPX and VIX, as index closes (``kind`` 1), the rules evaluated at their end
@@ -25,12 +28,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from streamer.core.dealer_reval import POSITIONINGS, dealer_signs, reval_flows
 from streamer.core.flows import FlowBook, FlowConfig
+from streamer.core.flows.dealer import BASIS_CHAIN, BASIS_PROXY
 from streamer.core.rules import RuleSet
 from streamer.engine import UnderlyingEngine, bond_symbol, index_table
 from streamer.history import DailyHistory
@@ -55,37 +60,87 @@ def close_ts_ns(iso_date: str) -> int:
 
 
 @dataclass(slots=True)
-class DealerProxy:
-    """Static dealer exposures of one chain snapshot, per point of spot (scaled by S each day)."""
+class DealerChain:
+    """One SPX option-chain snapshot for the dealer figures: per-contract engine IVs (``chain_report
+    .contract_ivs``: the live ChainBook's mid IVs against each expiry's parity forward, the one IV path) and
+    open interest. :meth:`figures` signs it with one positioning model for GEX, vanna and charm alike."""
 
     source: str
+    date: str                   # New York date of the snapshot (the session whose close it shows)
     spot: float
-    gex_usd_per_pct: float
-    vanna_usd_per_vol_pt: float
-    charm_usd_per_day: float
+    asof_ts_ns: int
+    expiry_ts_ns: np.ndarray
+    strike: np.ndarray
+    is_call: np.ndarray
+    iv: np.ndarray
+    open_interest: np.ndarray
+    rate: float
+    div_yield: float
+    _expo: dict[str, tuple[float, float, float]] = field(default_factory=dict)
 
-    def at(self, spot: float) -> tuple[float, float, float]:
-        """(gex, vanna, charm) scaled to ``spot``: vanna, charm ∝ S; GEX ∝ S² (sticky moneyness)."""
+    def exposures(self, positioning: str) -> tuple[float, float, float]:
+        """(GEX $/1%, vanna $/vol pt, charm $/day) at the snapshot's own spot (computed once per model)."""
+        if positioning not in self._expo:
+            from streamer.core import chain
+            sign = dealer_signs(positioning, self.expiry_ts_ns, self.strike, self.is_call, self.spot,
+                                self.asof_ts_ns)
+            t = chain.exposures_batch(self.expiry_ts_ns, self.strike, self.is_call, self.iv, self.open_interest,
+                                      self.spot, self.asof_ts_ns, self.rate, self.div_yield,
+                                      dealer_sign=sign).total
+            self._expo[positioning] = (t.gex_usd_per_pct, t.vanna_usd_per_vol_pt, t.charm_usd_per_day)
+        return self._expo[positioning]
+
+    def figures(self, positioning: str, spot: float, term_change_pts: tuple[float, float, float],
+                horizon_days: float) -> tuple[tuple[float, float, float], tuple[float, float] | None]:
+        """Exposures and (vanna $, charm $) hedge flows by full revaluation (``dealer_reval.reval_flows``)
+        with the chain's strikes scaled by ``spot`` / its own spot (sticky moneyness: BSM deltas depend
+        on S/K, so the $ figures scale with S and GEX with S²; times to expiry are the snapshot's).
+        Flows None when no term-structure node moved (all NaN)."""
         r = spot / self.spot
-        return self.gex_usd_per_pct * r * r, self.vanna_usd_per_vol_pt * r, self.charm_usd_per_day * r
+        g, v, c = self.exposures(positioning)
+        expo = (g * r * r, v * r, c * r)
+        if not any(x == x for x in term_change_pts):
+            return expo, None
+        k = self.strike * r
+        sign = dealer_signs(positioning, self.expiry_ts_ns, k, self.is_call, spot, self.asof_ts_ns)
+        f = reval_flows(self.expiry_ts_ns, k, self.is_call, self.iv, self.open_interest, sign, spot,
+                        self.asof_ts_ns, self.rate, self.div_yield, term_change_pts=term_change_pts,
+                        horizon_days=horizon_days)
+        return expo, (f.total("vanna_usd"), f.total("charm_usd"))
 
 
-def dealer_proxy(paths: Iterable[str | Path], rate: float = 0.045, div_yield: float = 0.013) -> DealerProxy:
-    """Dealer exposures of Cboe quotedata snapshot(s) with chain.exposures_batch (vendor IVs).
+def load_chain(paths: Iterable[str | Path], rate: float = 0.045, div_yield: float = 0.013) -> DealerChain:
+    """A :class:`DealerChain` from Cboe quotedata file(s) of one snapshot. A file whose own time stamp
+    is on another date than the one in its name (``spx_quotedata_2024-01-05_close.csv`` was taken on
+    Sunday 01-07) is dated 16:15 New York on its name's date (SOURCES.md)."""
+    import re
 
-    rate/div_yield: constant continuous rates (SOURCES.md: the vendor greeks match r≈5%, q≈1.3%;
-    4.5% is the 2024-25 average of the 3-month bill).
-    """
-    from streamer import cboe_csv
-    from streamer.core import chain
+    from streamer.chain_report import contract_ivs, load, parse_asof
 
-    snaps = [cboe_csv.read_quotedata(p) for p in paths]
-    s = cboe_csv.combine(snaps) if len(snaps) > 1 else snaps[0]
-    e = chain.exposures_batch(s.expiry_ts_ns, s.strike, s.right == "C", s.iv, s.open_interest,
-                              s.spot, s.asof_ts_ns, rate, div_yield)
-    t = e.total
-    return DealerProxy(",".join(Path(p).name for p in paths), s.spot, t.gex_usd_per_pct,
-                       t.vanna_usd_per_vol_pt, t.charm_usd_per_day)
+    paths = [Path(p) for p in paths]
+    m = re.search(r"(\d{4}-\d{2}-\d{2})", paths[0].name)
+    snap = load(paths)
+    day = datetime.fromtimestamp(snap.asof_ts_ns / 1e9, NY).date().isoformat()
+    if m and m.group(1) != day:
+        day = m.group(1)
+        snap = load(paths, parse_asof(f"{day}T16:15"))
+    iv, _ = contract_ivs(snap, rate, div_yield)
+    return DealerChain(",".join(p.name for p in paths), day, float(snap.spot), int(snap.asof_ts_ns),
+                       snap.expiry_ts_ns, snap.strike, snap.right == "C", iv, snap.open_interest, rate, div_yield)
+
+
+def dated_chain_paths(data_dir: str | Path) -> dict[str, list[Path]]:
+    """Full SPX chain snapshots in ``<data_dir>/option_chains`` by the date in their names (the files of
+    one date combined). Near-the-money subsets (``nearATM``) are left out: their exposures would be a
+    fraction of the dealers' book presented as the whole."""
+    import re
+
+    out: dict[str, list[Path]] = {}
+    for p in sorted((Path(data_dir) / "option_chains").glob("spx_quotedata_*.csv")):
+        m = re.match(r"spx_quotedata_(\d{4}-\d{2}-\d{2})_", p.name)
+        if m and "nearATM" not in p.name:
+            out.setdefault(m.group(1), []).append(p)
+    return out
 
 
 @dataclass(slots=True)
@@ -116,16 +171,27 @@ class BacktestResult:
 
 def run_backtest(hist: DailyHistory, *, config: FlowConfig | None = None, rules: RuleSet | None = None,
                  start: str | None = None, end: str | None = None, underlying: str = "SPX",
-                 proxy: DealerProxy | None = None, vix_seed: Iterable[float] = (),
+                 proxy: DealerChain | None = None, dated: Mapping[str, DealerChain] | None = None,
+                 positioning: str | None = None, vix_seed: Iterable[float] = (),
                  progress: bool = False, settings: Settings | None = None) -> BacktestResult:
     """Drive an :class:`UnderlyingEngine` over ``hist`` one day (one ``ingest``) at a time; events kept for
-    dates in [start, end]."""
+    dates in [start, end].
+
+    Dealer figures of day D (module doc): from ``dated[previous session]`` when there is one
+    (``dealer_basis`` 0), else from ``proxy`` scaled to the previous close (``dealer_basis`` 1), signed by
+    ``positioning`` (default ``settings.dealer_positioning``; any of ``dealer_reval.POSITIONINGS``); none
+    without either."""
     cfg = config or FlowConfig.default()
     if cfg.risk_parity.bond_input != hist.bond_input:
         from dataclasses import replace
         cfg = replace(cfg, risk_parity=replace(cfg.risk_parity, bond_input=hist.bond_input))
     rules = rules if rules is not None else RuleSet.default()
-    eng = UnderlyingEngine(underlying, settings or Settings(), rules, cfg)
+    st = settings or Settings()
+    positioning = positioning or st.dealer_positioning
+    if positioning not in POSITIONINGS:
+        raise ValueError(f"positioning must be one of {POSITIONINGS}, got {positioning!r}")
+    dated = dict(dated or {})
+    eng = UnderlyingEngine(underlying, st, rules, cfg)
     notes = []
     n_seed = eng.flows.seed_vix_history(list(vix_seed))   # warm-up of the rank window, before any close
     if n_seed:
@@ -144,7 +210,12 @@ def run_backtest(hist: DailyHistory, *, config: FlowConfig | None = None, rules:
     events: list[TriggerEvent] = []
     event_dates: list[str] = []
     withheld: list[tuple[str, str, str]] = []
-    gex = hist.extra.get("gex")
+    term = [np.asarray(hist.extra[k], dtype=float) if k in hist.extra else np.full(n, np.nan)
+            for k in ("vix9d",)] + [np.asarray(hist.vix, dtype=float)] \
+        + [np.asarray(hist.extra[k], dtype=float) if k in hist.extra else np.full(n, np.nan) for k in ("vix3m",)]
+    horizon = cfg.dealer.charm_horizon_days
+    used_dated: list[str] = []
+    n_proxy = 0
     it: Iterable[int] = range(n)
     if progress:
         from tqdm import tqdm
@@ -152,16 +223,25 @@ def run_backtest(hist: DailyHistory, *, config: FlowConfig | None = None, rules:
     for i in it:
         d = hist.dates[i]
         ts = close_ts_ns(d)
-        expo = None
-        if i > 0 and (gex is not None or proxy is not None):
-            s_prev = hist.spx[i - 1]
-            g, v, c = proxy.at(s_prev) if proxy is not None else (math.nan, math.nan, math.nan)
-            if gex is not None and gex[i - 1] == gex[i - 1]:
-                g = float(gex[i - 1])
-            expo = (g, v, c)
+        expo = flows = None
+        if i > 0:
+            ch = dated.get(hist.dates[i - 1])
+            basis = BASIS_CHAIN
+            if ch is None:
+                ch, basis = proxy, BASIS_PROXY
+            if ch is not None:
+                spot = ch.spot if basis == BASIS_CHAIN else float(hist.spx[i - 1])
+                chg = (term[0][i] - term[0][i - 1], term[1][i] - term[1][i - 1], term[2][i] - term[2][i - 1])
+                expo, vc = ch.figures(positioning, spot, chg, horizon)
+                flows = None if vc is None else (vc[0], vc[1], basis)
+                if start <= d <= end:
+                    if basis == BASIS_CHAIN:
+                        used_dated.append(f"{d} ({ch.source})")
+                    else:
+                        n_proxy += 1
         rows = [(sym, ts, col[i], d) for sym, col in columns if math.isfinite(col[i])]
         fx = eng.ingest(Batch(underlying, ts + 1, index=index_table(rows, underlying)), snapshot=False,
-                        evaluate=True, exposures=expo)
+                        evaluate=True, exposures=expo, dealer_flows=flows)
         for k, x in eng.values().items():
             if x is not None:
                 series[k][i] = x
@@ -169,6 +249,12 @@ def run_backtest(hist: DailyHistory, *, config: FlowConfig | None = None, rules:
             events += fx.triggers
             event_dates += [d] * len(fx.triggers)
             withheld += [(d, r, why) for r, why in fx.withheld]
+    if used_dated or n_proxy:
+        notes.append(f"dealer gamma/vanna/charm from one positioning ({positioning!r}), vanna and charm by full "
+                     f"revaluation under the VIX9D/VIX/VIX3M move: a chain dated the previous session on "
+                     f"{len(used_dated)} day(s) [{'; '.join(used_dated) or 'none'}]; PROXY on {n_proxy} day(s): "
+                     + (f"the static {proxy.source} chain (spot {proxy.spot:.2f}), strikes scaled by previous "
+                        f"close / {proxy.spot:.2f}" if proxy is not None else "none"))
     return BacktestResult(hist.dates, series, events, event_dates, start, end, eng.flows, notes, eng, withheld)
 
 
@@ -195,11 +281,14 @@ def summary(res: BacktestResult, top: int = 10) -> str:
     lines.append("largest |systematic flow| days ($bn; vol-control + risk parity + CTA + leveraged ETFs + dealers):")
     cols = ("flow_systematic_today_usd", "flow_vol_control_today_usd", "flow_risk_parity_today_usd",
             "flow_cta_today_usd", "flow_leveraged_etf_close_usd", "flow_dealer_total_usd")
-    lines.append("  date        spx_chg   total   volctl   rpar     cta   levETF  dealer")
+    lines.append("  date        spx_chg   total   volctl   rpar     cta   levETF  dealer  (dealer basis)")
+    basis = res.series.get("dealer_basis")
     for j in order:
         i = w.start + int(j)
         vals = "".join(f"{res.series[c][i] / 1e9:8.1f}" for c in cols)
-        lines.append(f"  {dates[j]}  {res.series['spx_change_ratio'][i]:+7.2%}{vals}")
+        b = basis[i] if basis is not None else math.nan
+        lab = "dated chain" if b == BASIS_CHAIN else "PROXY" if b == BASIS_PROXY else "-"
+        lines.append(f"  {dates[j]}  {res.series['spx_change_ratio'][i]:+7.2%}{vals}  {lab}")
     return "\n".join(lines)
 
 
@@ -249,7 +338,8 @@ def plot(res: BacktestResult, path: str | Path, title: str = "") -> None:
     ax[2].legend(loc="lower left", fontsize=8, ncol=3)
     for k, lab in (("flow_vol_control_today_usd", "vol control"), ("flow_risk_parity_today_usd", "risk parity"),
                    ("flow_cta_today_usd", "CTA"), ("flow_leveraged_etf_close_usd", "leveraged ETFs (close)"),
-                   ("flow_dealer_total_usd", "dealer hedging")):
+                   ("flow_dealer_total_usd", "dealer hedging"
+                    + (" (proxy chain)" if np.nanmax(np.r_[S.get("dealer_basis", np.array([])), 0.0]) > 0 else ""))):
         v = S[k] / 1e9
         ax[3].plot(x, _rolling_sum(v, 21), lw=0.8, alpha=0.85, label=lab)
     ax[3].axhline(0, color="grey", lw=0.5)

@@ -1,12 +1,15 @@
 """`streamer backtest`: run the live engine (flow models, trigger rules) offline over real daily history.
 
-Reads SPX, VIX (VIX9D/VIX3M if present), a bond proxy (TLT, else DGS10) and SqueezeMetrics GEX from
-a data folder (default /work/shared/data when it exists) or explicit files; writes the trigger
+Reads SPX, VIX (VIX9D/VIX3M if present), a bond proxy (TLT, else DGS10), the leveraged funds' underlyings
+and the SPX option-chain snapshots (dealer figures: a chain dated the previous session, else a static proxy)
+from a data folder (default /work/shared/data when it exists) or explicit files; writes the trigger
 events as JSON lines (the live topic's schema), a PNG report, and prints a summary.
 """
 from __future__ import annotations
 
 import argparse
+
+from streamer.core.dealer_reval import POSITIONINGS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,10 +21,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bond-input", choices=["price", "yield_pct"], help="how to read --bond (default: by file name)")
     p.add_argument("--vix9d", help="Cboe VIX9D history CSV")
     p.add_argument("--vix3m", help="Cboe VIX3M history CSV")
-    p.add_argument("--gex", help="SqueezeMetrics DIX/GEX CSV (daily dealer gamma proxy)")
+    p.add_argument("--gex", help="SqueezeMetrics DIX/GEX CSV (recorded, never mixed into the dealer figures: "
+                   "their positioning is their own)")
     p.add_argument("--chain", action="append", help="Cboe quotedata chain snapshot(s) for the static dealer "
-                   "vanna/charm proxy (default: the 2025-01-06 Jan+Feb SPX chains in <data-dir>/option_chains)")
-    p.add_argument("--no-dealer-proxy", action="store_true", help="no chain proxy (vanna/charm flows NaN)")
+                   "proxy on days without a chain dated the previous session (default: the 2025-01-06 Jan+Feb "
+                   "SPX chains in <data-dir>/option_chains)")
+    p.add_argument("--no-dealer-proxy", action="store_true",
+                   help="no static proxy: dealer figures only on days after a dated chain (NaN otherwise)")
+    p.add_argument("--positioning", choices=POSITIONINGS, help="dealer positioning model for GEX, vanna and "
+                   "charm alike (default: the dealer_positioning setting; streamer/core/dealer_reval.py)")
     p.add_argument("--from", dest="start", help="first date of the report, YYYY-MM-DD (history before warms up)")
     p.add_argument("--to", dest="end", help="last date of the report, YYYY-MM-DD")
     p.add_argument("--rules", help="rule TOML file (default: streamer/rules/default.toml)")
@@ -57,18 +65,17 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError, RuleError, ConfigError) as exc:
         print(f"streamer backtest: {exc}", file=sys.stderr)
         return 2
+    st = Settings()
     proxy = None
     if not args.no_dealer_proxy:
         paths = args.chain or (bt.default_proxy_paths(data_dir) if data_dir else [])
         if paths:
-            proxy = bt.dealer_proxy(paths)
+            proxy = bt.load_chain(paths, st.rate, st.div_yield)
+    dated = {d: bt.load_chain(ps, st.rate, st.div_yield)
+             for d, ps in (bt.dated_chain_paths(data_dir) if data_dir else {}).items()}
     seed = bt.vix_seed_closes(hist.sources["vix"], hist.dates[0], cfg.vix_rank_window_days)
     res = bt.run_backtest(hist, config=cfg, rules=rules, start=args.start, end=args.end, proxy=proxy,
-                          vix_seed=seed, progress=not args.no_progress)
-    if proxy is not None:
-        res.notes.append(f"dealer vanna/charm proxy from {proxy.source} (spot {proxy.spot:.2f}): "
-                         f"vanna {proxy.vanna_usd_per_vol_pt / 1e9:.1f} $bn/vol pt, charm "
-                         f"{proxy.charm_usd_per_day / 1e9:.1f} $bn/day, scaled by S")
+                          dated=dated, positioning=args.positioning, vix_seed=seed, progress=not args.no_progress)
     if res.withheld:
         res.notes.append(f"{len(res.withheld)} trigger(s) withheld for a non-finite number: "
                          + ", ".join(f"{d} {r} ({why})" for d, r, why in res.withheld[:5]))

@@ -55,7 +55,15 @@ def test_backtest_rejects_bad_rules_file(data_dir, tmp_path, capsys):
 
 
 @pytest.fixture(scope="module")
-def full_run(data_dir):
+def chains(data_dir):
+    """(static proxy, {date: chain dated that session}) as the backtest command loads them."""
+    from streamer import backtest as bt
+    return (bt.load_chain(bt.default_proxy_paths(data_dir)),
+            {d: bt.load_chain(ps) for d, ps in bt.dated_chain_paths(data_dir).items()})
+
+
+@pytest.fixture(scope="module")
+def full_run(data_dir, chains):
     from streamer import backtest as bt
     from streamer.core.flows import FlowConfig
     from streamer.core.rules import RuleSet
@@ -63,10 +71,11 @@ def full_run(data_dir):
 
     cfg = FlowConfig.default()
     h = load_history(data_dir, underlyings=cfg.leveraged_etf.symbols)
-    proxy = bt.dealer_proxy(bt.default_proxy_paths(data_dir))
+    proxy, dated = chains
     seed = bt.vix_seed_closes(h.sources["vix"], h.dates[0], cfg.vix_rank_window_days)
     rules = RuleSet.default()
-    return bt.run_backtest(h, config=cfg, rules=rules, proxy=proxy, vix_seed=seed, start="2016-01-01"), rules
+    res = bt.run_backtest(h, config=cfg, rules=rules, proxy=proxy, dated=dated, vix_seed=seed, start="2016-01-01")
+    return res, rules
 
 
 def test_no_buy_with_a_notional_at_or_below_zero_2016_2026(full_run):
@@ -116,7 +125,7 @@ def test_rule_statistics_against_a_direct_count(full_run):
             assert math.isclose(st.fwd_base[k], sum(allr) / len(allr), rel_tol=1e-9)
 
 
-def test_backtest_goes_through_the_engine_and_records_the_catalogue(full_run, data_dir):
+def test_backtest_goes_through_the_engine_and_records_the_catalogue(full_run, data_dir, chains):
     """The backtest drives UnderlyingEngine.ingest: its columns are the signal catalogue expanded for the
     series it feeds, its events are the engine's (input_seq = inputs the engine applied), and the bond
     closes reach risk parity through the engine."""
@@ -133,11 +142,50 @@ def test_backtest_goes_through_the_engine_and_records_the_catalogue(full_run, da
     assert max(e.input_seq for e in res.events) <= eng.n_inputs
     alloc = res.series["risk_parity_equity_alloc_ratio"][res.window()]
     assert np.isfinite(alloc).mean() > 0.95             # the bond leg is fed: risk parity runs
-    # the flow models hold the day's exposures when the rules run: SqueezeMetrics GEX of the previous day
+    # the flow models hold the day's exposures when the rules run: the proxy chain's, at the previous close
     from streamer.history import load_history
-    gex = load_history(data_dir).extra["gex"]
     i = res.dates.index("2024-11-06")
-    assert res.series["dealer_gex_usd_per_pct"][i] == gex[i - 1] != gex[i]
+    proxy, _ = chains
+    r = res.series["spx_last"][i - 1] / proxy.spot
+    g, v, c = proxy.exposures("naive")
+    assert res.series["dealer_gex_usd_per_pct"][i] == g * r * r
+    assert res.series["dealer_vanna_usd_per_vol_pt"][i] == v * r
+    gex = load_history(data_dir).extra["gex"]          # SqueezeMetrics' GEX is never mixed in
+    assert res.series["dealer_gex_usd_per_pct"][i] != gex[i - 1]
     # the funds' own benchmarks reach the flow models through the engine: 2024-11-06 NDX close, not beta x SPX
     assert res.series["ndx_last"][i] == load_history(data_dir, underlyings=["NDX"]).underlyings["NDX"][i]
     assert res.book.config.leveraged_etf.symbols and {"ndx_last", "tsla_change_ratio"} <= set(res.series)
+
+
+def test_dealer_figures_come_from_one_chain_and_one_positioning(full_run, data_dir, chains):
+    """Each day's dealer GEX, vanna and charm come from one chain signed by one positioning model: a chain
+    dated the previous session (dealer_basis 0) on the days after the shared full SPX snapshots, the static
+    proxy scaled to the previous close (dealer_basis 1) on every other day; the vanna/charm flows are the
+    full revaluation under the day's VIX9D/VIX/VIX3M close-to-close move (dealer_reval.reval_flows)."""
+    from streamer.core.dealer_reval import dealer_signs, reval_flows
+    from streamer.history import load_history
+
+    res, _ = full_run
+    proxy, dated = chains
+    assert set(dated) == {"2023-09-14", "2024-01-05", "2025-01-06"}   # the 2024-11-08 ATM subset is left out
+    h = load_history(data_dir)
+    basis = res.series["dealer_basis"]
+    after = {res.dates[res.dates.index(d) + 1]: d for d in dated}
+    for i in range(1, len(res.dates)):
+        assert basis[i] == (0.0 if res.dates[i] in after else 1.0), res.dates[i]
+    for day in ("2024-11-06", *after):
+        i = res.dates.index(day)
+        ch = dated.get(res.dates[i - 1], proxy)
+        s = ch.spot if ch is not proxy else h.spx[i - 1]
+        k = ch.strike * (s / ch.spot)
+        chg = tuple(x[i] - x[i - 1] for x in (h.extra["vix9d"], h.vix, h.extra["vix3m"]))
+        sign = dealer_signs("naive", ch.expiry_ts_ns, k, ch.is_call, s, ch.asof_ts_ns)
+        f = reval_flows(ch.expiry_ts_ns, k, ch.is_call, ch.iv, ch.open_interest, sign, s, ch.asof_ts_ns,
+                        ch.rate, ch.div_yield, term_change_pts=chg,
+                        horizon_days=res.book.config.dealer.charm_horizon_days)
+        assert res.series["flow_dealer_vanna_usd"][i] == f.total("vanna_usd"), day
+        assert res.series["flow_dealer_charm_usd"][i] == f.total("charm_usd"), day
+    # the summary says which days are proxies
+    from streamer.backtest import summary
+    text = summary(res)
+    assert "PROXY on" in text and "dated the previous session on 3 day(s)" in text
