@@ -157,9 +157,13 @@ def _vix(snap: ChainSnapshot, rate: float, spec: VixSpec) -> dict:
         if d is None:
             return None
         return {"expiry": _iso(d.expiry_ts_ns), "days": d.minutes / 1440.0, "forward": d.forward,
-                "k0": d.k0, "sigma2": d.sigma2, "n_strikes": d.n_strikes}
+                "k0": d.k0, "sigma2": d.sigma2, "n_strikes": d.n_strikes, "truncated": d.truncated,
+                "wing_bound": d.wing_bound}
 
+    # a strip that ends at the last listed strike (no two zero bids) still gives a value; the bound says
+    # how many index points the unlisted wing could add (core/vix.py)
     return {"value": _num(v.value), "reason": None if v.ok else v.reason,
+            "wing_truncated": v.wing_truncated, "wing_bound": _num(v.wing_bound),
             "near": term(v.near), "next": term(v.next)}
 
 
@@ -289,7 +293,9 @@ def report(snap: ChainSnapshot, rate: float | None = None, div_yield: float | No
         "forward_expiry": nearest["expiry"] if nearest else None,
         "atm_iv": top["atm_iv"],
         "vix_index": vix["value"], "vix_reason": vix["reason"],
+        "vix_wing_truncated": vix["wing_truncated"], "vix_wing_bound": vix["wing_bound"],
         "vix9d_index": vix9d["value"], "vix9d_reason": vix9d["reason"],
+        "vix9d_wing_truncated": vix9d["wing_truncated"], "vix9d_wing_bound": vix9d["wing_bound"],
         "vix_terms": {"near": vix["near"], "next": vix["next"]},
         "vix9d_terms": {"near": vix9d["near"], "next": vix9d["next"]},
         **{k: top[k] for k in ("gex_usd_per_pct", "delta_exposure_usd", "vanna_usd_per_vol_pt",

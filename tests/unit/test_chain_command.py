@@ -37,7 +37,8 @@ RATE, DIV = 0.05, 0.013
 TOP_NUMBERS = ["spot", "gex_usd_per_pct", "delta_exposure_usd", "vanna_usd_per_vol_pt",
                "charm_usd_per_day"]
 TOP_KEYS = TOP_NUMBERS + ["forward", "atm_iv", "vix_index", "vix_reason", "vix9d_index",
-                          "vix9d_reason", "gamma_flip", "call_wall", "put_wall",
+                          "vix9d_reason", "vix_wing_truncated", "vix_wing_bound", "vix9d_wing_truncated",
+                          "vix9d_wing_bound", "gamma_flip", "call_wall", "put_wall",
                           "abs_gamma_strike", "zero_dte", "iv", "expiries", "asof"]
 EXPIRY_KEYS = ["expiry", "settlement", "days", "forward", "atm_iv", "gex_usd_per_pct",
                "vanna_usd_per_vol_pt", "charm_usd_per_day", "open_interest", "n_contracts"]
@@ -162,6 +163,14 @@ def test_report_equals_slow_references(case: list[str], outputs: dict) -> None:
             assert d[key] == pytest.approx(lv.value, rel=1e-12)
         else:
             assert d[key] is None and d[key.replace("index", "reason")] == lv.reason
+        # the truncated-wing flag and bound of the batch reference, as the live book computes them
+        trunc, bound = d[key.replace("index", "wing_truncated")], d[key.replace("index", "wing_bound")]
+        assert trunc is lv.wing_truncated
+        assert bound == pytest.approx(lv.wing_bound, rel=1e-9, abs=1e-12)
+        terms = d[key.replace("_index", "_terms")]
+        assert trunc == any(t is not None and t["truncated"] for t in terms.values())
+        if lv.ok:   # a value's bound only where a strip ended at the last listed strike
+            assert (bound > 0) <= trunc
     # nearest unexpired expiry's parity forward, from valid mids
     near = next(x for x in d["expiries"] if x["days"] > 0 and x["forward"] is not None)
     m = s.expiry_ts_ns == near["expiry_ts_ns"]
