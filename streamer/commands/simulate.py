@@ -1,5 +1,6 @@
-"""`streamer simulate`: publish a deterministic market scenario (index ticks, an SPX option chain, open
-interest) to Kafka, optionally with malformed messages mixed in to exercise the dead-letter path."""
+"""`streamer simulate`: publish a deterministic market scenario (SPX and VIX ticks and the leveraged funds'
+underlyings, an SPX option chain, open interest) to Kafka, optionally with malformed messages mixed in to
+exercise the dead-letter path."""
 from __future__ import annotations
 
 import argparse
