@@ -528,7 +528,8 @@ class ChainBook:
     ``next_rolloff`` read what expires today / at the next settlement.
 
     State: ``to_state()`` is a flat dict of scalars and numpy arrays (every slot array, table and
-    running sum, the free lists); ``from_state`` restores it bit for bit, so restore + the same
+    running sum, the free lists; not the live-GEX band, a pure function of the slots and the eval
+    point that ``from_state`` recomputes); ``from_state`` restores it bit for bit, so restore + the same
     later calls gives results identical to an uninterrupted run. The same calls give the same bits.
 
     >>> bk = ChainBook(100.0, 0, ChainConfig(rate=0.0, div_yield=0.0))
