@@ -5,7 +5,6 @@ Under ``CI=true`` a broker that cannot be started is a failure, never a skip.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from kafka_helpers import stop_process
 
 from streamer import broker
 
@@ -116,13 +116,7 @@ class WorkerProcess:
     def stop(self) -> None:
         if self.log.closed:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.log.close()
 
 
