@@ -67,19 +67,22 @@ def main() -> int:
     write_section(a.out, "validate_flows_leveraged", "\n".join(leveraged_section(cfg, a.data_dir)))
     if a.only == "leveraged":
         return 0
-    h = load_history(a.data_dir)
-    proxy = bt.dealer_proxy(bt.default_proxy_paths(a.data_dir))
+    # as `streamer backtest` loads it: the leveraged funds' underlyings, the dated chains and the static proxy
+    h = load_history(a.data_dir, underlyings=cfg.leveraged_etf.symbols)
+    proxy = bt.load_chain(bt.default_proxy_paths(a.data_dir))
+    dated = {d: bt.load_chain(ps) for d, ps in bt.dated_chain_paths(a.data_dir).items()}
     seed = bt.vix_seed_closes(h.sources["vix"], h.dates[0], cfg.vix_rank_window_days)
     rules = RuleSet.default()
-    res = bt.run_backtest(h, config=cfg, rules=rules, proxy=proxy, vix_seed=seed, start="2016-01-01")
+    res = bt.run_backtest(h, config=cfg, rules=rules, proxy=proxy, dated=dated, vix_seed=seed, start="2016-01-01")
     # replay up to the event day to read projections from the book as it stood that evening
     i = h.dates.index(DAY)
-    cut = load_history(a.data_dir)
+    cut = load_history(a.data_dir, underlyings=cfg.leveraged_etf.symbols)
     for k in ("spx", "vix", "bond"):
         setattr(cut, k, getattr(cut, k)[: i + 1])
     cut.dates = cut.dates[: i + 1]
     cut.extra = {k: v[: i + 1] for k, v in cut.extra.items()}
-    r2 = bt.run_backtest(cut, config=cfg, rules=RuleSet([], "none"), proxy=proxy, vix_seed=seed)
+    cut.underlyings = {k: v[: i + 1] for k, v in cut.underlyings.items()}
+    r2 = bt.run_backtest(cut, config=cfg, rules=RuleSet([], "none"), proxy=proxy, dated=dated, vix_seed=seed)
     book = r2.book
     sig = book.signals()
     jan = bisect.bisect_right(h.dates, "2024-12-31") - 1 - i      # closes after 11-06 through Dec 31
@@ -153,11 +156,17 @@ def main() -> int:
              + "; ".join(f"{k.split('_')[-2].upper()} {bn(v)}" for k, v in sig.items()
                          if k.startswith("flow_leveraged_etf_") and k != "flow_leveraged_etf_close_usd")
              + f"; AUM table as of {cfg.leveraged_etf.aum_asof} (approximate), betas {dict(cfg.leveraged_etf.beta_to_spx)} |")
-    L.append(f"| dealer vanna (VIX {sig['vix_change_pts']:+.2f} pts as parallel IV shift) | {bn(sig['flow_dealer_vanna_usd'])} | "
-             f"+5 (Morgan Stanley, options-hedge rebalancing) | **proxy**: vanna {sig['dealer_vanna_usd_per_vol_pt'] / 1e9:.1f} $bn/vol pt from {proxy.source}, naive signs |")
+    basis = "**proxy**" if sig["dealer_basis"] == 1.0 else "dated chain" if sig["dealer_basis"] == 0.0 else "none"
+    sm = h.extra["gex"][i - 1] if "gex" in h.extra else float("nan")
+    L.append(f"| dealer vanna (full revaluation per expiry, VIX9D/VIX/VIX3M move; VIX {sig['vix_change_pts']:+.2f} pts) | "
+             f"{bn(sig['flow_dealer_vanna_usd'])} | +5 (Morgan Stanley, options-hedge rebalancing) | {basis}: "
+             f"{proxy.source} (spot {proxy.spot:.2f}) scaled to the previous close, `naive` positioning; first order "
+             f"it would be {bn(-sig['dealer_vanna_usd_per_vol_pt'] * sig['vix_change_pts'])} |")
     L.append(f"| dealer gamma (SPX {sig['spx_change_ratio']:+.2%}) | {bn(sig['flow_dealer_gamma_usd'])} | (in the +5 above) | "
-             f"GEX {sig['dealer_gex_usd_per_pct'] / 1e9:.2f} $bn/1% = SqueezeMetrics 2024-11-05 |")
-    L.append(f"| dealer charm (1 day) | {bn(sig['flow_dealer_charm_usd'])} | - | **proxy**: charm {sig['dealer_charm_usd_per_day'] / 1e9:.1f} $bn/day from the same chain |")
+             f"GEX {sig['dealer_gex_usd_per_pct'] / 1e9:.2f} $bn/1% from the same chain and positioning "
+             f"(SqueezeMetrics 2024-11-05: {sm / 1e9:.2f}, their positioning, not used) |")
+    L.append(f"| dealer charm (1 day, full revaluation) | {bn(sig['flow_dealer_charm_usd'])} | - | {basis}: same chain; "
+             f"first order {bn(-sig['dealer_charm_usd_per_day'] * cfg.dealer.charm_horizon_days)} |")
     L.append("")
     write_section(a.out, "validate_flows", "\n".join(L) + "\n" + EXPLAIN)
     return 0
@@ -274,24 +283,27 @@ EXPLAIN = """
 * **Rules.** Each rule's notional is the flow it is about (the last column; the rules file says
   why). The forward returns are descriptive, not a backtest of a strategy. The two rules that fire
   on big up days in stressed markets (`election_vol_collapse`, `leveraged_etf_close_buying`) were
-  followed by below-average 1- and 5-day returns (relief rallies partly given back; 2020 and 2022
-  dominate) and above-average 21-day returns; the others sit within about 0.3 point of the
-  unconditional mean at 1 and 5 days. With 15-57 events per rule, clustered events sharing their
-  windows, and a rising decade lifting every 21-day mean, none of this is evidence of an edge,
-  and no threshold was moved because of it. `leveraged_etf_close_buying` restates a +2% SPX day
-  and clusters most (about half of its events within 10 sessions of the previous one).
+  followed by below-average 1- and 5-day returns (relief rallies partly given back) and
+  above-average 21-day returns; the others sit within about 0.3 point of the unconditional mean
+  at 1 and 5 days. With 15-39 events per rule, clustered events sharing their windows, and a
+  rising decade lifting every 21-day mean, none of this is evidence of an edge, and no threshold
+  was moved because of it. `leveraged_etf_close_buying` restates a large SPX up day against the
+  funds' dated AUM (14 of its 19 events in 2024-2025, when the funds were largest) and clusters
+  most (37% of its events within 10 sessions of the previous one).
 * **Leveraged ETFs.** Each fund now runs on its own underlying's return with a dated AUM (section
   "Leveraged ETFs on their own underlyings" below, fund group by fund group beside Morgan Stanley).
-  The row above is the engine's figure: it stays on the SPX-beta proxy until the engine and the
-  backtest feed the underlyings' prices. Morgan Stanley's ~$15bn also covers "derivative-enhanced"
-  funds (e.g. options-income funds), which we do not model.
-* **Dealers.** No chain for 2024-11-05 is in the data. Vanna and charm (the notional of
-  `election_vol_collapse`) are a **proxy**: they come from the 2025-01-06
-  Jan+Feb snapshot, scaled by spot, under the naive convention (every put is dealer-short, every
-  call dealer-long). That convention overstates the short-put book, and a VIX move is not a parallel
-  shift of every strike's IV. Read our vanna figure as an upper bound of the mechanism, not an
-  estimate of that day. Gamma uses SqueezeMetrics' own GEX (their sign convention: positive = dealers
-  long gamma, so they sell a rally).
+  The row above is the engine's figure, with the funds' underlyings fed as closes (as `streamer
+  backtest` does). Morgan Stanley's ~$15bn also covers "derivative-enhanced" funds (e.g.
+  options-income funds), which we do not model.
+* **Dealers.** No chain for 2024-11-05 is in the data, so gamma, vanna and charm (vanna + charm are
+  the notional of `election_vol_collapse`) are a **proxy** (`dealer_basis` 1): the 2025-01-06
+  Jan+Feb snapshot with its strikes scaled by the previous close, one positioning model for all
+  three (`naive`: every put dealer-short, every call dealer-long; `Settings.dealer_positioning`),
+  vanna and charm by full revaluation per expiry under the VIX9D/VIX/VIX3M move (section (d2)),
+  not a parallel VIX shift. The naive convention overstates the short-put book: read the vanna
+  figure as an upper bound of the mechanism, not an estimate of that day. SqueezeMetrics' GEX is
+  shown for reference only; it is never added to the chain's figures. Only three backtest days
+  (2023-09-15, 2024-01-08, 2025-01-07) have a chain dated the previous session.
 * **Risk parity, CTA.** No published figure for the day is listed in DOMAIN.md to compare with.
   Risk parity moves slowly: 60-day vols, bond vol up on the TLT selloff. The CTA was already long
   and its score did not change that day. Its vol scaling *cut* the position, because the +2.5% day
