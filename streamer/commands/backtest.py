@@ -71,8 +71,10 @@ def run(args: argparse.Namespace) -> int:
         paths = args.chain or (bt.default_proxy_paths(data_dir) if data_dir else [])
         if paths:
             proxy = bt.load_chain(paths, st.rate, st.div_yield)
-    dated = {d: bt.load_chain(ps, st.rate, st.div_yield)
-             for d, ps in (bt.dated_chain_paths(data_dir) if data_dir else {}).items()}
+    dated = {d: proxy if proxy is not None and sorted(map(str, ps)) == sorted(map(str, args.chain or
+                                                                              bt.default_proxy_paths(data_dir)))
+             else bt.load_chain(ps, st.rate, st.div_yield)
+             for d, ps in (bt.dated_chain_paths(data_dir) if data_dir else {}).items()}   # the proxy's files: loaded once
     seed = bt.vix_seed_closes(hist.sources["vix"], hist.dates[0], cfg.vix_rank_window_days)
     res = bt.run_backtest(hist, config=cfg, rules=rules, start=args.start, end=args.end, proxy=proxy,
                           dated=dated, positioning=args.positioning, vix_seed=seed, progress=not args.no_progress)
