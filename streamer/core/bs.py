@@ -355,3 +355,106 @@ def greeks1(S: float, K: float, T: float, r: float, q: float, sigma: float,
         charm=th * q * eq * n1 - epdf * (2.0 * (r - q) * T - d2 * sd) / (2.0 * T * sd),
         vomma=vg * d1 * d2 / sigma,
     )
+
+
+# --------------------------------------------------------------------------------------
+# Scalar mirrors of the vector functions, for small batches (numpy's ~1-5 us per call
+# dominates below a few dozen elements). Each performs the vector function's floating-point
+# operations on one element in the same order, so its result is bit-identical *provided*
+# ``math.exp``/``log``/``sinh`` round like numpy's loops; ``SCALAR_MIRRORS_EXACT`` checks that
+# once at import (numpy's AVX-512 exp/log differ from libm; then callers must stay on the
+# vector path). Python raises where numpy gives inf/NaN (x/0, log(0), exp overflow): callers
+# then redo that element with the vector function, so edge cases follow the vector path too.
+
+
+def _libm_matches_numpy() -> bool:
+    """Whether math.exp/log/sinh/sqrt equal numpy's on a fixed sample of the hot-path ranges."""
+    rng = np.random.default_rng(20261207)
+    x = np.concatenate([rng.uniform(-745.0, 709.0, 4096), rng.uniform(-40.0, 40.0, 8192),
+                        rng.uniform(-1.0, 1.0, 4096)])
+    xp = np.abs(x) + 1e-300
+    with np.errstate(all="ignore"):
+        pairs = ((np.exp(x), x, math.exp), (np.log(xp), xp, math.log),
+                 (np.sinh(x[4096:]), x[4096:], math.sinh), (np.sqrt(xp), xp, math.sqrt))
+    return all(v.tolist() == [f(t) for t in a.tolist()] for v, a, f in pairs)
+
+
+SCALAR_MIRRORS_EXACT: bool = _libm_matches_numpy()
+
+
+def _exp_minus_sq1(y: float) -> float:
+    ysq = math.trunc(y * 16.0) / 16.0
+    dl = (y - ysq) * (y + ysq)
+    return math.exp(-ysq * ysq) * math.exp(-dl)
+
+
+def erfc1(x: float) -> float:
+    """Scalar mirror of ``erfc`` (same operations, same bits when SCALAR_MIRRORS_EXACT).
+
+    >>> erfc1(0.3) == float(erfc(0.3)), erfc1(-2.5) == float(erfc(-2.5))
+    (True, True)
+    """
+    if x != x:
+        return x
+    y = abs(x)
+    if y <= 0.46875:
+        ysq = x * x
+        xnum = _A[4] * ysq
+        xden = ysq
+        for i in range(3):
+            xnum = (xnum + _A[i]) * ysq
+            xden = (xden + _B[i]) * ysq
+        return 1.0 - x * (xnum + _A[3]) / (xden + _B[3])
+    if y <= 4.0:
+        xnum = _C[8] * y
+        xden = y
+        for i in range(7):
+            xnum = (xnum + _C[i]) * y
+            xden = (xden + _D[i]) * y
+        out = (xnum + _C[7]) / (xden + _D[7]) * _exp_minus_sq1(y)
+    elif y >= _XBIG:
+        out = 0.0
+    else:
+        ysq = 1.0 / (y * y)
+        xnum = _P[5] * ysq
+        xden = ysq
+        for i in range(4):
+            xnum = (xnum + _P[i]) * ysq
+            xden = (xden + _Q[i]) * ysq
+        res = ysq * (xnum + _P[4]) / (xden + _Q[4])
+        out = (_INV_SQRT_PI - res) / y * _exp_minus_sq1(y)
+    return 2.0 - out if x < 0.0 else out
+
+
+def norm_cdf1(x: float) -> float:
+    """Scalar mirror of ``norm_cdf``."""
+    return 0.5 * erfc1(-_INV_SQRT2 * x)
+
+
+def norm_pdf1(x: float) -> float:
+    """Scalar mirror of ``norm_pdf``."""
+    xa = abs(x)
+    xs = math.trunc(xa * 16.0) / 16.0
+    return _INV_SQRT_2PI * math.exp(-0.5 * xs * xs) * math.exp(-0.5 * (xa - xs) * (xa + xs))
+
+
+def live_greeks1(S: float, K: float, T: float, r: float, q: float, sigma: float,
+                 th: float) -> tuple[float, float, float, float]:
+    """(gamma, delta, vanna, charm) of a live option (T > 0, sigma > 0; th = +1 call, -1 put):
+    scalar mirror of ``greeks`` (same bits when SCALAR_MIRRORS_EXACT).
+
+    >>> g = greeks(49.0, 50.0, 0.3846, 0.05, 0.0, 0.2, True)
+    >>> live_greeks1(49.0, 50.0, 0.3846, 0.05, 0.0, 0.2, 1.0) == (
+    ...     float(g.gamma), float(g.delta), float(g.vanna), float(g.charm))
+    True
+    """
+    eq = math.exp(-q * T)
+    F = S * math.exp((r - q) * T)
+    sqt = math.sqrt(T)
+    sd = sigma * sqt
+    d1 = math.log(F / K) / sd + 0.5 * sd
+    d2 = d1 - sd
+    n1 = norm_cdf1(th * d1)
+    epdf = eq * norm_pdf1(d1)
+    return (epdf / (S * sd), th * eq * n1, -epdf * d2 / sigma,
+            th * q * eq * n1 - epdf * (2.0 * (r - q) * T - d2 * sd) / (2.0 * T * sd))

@@ -764,8 +764,7 @@ class ChainBook:
         vols = np.full(slots.shape[0], _NAN)
         ok = np.isfinite(spot_eq) & np.isfinite(mid)
         if ok.any():
-            vols[ok], _ = ivsolve.implied_vol_batch(mid[ok], spot_eq[ok], k[ok], t[ok], r, q,
-                                                    call[ok])
+            vols[ok] = ivsolve.implied_vols(mid[ok], spot_eq[ok], k[ok], t[ok], r, q, call[ok])
         return vols
 
     def apply_open_interest(self, expiry_ts_ns: np.ndarray, strike: np.ndarray,
@@ -815,22 +814,74 @@ class ChainBook:
         if not (s > 0.0 and math.isfinite(s)):
             live[:] = False
         i = np.flatnonzero(live)
-        if i.size:
-            si = slots[i]
-            call = a["call"][si]
-            g = bs.greeks(s, a["strike"][si], t[i], cfg.rate, cfg.div_yield, iv[i], call)
-            m = a["sign"][si] * oi[i] * cfg.multiplier
-            out[i, _GEX] = g.gamma * m * s * s * 0.01
-            out[i, _DEX] = g.delta * m * s
-            out[i, _VAN] = g.vanna * m * s * 0.01
-            out[i, _CHM] = g.charm * m * s / 365.0
-            gabs = g.gamma * oi[i] * cfg.multiplier * s * s * 0.01
-            out[i, _CALLG] = np.where(call, gabs, 0.0)
-            out[i, _PUTG] = np.where(call, 0.0, gabs)
-            ki, ti, vi = a["strike"][si], t[i], iv[i]
-            for j, x in enumerate(self._bracket()):
-                band[j, i] = gamma_on_grid(x, ki, ti, cfg.rate, cfg.div_yield, vi) * (m * (x * x * 0.01))
+        if 0 < i.size <= ivsolve.SCALAR_BELOW and bs.SCALAR_MIRRORS_EXACT:
+            self._evaluate_small(slots[i], i, t[i], iv[i], oi[i], out, band)
+        elif i.size:
+            out[i], band[:, i] = self._evaluate_rows(slots[i], t[i], iv[i], oi[i])
         return out, live, band
+
+    def _evaluate_rows(self, si: np.ndarray, t: np.ndarray, iv: np.ndarray,
+                       oi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Contributions (rows × 6) and band (2 × rows) of live slots ``si``, vectorized."""
+        a, cfg = self._a, self.config
+        s = self.eval_spot
+        out = np.empty((si.shape[0], _NCOL))
+        band = np.empty((2, si.shape[0]))
+        call = a["call"][si]
+        ki = a["strike"][si]
+        g = bs.greeks(s, ki, t, cfg.rate, cfg.div_yield, iv, call)
+        m = a["sign"][si] * oi * cfg.multiplier
+        out[:, _GEX] = g.gamma * m * s * s * 0.01
+        out[:, _DEX] = g.delta * m * s
+        out[:, _VAN] = g.vanna * m * s * 0.01
+        out[:, _CHM] = g.charm * m * s / 365.0
+        gabs = g.gamma * oi * cfg.multiplier * s * s * 0.01
+        out[:, _CALLG] = np.where(call, gabs, 0.0)
+        out[:, _PUTG] = np.where(call, 0.0, gabs)
+        for j, x in enumerate(self._bracket()):
+            band[j] = gamma_on_grid(x, ki, t, cfg.rate, cfg.div_yield, iv) * (m * (x * x * 0.01))
+        return out, band
+
+    def _evaluate_small(self, si: np.ndarray, i: np.ndarray, t: np.ndarray, iv: np.ndarray,
+                        oi: np.ndarray, out: np.ndarray, band: np.ndarray) -> None:
+        """``_evaluate``'s live rows one by one with ``bs.live_greeks1`` (the scalar mirror of
+        ``bs.greeks``): the same operations in the same order, so the same bits as the vector
+        branch; numpy's per-call cost dominates small batches. A row whose arithmetic raises
+        (where numpy would go through inf/NaN) is redone by the vector branch."""
+        a, cfg = self._a, self.config
+        s, r, q, mult = self.eval_spot, cfg.rate, cfg.div_yield, cfg.multiplier
+        x0, x1 = self._bracket()
+        c0, c1 = x0 * x0 * 0.01, x1 * x1 * 0.01
+        rq = r - q
+        root2pi = math.sqrt(2.0 * math.pi)
+        rows = zip(i.tolist(), a["strike"][si].tolist(), t.tolist(), iv.tolist(),
+                   a["call"][si].tolist(), a["sign"][si].tolist(), oi.tolist())
+        redo = []
+        for j, k, tj, v, c, sign, o in rows:
+            try:
+                gam, dlt, van, chm = bs.live_greeks1(s, k, tj, r, q, v, 1.0 if c else -1.0)
+                m = sign * o * mult
+                gabs = gam * o * mult * s * s * 0.01
+                row = (gam * m * s * s * 0.01, dlt * m * s, van * m * s * 0.01,
+                       chm * m * s / 365.0, gabs if c else 0.0, 0.0 if c else gabs)
+                # gamma_on_grid at the two band spots, same operation order
+                vs = v * math.sqrt(tj)
+                drift = (rq + 0.5 * v * v) * tj
+                eqt = -q * tj
+                d0 = (math.log(x0 / k) + drift) / vs
+                d1 = (math.log(x1 / k) + drift) / vs
+                b0 = math.exp(eqt - 0.5 * d0 * d0) / (x0 * vs * root2pi) * (m * c0)
+                b1 = math.exp(eqt - 0.5 * d1 * d1) / (x1 * vs * root2pi) * (m * c1)
+            except (ArithmeticError, ValueError):
+                redo.append(j)
+                continue
+            out[j] = row
+            band[0, j] = b0
+            band[1, j] = b1
+        if redo:
+            ri = np.array(redo, dtype=np.int64)
+            p = np.searchsorted(i, ri)
+            out[ri], band[:, ri] = self._evaluate_rows(si[p], t[p], iv[p], oi[p])
 
     def _set_contrib(self, slots: np.ndarray, new: np.ndarray, live: np.ndarray, band: np.ndarray) -> None:
         """Revert the slots' old contributions and add the new ones in every table (O(len(slots)))."""

@@ -34,13 +34,14 @@ from enum import IntEnum
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from streamer.core.bs import norm_cdf
+from streamer.core.bs import SCALAR_MIRRORS_EXACT, norm_cdf, norm_cdf1
 
 __all__ = [
     "IVReason",
     "QuoteIVs",
     "implied_vol",
     "implied_vol_batch",
+    "implied_vols",
     "quote_ivs",
     "normalized_black",
 ]
@@ -296,6 +297,129 @@ def _solve1(x: float, beta: float) -> float:
             return new
         s = new
     return math.nan
+
+
+def _guess_mirror1(x: float, lnbeta: float) -> float:
+    """Scalar mirror of ``_guess`` (same operations in the same order)."""
+    rows = _table().rows
+    fi = (math.log(max(-x, 1e-300)) - _LX0) * (1.0 / _HX)
+    fi = 0.0 if fi < 0.0 else (_NX - 1.0 + 2.0 if fi > _NX - 1.0 + 2.0 else fi)
+    i = min(int(fi), _NX - 2)
+    wi = fi - i
+    fj = (math.log(0.5 * x - lnbeta) - _U0) * (1.0 / _HU)
+    fj = -8.0 if fj < -8.0 else (_NU - 1.0 + 400.0 if fj > _NU - 1.0 + 400.0 else fj)
+    j = min(max(math.floor(fj), 0), _NU - 2)
+    wj = fj - j
+    r0, r1 = rows[i], rows[i + 1]
+    a = r0[j] + wj * (r0[j + 1] - r0[j])
+    c = r1[j] + wj * (r1[j + 1] - r1[j])
+    return math.exp(a + wi * (c - a))
+
+
+def _solve_mirror1(x: float, beta: float) -> float:
+    """Scalar mirror of one element of ``_solve_normalized`` (NaN if not converged).
+
+    Raises (ZeroDivisionError, ValueError, OverflowError) where the vector code would go
+    through inf/NaN: the caller then solves that element with the vector code."""
+    ex = math.exp(0.5 * x)
+    lnbeta = math.log(beta)
+    s = _guess_mirror1(x, lnbeta)
+    lo, hi = 0.0, math.inf
+    x2 = x * x
+    ncdf = norm_cdf1
+    for _ in range(_MAX_ITER):
+        if s != s:
+            raise ValueError("NaN iterate")
+        h = x / s
+        t = 0.5 * s
+        big = ex * ncdf(h + t)
+        b = big - ncdf(h - t) / ex
+        vega = _INV_SQRT_2PI * math.exp(-0.5 * (h * h + t * t))
+        if b < beta:
+            lo = max(lo, s)
+        else:
+            hi = min(hi, s)
+        s2 = s * s
+        h2 = x2 / (s2 * s) - 0.25 * s
+        h3 = h2 * h2 - 3.0 * x2 / (s2 * s2) - 0.25
+        if s * s < -2.0 * x:
+            w = vega / b
+            nu = (lnbeta - math.log(b)) / w
+            hal = h2 - w
+            hh3 = h3 - 3.0 * w * h2 + 2.0 * w * w
+        else:
+            nu = (beta - b) / vega
+            hal = h2
+            hh3 = h3
+        step = nu * (1.0 + 0.5 * hal * nu) / (1.0 + nu * (hal + hh3 * nu / 6.0))
+        new = s + step
+        bad = not (new >= lo and new <= hi)
+        if bad:
+            if math.isfinite(hi):
+                new = math.sqrt(lo * hi) if lo > 0.0 else 0.5 * hi
+            else:
+                new = 2.0 * s
+        if ((not bad and (abs(step) <= _STEP_TOL * s or abs(b - beta) <= _FLOOR * big))
+                or hi - lo <= 4e-16 * s):
+            return new
+        s = new
+    return math.nan
+
+
+def _iv_mirror1(P: float, S: float, K: float, T: float, r: float, q: float,
+                is_call: bool) -> float:
+    """Scalar mirror of one element of ``implied_vol_batch``'s IV (NaN for every reason code)."""
+    if not (math.isfinite(P) and math.isfinite(S) and math.isfinite(K) and math.isfinite(T)
+            and math.isfinite(r) and math.isfinite(q)):
+        return math.nan
+    if S <= 0.0 or K <= 0.0 or T <= 0.0 or P == 0.0:
+        return math.nan
+    x = math.log(S / K) + (r - q) * T
+    sqrt_fk = math.sqrt(S * K) * math.exp((r - q) * (0.5 * T))
+    beta = P * math.exp(r * T) / sqrt_fk
+    theta_x = x if is_call else -x
+    intrinsic = 2.0 * math.sinh(0.5 * abs(x)) if theta_x > 0.0 else 0.0
+    beta_otm = beta - intrinsic
+    xn = -abs(x)
+    if not (beta_otm > _TV_FLOOR * beta) or not (beta_otm < math.exp(0.5 * xn)):
+        return math.nan
+    return _solve_mirror1(xn, beta_otm) / math.sqrt(T)
+
+
+SCALAR_BELOW = 48
+"""Batches of at most this many options go through the scalar mirrors (``implied_vols``)."""
+
+
+def implied_vols(P: FloatArray, S: FloatArray, K: FloatArray, T: FloatArray, r: float,
+                 q: float, is_call: NDArray[np.bool_]) -> FloatArray:
+    """``implied_vol_batch(...)[0]`` for 1-D arrays and scalar r, q, bit for bit, faster on
+    small batches: up to ``SCALAR_BELOW`` options are solved one by one with the scalar mirrors
+    of the vector code (when ``bs.SCALAR_MIRRORS_EXACT``), so an option's IV does not depend on
+    the size of the batch that carried it.
+
+    >>> from streamer.core.bs import price
+    >>> K = np.array([90.0, 100.0, 120.0]); c = np.array([False, True, True])
+    >>> p = price(100.0, K, 0.25, 0.03, 0.01, 0.2, c)
+    >>> S, T = np.full(3, 100.0), np.full(3, 0.25)
+    >>> implied_vols(p, S, K, T, 0.03, 0.01, c).tolist() == implied_vol_batch(
+    ...     p, S, K, T, 0.03, 0.01, c)[0].tolist()
+    True
+    """
+    n = P.shape[0]
+    if n > SCALAR_BELOW or not SCALAR_MIRRORS_EXACT:
+        return implied_vol_batch(P, S, K, T, r, q, is_call)[0]
+    out = np.empty(n)
+    redo = []
+    for j, (p, s, k, t, c) in enumerate(zip(P.tolist(), S.tolist(), K.tolist(), T.tolist(),
+                                          is_call.tolist())):
+        try:
+            out[j] = _iv_mirror1(p, s, k, t, r, q, c)
+        except (ArithmeticError, ValueError):
+            redo.append(j)
+    if redo:
+        i = np.array(redo)
+        out[i] = implied_vol_batch(P[i], S[i], K[i], T[i], r, q, is_call[i])[0]
+    return out
 
 
 # --------------------------------------------------------------------------------------

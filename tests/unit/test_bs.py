@@ -203,3 +203,25 @@ def test_zero_vol_is_the_limit_of_small_vol() -> None:
         assert g0.delta == pytest.approx(g1.delta, rel=1e-12)
         assert bs.price1(S, 100.0, 0.5, 0.05, 0.01, 0.0, c) == pytest.approx(
             bs.price1(S, 100.0, 0.5, 0.05, 0.01, 1e-4, c), rel=1e-12)
+
+
+def test_scalar_mirrors_give_the_vector_bits():
+    """erfc1 / norm_pdf1 / live_greeks1 repeat the vector functions' operations: same bits
+    (the small-batch path of ChainBook relies on it), branch edges and tails included."""
+    assert bs.SCALAR_MIRRORS_EXACT, "math.exp/log differ from numpy here: mirrors disabled"
+    rng = np.random.default_rng(7)
+    x = np.concatenate([rng.uniform(-30.0, 30.0, 20000), rng.uniform(-1.0, 1.0, 5000),
+                        [0.0, -0.0, 0.46875, -0.46875, 4.0, -4.0, 27.3, -27.3, 40.0, -40.0]])
+    assert bs.erfc(x).tolist() == [bs.erfc1(v) for v in x.tolist()]
+    assert bs.norm_cdf(x).tolist() == [bs.norm_cdf1(v) for v in x.tolist()]
+    assert bs.norm_pdf(x).tolist() == [bs.norm_pdf1(v) for v in x.tolist()]
+    n = 5000
+    K = 100.0 * np.exp(rng.normal(0.0, 0.3, n))
+    T = 10 ** rng.uniform(-4.0, 1.0, n)
+    v = rng.uniform(0.02, 2.0, n)
+    call = rng.random(n) < 0.5
+    g = bs.greeks(100.0, K, T, 0.04, 0.01, v, call)
+    vec = list(zip(g.gamma.tolist(), g.delta.tolist(), g.vanna.tolist(), g.charm.tolist()))
+    sca = [bs.live_greeks1(100.0, k_, t_, 0.04, 0.01, v_, 1.0 if c_ else -1.0)
+           for k_, t_, v_, c_ in zip(K.tolist(), T.tolist(), v.tolist(), call.tolist())]
+    assert vec == sca

@@ -318,3 +318,45 @@ def test_capacity_doubles_and_keys_survive_growth():
     assert book.to_state()["slot.exp"].size == 64           # 4 → 8 → … → 64 ≥ 54
     for c in cols:
         assert not math.isnan(book.iv_of((int(c[1][0]), 100.0, True)))
+
+
+def test_small_batches_scalar_path_gives_the_vector_paths_bits():
+    """Batches up to ``SCALAR_BELOW`` contracts are solved and evaluated one by one with the
+    scalar mirrors; the same requotes applied as one large (vector) batch leave the same bits.
+    The requotes are calls only, then puts only (no call/put pair in a batch, so every batch
+    solves against the same stored parity forward), each row at its own timestamp."""
+    assert bs.SCALAR_MIRRORS_EXACT, "math.exp/log differ from numpy here: scalar path disabled"
+    strikes = np.arange(80.0, 120.5, 0.5)
+    cols = [priced(e, 100.0, 0.18 + 0.02 * j, ts=T0, strikes=strikes)
+            for j, e in enumerate((ZDTE, NEXT_DAY, MONTH))]
+    _, exp, k, call, bid, ask = (np.concatenate([c[i] for c in cols]) for i in range(6))
+    rng = np.random.default_rng(11)
+    oi = rng.integers(0, 3000, exp.size).astype(float)
+    bid2 = bid * rng.uniform(0.9, 1.0, bid.size)
+    bid2[::17] = 0.0                                  # no mid: no IV, no exposure
+    ts2 = T0 + 1 + np.arange(exp.size)
+    order = np.concatenate([np.flatnonzero(call), np.flatnonzero(~call)])
+    n_calls = int(call.sum())
+    assert n_calls > 3 * ivsolve.SCALAR_BELOW
+
+    def book(sizes) -> ChainBook:
+        b = ChainBook(100.0, T0, CFG)
+        b.apply_open_interest(exp, k, call, oi)
+        b.apply_quotes(T0, exp, k, call, bid, ask)
+        for part in (order[:n_calls], order[n_calls:]):
+            lo = 0
+            for n in sizes:
+                j = part[lo:lo + n]
+                if j.size:
+                    b.apply_quotes(ts2[j], exp[j], k[j], call[j], bid2[j], ask[j])
+                lo += n
+        b.on_spot(100.2, T0 + 10**9)
+        b.apply_open_interest(exp[:5], k[:5], call[:5], oi[:5] + 1.0)   # small re-evaluation
+        return b
+    whole = book([exp.size]).to_state()
+    small = book([1, 2, 7, ivsolve.SCALAR_BELOW] * 6 + [exp.size]).to_state()
+    assert np.isfinite(whole["slot.iv"]).sum() > exp.size // 4
+    assert not np.array_equal(whole["slot.bid"], book([0]).to_state()["slot.bid"])
+    for name in whole:
+        if isinstance(whole[name], np.ndarray):
+            assert whole[name].tobytes() == small[name].tobytes(), name

@@ -196,3 +196,27 @@ def test_quote_ivs() -> None:
     # row 3: bid (20% vol) above ask (18% vol) -> crossed
     assert out.bid_reason[3] == out.ask_reason[3] == out.mid_reason[3] == IVReason.CROSSED
     assert np.isnan([out.bid_iv[3], out.ask_iv[3], out.mid_iv[3]]).all()
+
+
+def test_implied_vols_give_the_batch_bits_whatever_the_batch_size():
+    """``implied_vols`` (scalar mirrors up to SCALAR_BELOW options, else the vector solver)
+    equals ``implied_vol_batch``'s IV bit for bit, bad quotes (NaN) and extreme points included,
+    so a ChainBook IV does not depend on how the quotes were batched."""
+    from streamer.core.iv import SCALAR_BELOW, implied_vols
+    rng = np.random.default_rng(3)
+    n = 6000
+    S = rng.uniform(50.0, 200.0, n)
+    K = S * np.exp(rng.normal(0.0, 0.5, n))
+    T = 10 ** rng.uniform(-5.0, 1.5, n)
+    v = 10 ** rng.uniform(-2.5, 0.7, n)
+    call = rng.random(n) < 0.5
+    P = bs.price(S, K, T, R, Q, v, call)
+    P = np.where(rng.random(n) < 0.1, P * rng.uniform(0.0, 2.0, n), P)   # off-model prices
+    P[:20], P[20:30], K[30:40], T[40:50] = 0.0, np.nan, -1.0, 0.0
+    ref = implied_vol_batch(P, S, K, T, R, Q, call)[0]
+    assert np.isfinite(ref).sum() > n // 2 and np.isnan(ref).sum() > 50
+    for size in (1, 7, SCALAR_BELOW, SCALAR_BELOW + 1, n):
+        got = np.concatenate([implied_vols(P[i:i + size], S[i:i + size], K[i:i + size],
+                                           T[i:i + size], R, Q, call[i:i + size])
+                              for i in range(0, n, size)])
+        assert got.tobytes() == ref.tobytes(), size
