@@ -382,6 +382,10 @@ def _libm_matches_numpy() -> bool:
 SCALAR_MIRRORS_EXACT: bool = _libm_matches_numpy()
 
 
+_C0, _C1, _C2, _C3, _C4, _C5, _C6, _C7, _C8 = _C
+_D0, _D1, _D2, _D3, _D4, _D5, _D6, _D7 = _D
+
+
 def _exp_minus_sq1(y: float) -> float:
     ysq = math.trunc(y * 16.0) / 16.0
     dl = (y - ysq) * (y + ysq)
@@ -406,12 +410,14 @@ def erfc1(x: float) -> float:
             xden = (xden + _B[i]) * ysq
         return 1.0 - x * (xnum + _A[3]) / (xden + _B[3])
     if y <= 4.0:
-        xnum = _C[8] * y
-        xden = y
-        for i in range(7):
-            xnum = (xnum + _C[i]) * y
-            xden = (xden + _D[i]) * y
-        out = (xnum + _C[7]) / (xden + _D[7]) * _exp_minus_sq1(y)
+        # _erfc_mid's Horner loops written out (same operations and order, no loop overhead)
+        xnum = (((((((_C8 * y + _C0) * y + _C1) * y + _C2) * y + _C3) * y + _C4) * y + _C5) * y
+                + _C6) * y
+        xden = (((((((y + _D0) * y + _D1) * y + _D2) * y + _D3) * y + _D4) * y + _D5) * y
+                + _D6) * y
+        ysq = math.trunc(y * 16.0) / 16.0
+        out = ((xnum + _C7) / (xden + _D7)
+               * (math.exp(-ysq * ysq) * math.exp(-((y - ysq) * (y + ysq)))))
     elif y >= _XBIG:
         out = 0.0
     else:

@@ -354,9 +354,50 @@ def test_small_batches_scalar_path_gives_the_vector_paths_bits():
         b.apply_open_interest(exp[:5], k[:5], call[:5], oi[:5] + 1.0)   # small re-evaluation
         return b
     whole = book([exp.size]).to_state()
-    small = book([1, 2, 7, ivsolve.SCALAR_BELOW] * 6 + [exp.size]).to_state()
+    small = book([1, 2, 7, ivsolve.SCALAR_BELOW, 90] * 5 + [exp.size]).to_state()
     assert np.isfinite(whole["slot.iv"]).sum() > exp.size // 4
     assert not np.array_equal(whole["slot.bid"], book([0]).to_state()["slot.bid"])
     for name in whole:
         if isinstance(whole[name], np.ndarray):
             assert whole[name].tobytes() == small[name].tobytes(), name
+
+
+def test_vix_with_cached_terms_equals_vix_batch_after_every_batch():
+    """``vix`` keeps each term's quote table and writes applied quotes into it; after every
+    batch (requotes of random contracts, a new strike, quotes cut to zero bids) it equals
+    ``vix_batch`` from scratch on the book's contracts, for VIX and VIX9D, value for value."""
+    from streamer.core.vix import VIX, VIX9D, vix_batch
+    exps = (ny(2024, 1, 12, 16, 0), ny(2024, 1, 19, 16, 0), ny(2024, 2, 2, 16, 0),
+            ny(2024, 2, 9, 16, 0))
+    strikes = np.arange(60.0, 140.5, 1.0)
+    cols = [priced(e, 100.0, 0.2, strikes=strikes) for e in exps]
+    _, exp, k, call, bid, ask = (np.concatenate([c[i] for c in cols]) for i in range(6))
+    bid = np.maximum(bid, 0.0)
+    book = ChainBook(100.0, T0, CFG)
+    book.apply_quotes(T0, exp, k, call, bid, ask)
+    rng = np.random.default_rng(4)
+    seen_ok = 0
+    for step in range(40):
+        now = T0 + (step + 1) * 10**9
+        if step == 20:   # a new strike in every expiry: the cached terms must be rebuilt
+            exp = np.concatenate([exp, np.array(exps * 2, dtype=np.int64)])
+            k = np.concatenate([k, np.full(8, 140.5)])
+            call = np.concatenate([call, np.array([True] * 4 + [False] * 4)])
+            bid = np.concatenate([bid, np.full(8, 0.0)])
+            ask = np.concatenate([ask, np.full(8, 0.05)])
+            j = np.arange(exp.size - 8, exp.size)
+        else:
+            j = rng.choice(exp.size, int(rng.integers(1, 120)), replace=False)
+            f = rng.uniform(0.95, 1.05, j.size)
+            bid[j] = np.where(rng.random(j.size) < 0.1, 0.0, bid[j] * f)
+            ask[j] = ask[j] * f
+        book.apply_quotes(now, exp[j], k[j], call[j], bid[j], ask[j])
+        e_, k_, c_, b_, a_ = book.contract_arrays()[:5]
+        right = np.where(c_, "C", "P")
+        for spec in (VIX, VIX9D):
+            got = book.vix(now, spec)
+            ref = vix_batch(e_, k_, right, b_, a_, now, CFG.rate, spec)
+            assert got.reason == ref.reason, (step, spec)
+            assert got.value == ref.value or (got.value != got.value and ref.value != ref.value)
+            seen_ok += got.ok
+    assert seen_ok > 40
