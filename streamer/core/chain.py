@@ -860,13 +860,13 @@ class ChainBook:
         band = np.empty((2, si.shape[0]))
         call = a["call"][si]
         ki = a["strike"][si]
-        g = bs.greeks(s, ki, t, cfg.rate, cfg.div_yield, iv, call)
+        gam, dlt, van, chm = bs.live_greeks(s, ki, t, cfg.rate, cfg.div_yield, iv, call)
         m = a["sign"][si] * oi * cfg.multiplier
-        out[:, _GEX] = g.gamma * m * s * s * 0.01
-        out[:, _DEX] = g.delta * m * s
-        out[:, _VAN] = g.vanna * m * s * 0.01
-        out[:, _CHM] = g.charm * m * s / 365.0
-        gabs = g.gamma * oi * cfg.multiplier * s * s * 0.01
+        out[:, _GEX] = gam * m * s * s * 0.01
+        out[:, _DEX] = dlt * m * s
+        out[:, _VAN] = van * m * s * 0.01
+        out[:, _CHM] = chm * m * s / 365.0
+        gabs = gam * oi * cfg.multiplier * s * s * 0.01
         out[:, _CALLG] = np.where(call, gabs, 0.0)
         out[:, _PUTG] = np.where(call, 0.0, gabs)
         for j, x in enumerate(self._bracket()):

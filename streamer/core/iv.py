@@ -386,6 +386,27 @@ def _iv_mirror1(P: float, S: float, K: float, T: float, r: float, q: float,
     return _solve_mirror1(xn, beta_otm) / math.sqrt(T)
 
 
+def _ivs_vector(P: FloatArray, S: FloatArray, K: FloatArray, T: FloatArray, r: float, q: float,
+                is_call: NDArray[np.bool_]) -> FloatArray:
+    """``implied_vol_batch``'s IVs (same operations) without broadcasting or reason codes."""
+    n = P.shape[0]
+    iv = np.full(n, np.nan)
+    if not (math.isfinite(r) and math.isfinite(q)):
+        return iv
+    with np.errstate(all="ignore"):
+        x = np.log(S / K) + (r - q) * T
+        beta = P * np.exp(r * T) / (np.sqrt(S * K) * np.exp((r - q) * (0.5 * T)))
+        ax = np.abs(x)
+        beta_otm = beta - np.where(np.where(is_call, x, -x) > 0.0, 2.0 * np.sinh(0.5 * ax), 0.0)
+        xn = -ax
+        good = np.flatnonzero(np.isfinite(P) & np.isfinite(S) & np.isfinite(K) & np.isfinite(T)
+                              & (S > 0.0) & (K > 0.0) & (T > 0.0) & (P != 0.0)
+                              & (beta_otm > _TV_FLOOR * beta) & (beta_otm < np.exp(0.5 * xn)))
+    if good.size:
+        iv[good] = _solve_normalized(xn[good], beta_otm[good])[0] / np.sqrt(T[good])
+    return iv
+
+
 SCALAR_BELOW = 48
 """Batches of at most this many options go through the scalar mirrors (``implied_vols``)."""
 
@@ -407,7 +428,7 @@ def implied_vols(P: FloatArray, S: FloatArray, K: FloatArray, T: FloatArray, r: 
     """
     n = P.shape[0]
     if n > SCALAR_BELOW or not SCALAR_MIRRORS_EXACT:
-        return implied_vol_batch(P, S, K, T, r, q, is_call)[0]
+        return _ivs_vector(P, S, K, T, r, q, is_call)
     out = np.empty(n)
     redo = []
     for j, (p, s, k, t, c) in enumerate(zip(P.tolist(), S.tolist(), K.tolist(), T.tolist(),

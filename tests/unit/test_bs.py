@@ -206,7 +206,7 @@ def test_zero_vol_is_the_limit_of_small_vol() -> None:
 
 
 def test_scalar_mirrors_give_the_vector_bits():
-    """erfc1 / norm_pdf1 / live_greeks1 repeat the vector functions' operations: same bits
+    """erfc1 / norm_pdf1 / live_greeks1 (and the vector live_greeks) repeat the vector functions' operations: same bits
     (the small-batch path of ChainBook relies on it), branch edges and tails included."""
     assert bs.SCALAR_MIRRORS_EXACT, "math.exp/log differ from numpy here: mirrors disabled"
     rng = np.random.default_rng(7)
@@ -225,3 +225,5 @@ def test_scalar_mirrors_give_the_vector_bits():
     sca = [bs.live_greeks1(100.0, k_, t_, 0.04, 0.01, v_, 1.0 if c_ else -1.0)
            for k_, t_, v_, c_ in zip(K.tolist(), T.tolist(), v.tolist(), call.tolist())]
     assert vec == sca
+    lean = bs.live_greeks(100.0, K, T, 0.04, 0.01, v, call)   # the vector branch's lean form
+    assert list(zip(*(a.tolist() for a in lean))) == vec
