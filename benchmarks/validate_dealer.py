@@ -41,7 +41,10 @@ CHAINS = [
 # the backtest's three large dealer-vanna days (issue 9): (day before, day)
 MOVES = [("2024-11-05", "2024-11-06"), ("2020-03-13", "2020-03-16"), ("2025-04-08", "2025-04-09")]
 MS_HEDGE_REBALANCING_BN = 5.0   # Morgan Stanley, 2024-11-06: ~$5bn of dealer hedge rebalancing
-BACKTEST_VANNA_BN = {"2024-11-06": 49.0, "2020-03-16": -136.0, "2025-04-09": 188.0}   # issue 9
+# the backtest's dealer vanna those days: before (issue 9: one static chain x the VIX change, first order) and
+# now (VALIDATION (e): the proxy book revalued under the VIX9D/VIX/VIX3M move, naive positioning)
+OLD_BACKTEST_VANNA_BN = {"2024-11-06": 49.0, "2020-03-16": -136.0, "2025-04-09": 188.0}
+BACKTEST_VANNA_BN = {"2024-11-06": 65.5, "2020-03-16": -126.0, "2025-04-09": 94.5}
 
 
 def _series(data: Path) -> dict[str, dict[str, float]]:
@@ -116,7 +119,8 @@ def build(data: Path) -> str:
           "contracts settling within the day (cash-settled); `gamma` = the spot move alone (sticky strike); `joint` = "
           "all at once; `vanna net` / `joint net` = the same with each expiry's fixed-strike IV move net of the "
           "at-the-money roll along its own smile (`net_of_smile_roll`) "
-          f"(backtest {day}: {BACKTEST_VANNA_BN[day]:+.0f} $bn of dealer vanna"
+          f"(backtest {day}: {BACKTEST_VANNA_BN[day]:+.1f} $bn of dealer vanna by revaluation of its proxy book, "
+          f"{OLD_BACKTEST_VANNA_BN[day]:+.0f} before issue 9"
           + (f"; Morgan Stanley ~{MS_HEDGE_REBALANCING_BN:.0f} $bn of hedge rebalancing" if day == "2024-11-06" else "")
           + ").")
         w("")
