@@ -593,9 +593,9 @@ class ChainBook:
         self._version = 0           # bumps on every change; keys the on-demand caches
         self._profile_cache: tuple | None = None
         self._calendar: tuple[dict[int, float], dict[int, bool]] | None = None
-        # per expiry, what its quotes alone determine: the VIX term (quotes written into it as
-        # they are applied) and the parity mids (dropped when a quote of the expiry changes);
-        # both dropped when a contract is added to the expiry or it expires
+        # per expiry, what its quotes alone determine: the VIX term and the parity mids (quotes
+        # written into them as they are applied); dropped when a contract is added to the
+        # expiry or it expires
         self._per_expiry: dict[int, dict[str, object]] = {}
 
     # ------------------------------------------------------------------ slots
@@ -732,31 +732,35 @@ class ChainBook:
             mid = np.where((b > 0.0) & (q >= b) & np.isfinite(q), 0.5 * (b + q), _NAN)
         a["bid"][slots], a["ask"][slots], a["mid"][slots], a["qts"][slots] = b, q, mid, wts
         if self._per_expiry:
-            self._refresh_per_expiry(slots, b, q)
+            self._refresh_per_expiry(slots)
         a["iv"][slots] = self._solve_ivs(slots, mid, wts)
         self._reevaluate(slots)
         return int(slots.shape[0])
 
-    def _refresh_per_expiry(self, slots: np.ndarray, bid: np.ndarray, ask: np.ndarray) -> None:
-        """Write applied quotes into the cached VIX terms of their expiries (the strike set is
-        unchanged: a new contract drops its expiry's cache), so that a term stays cached under
-        a steady flow of quotes; the parity mids are dropped (rebuilt on the next read)."""
+    def _refresh_per_expiry(self, slots: np.ndarray) -> None:
+        """Write applied quotes into the cached VIX terms and parity mids of their expiries (the
+        strike set is unchanged: a new contract drops its expiry's cache), so that they stay
+        cached under a steady flow of quotes: O(batch), not O(strikes of the expiry)."""
         pe, a = self._per_expiry, self._a
         ex = a["exp"][slots]
         for e in pe.keys() & set(ex.tolist()):
             c = pe[e]
-            c.pop("mids", None)
-            term = c.get("term")
-            if term is None:
+            term, mids = c.get("term"), c.get("mids")
+            if term is None and mids is None:
                 continue
-            sel = ex == e
-            p = np.searchsorted(term.strikes, a["strike"][slots[sel]])
-            call = a["call"][slots[sel]]
-            bs_, as_ = bid[sel], ask[sel]
-            term.call_bid[p[call]] = bs_[call]
-            term.call_ask[p[call]] = as_[call]
-            term.put_bid[p[~call]] = bs_[~call]
-            term.put_ask[p[~call]] = as_[~call]
+            si = slots[ex == e]
+            call = a["call"][si]
+            put = ~call
+            ks = term.strikes if term is not None else mids[0]   # the same sorted unique strikes
+            p = np.searchsorted(ks, a["strike"][si])
+            pc, pp = p[call], p[put]
+            if term is not None:
+                b_, q_ = a["bid"][si], a["ask"][si]
+                term.call_bid[pc], term.call_ask[pc] = b_[call], q_[call]
+                term.put_bid[pp], term.put_ask[pp] = b_[put], q_[put]
+            if mids is not None:
+                m = a["mid"][si]
+                mids[1][pc], mids[2][pp] = m[call], m[put]
 
     def _solve_ivs(self, slots: np.ndarray, mid: np.ndarray, ts: np.ndarray) -> np.ndarray:
         """Mid IVs of the applied quotes against their expiries' parity forwards (see class doc)."""
@@ -1150,8 +1154,8 @@ class ChainBook:
         return ExposureTotals(gex, dex, van0 * r, chm0 * r)
 
     def _expiry_mids(self, expiry_ts_ns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(sorted strikes, call mids, put mids) of one expiry: O(its strikes), cached until the
-        expiry's quotes change (read-only arrays)."""
+        """(sorted strikes, call mids, put mids) of one expiry: O(its strikes) once, then kept up
+        to date by ``apply_quotes`` (read-only arrays for callers)."""
         c = self._per_expiry.setdefault(int(expiry_ts_ns), {})
         got = c.get("mids")
         if got is None:

@@ -363,9 +363,10 @@ def test_small_batches_scalar_path_gives_the_vector_paths_bits():
 
 
 def test_vix_with_cached_terms_equals_vix_batch_after_every_batch():
-    """``vix`` keeps each term's quote table and writes applied quotes into it; after every
-    batch (requotes of random contracts, a new strike, quotes cut to zero bids) it equals
-    ``vix_batch`` from scratch on the book's contracts, for VIX and VIX9D, value for value."""
+    """``vix`` keeps each term's quote table (``forward``/``atm_iv`` each expiry's mids) and
+    applied quotes are written into them; after every batch (requotes of random contracts, a new
+    strike, quotes cut to zero bids) VIX and VIX9D equal ``vix_batch`` from scratch on the book's
+    contracts, and the forwards those of a restored book (no caches), value for value."""
     from streamer.core.vix import VIX, VIX9D, vix_batch
     exps = (ny(2024, 1, 12, 16, 0), ny(2024, 1, 19, 16, 0), ny(2024, 2, 2, 16, 0),
             ny(2024, 2, 9, 16, 0))
@@ -400,4 +401,8 @@ def test_vix_with_cached_terms_equals_vix_batch_after_every_batch():
             assert got.reason == ref.reason, (step, spec)
             assert got.value == ref.value or (got.value != got.value and ref.value != ref.value)
             seen_ok += got.ok
+        fresh = ChainBook.from_state(book.to_state())    # no cached terms or mids
+        for e in exps:
+            assert book.forward(e, now) == fresh.forward(e, now), (step, e)
+        assert book.atm_iv(now) == fresh.atm_iv(now)
     assert seen_ok > 40
