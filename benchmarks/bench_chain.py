@@ -10,10 +10,13 @@ conflated away, which makes the small chain cheaper per row); ``distinct400``: 4
 contracts per batch, the same work per batch at both sizes: the like-for-like ratio (goal ≤ 1.25).
 The two sizes are timed in interleaved rounds (the machine is shared; load drifts).
 VIX costs nothing per quote (the book stores the quote); ``vix_and_vix9d_ms`` is its per-read cost.
+``small_batches_20000``: ms per batch of 10 / 50 / 200 distinct contracts (one 10 ms segment's quotes)
+and the VIX / ATM IV reads after each 200-quote batch; ``--small-batches`` runs only that (~10 s).
 """
 from __future__ import annotations
 
 import json
+import sys
 import time
 
 import numpy as np
@@ -97,8 +100,40 @@ def ms(f, repeat: int = 5) -> float:
     return round(float(np.median(res)), 3)
 
 
+def small_batches_ms(book: ChainBook, ch: tuple, count: int = 200) -> dict:
+    """ms per ``apply_quotes`` batch of 10 / 50 / 200 distinct contracts (the quotes of one 10 ms
+    segment at 1k / 5k / 20k quotes/s), and VIX + VIX9D and ATM IV read after each 200-quote
+    batch (as the engine does per segment: the batch's expiries have new quotes). Medians."""
+    out: dict = {}
+    ts = int(book.to_state()["slot.qts"].max()) + 1
+    for size in (10, 50, 200):
+        res = []
+        for b in batches(ch, size, True, count, 3):
+            t = time.perf_counter()
+            book.apply_quotes(ts, *b)
+            res.append((time.perf_counter() - t) * 1e3)
+            ts += 1
+        out[f"apply_quotes_ms_batch{size}"] = round(float(np.median(res)), 3)
+    vix, atm = [], []
+    for b in batches(ch, 200, True, count // 4, 5):
+        book.apply_quotes(ts, *b)
+        ts += 1
+        t = time.perf_counter()
+        book.vix(T0, VIX), book.vix(T0, VIX9D)
+        t1 = time.perf_counter()
+        book.atm_iv(T0)
+        vix.append((t1 - t) * 1e3)
+        atm.append((time.perf_counter() - t1) * 1e3)
+    out["vix_and_vix9d_ms_after_batch200"] = round(float(np.median(vix)), 3)
+    out["atm_iv_ms_after_batch200"] = round(float(np.median(atm)), 3)
+    return out
+
+
 def main() -> None:
     out: dict = {}
+    if "--small-batches" in sys.argv:   # only the per-batch fixed costs on the 20,000 chain
+        print(json.dumps(small_batches_ms(*build(20_000)), indent=1))
+        return
     for n in (500, 20_000):
         book, ch = build(n)
         out[f"contracts_{n}"] = len(book)
@@ -126,6 +161,7 @@ def main() -> None:
         copies = [ChainBook.from_state(st) for _ in range(3)]
         out[f"expire_one_expiry_ms_{n}"] = ms(lambda: copies.pop().expire(cut), 3)
     books = {n: build(n) for n in (500, 20_000)}
+    out["small_batches_20000"] = small_batches_ms(*books[20_000])
     out["quotes_random1000"] = interleaved_us(books, (1000, False))
     out["quotes_distinct400"] = interleaved_us(books, (400, True))
     # live-read error vs a full reprice, 20k chain, +0.2% move (below the 0.25% threshold)
