@@ -23,6 +23,11 @@ ideas, not from any library's code):
    Typically two steps.
 
 Bad quotes never raise in the hot path: the result is NaN plus an ``IVReason`` code.
+
+``implied_vols`` (the chain's entry point) gives ``implied_vol_batch``'s IVs bit for bit: up to
+``SCALAR_BELOW`` options one by one through scalar mirrors of the vector code (numpy's per-call
+overhead dominates small batches), more through the vector code without the reason codes.
+``implied_vol`` is the independent scalar solver (``math.erfc``; not bit-identical to the batch).
 """
 
 from __future__ import annotations
