@@ -202,8 +202,10 @@ def to_dict(msg: Any) -> dict[str, Any]:
 
 
 def encode(msg: Any) -> bytes:
-    """JSON bytes of a message dataclass."""
-    return dumps(asdict(msg))
+    """JSON bytes of a message dataclass: orjson serializes the (slots) dataclass itself, fields in
+    declaration order — the same bytes as ``dumps(asdict(msg))`` (a test holds it), without asdict's
+    recursive deep copy (~250 µs for a snapshot of every signal vs ~8 µs; one per segment live)."""
+    return dumps(msg)
 
 
 def event_id(rule: str, underlying: str, ts_ns: int, input_seq: int) -> str:
