@@ -80,6 +80,7 @@ give the same bits (the tests allow 1e-12 relative).
 """
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import functools
 import math
@@ -253,14 +254,19 @@ def select_terms(exp_minutes: dict[int, float], eligible: dict[int, bool], now_m
     today = math.floor(now_minutes / MINUTES_PER_DAY)
     near = nxt = None
     near_key = nxt_key = None
-    for e in sorted(exp_minutes):
-        if not eligible.get(e, False) or exp_minutes[e] <= now_minutes:
+    lo, target, hi = spec.min_days, spec.target_days, spec.max_days
+    # by settlement instant (ties: by expiry): selection days never decrease along this order
+    for m, e in sorted((m, e) for e, m in exp_minutes.items()):
+        if m <= now_minutes or not eligible.get(e, False):
             continue
-        days = selection_day(exp_minutes[e]) - today
-        key = (days, exp_minutes[e])     # same day count: the later settlement (never both eligible)
-        if spec.min_days < days <= spec.target_days and (near_key is None or key > near_key):
+        day = math.floor(m / MINUTES_PER_DAY)
+        days = day + _holiday_shift(day) - today          # selection_day(m) - today
+        if days > hi:
+            break
+        key = (days, m)     # same day count: the later settlement (never both eligible)
+        if lo < days <= target and (near_key is None or key > near_key):
             near, near_key = e, key
-        elif spec.target_days < days <= spec.max_days and (nxt_key is None or key < nxt_key):
+        elif target < days and (nxt_key is None or key < nxt_key):
             nxt, nxt_key = e, key
     return near, nxt
 
@@ -444,28 +450,23 @@ def term_from_quotes(expiry_ts_ns: int, strike: np.ndarray, is_call: np.ndarray,
     return term
 
 
-def _strip(term: Term, k0: int) -> tuple[np.ndarray, np.ndarray, bool, bool]:
-    """(included strike indices ascending, their Q, put-side cut reached, call-side cut reached).
+def _strip(ks: np.ndarray, k0: int, cpos: np.ndarray, ppos: np.ndarray, cm: np.ndarray,
+           pm: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool, bool]:
+    """(included strikes ascending, their Q, put-side cut reached, call-side cut reached), from
+    the strikes, K0, where the call / put bids are > 0 and the call / put mids.
 
     Puts below K0 walking down and calls above K0 walking up, skipping zero bids and stopping at
     the first two consecutive zero bids (module docstring); K0 itself always."""
-    n = term.strikes.shape[0]
-    pz = ~(term.put_bid > 0)
-    cz = ~(term.call_bid > 0)
+    n = ks.shape[0]
     # last pair of consecutive zero put bids below K0, first pair of zero call bids above it
-    p_pairs = np.flatnonzero(pz[: max(k0 - 1, 0)] & pz[1:k0]) if k0 >= 2 else np.empty(0, int)
-    lo = int(p_pairs[-1]) + 2 if p_pairs.size else 0
-    put_inc = lo + np.flatnonzero(~pz[lo:k0])
-    c_pairs = np.flatnonzero(cz[k0 + 1: n - 1] & cz[k0 + 2: n]) if n - k0 >= 3 else np.empty(0, int)
-    hi = k0 + 1 + int(c_pairs[0]) if c_pairs.size else n
-    call_inc = k0 + 1 + np.flatnonzero(~cz[k0 + 1: hi])
-    inc = np.concatenate([put_inc, [k0], call_inc]).astype(np.intp)
-    q = np.empty(inc.shape[0])
-    q[:put_inc.shape[0]] = (term.put_bid[put_inc] + term.put_ask[put_inc]) / 2.0
-    q[put_inc.shape[0]] = ((float(term.call_bid[k0]) + float(term.call_ask[k0])) / 2.0
-                           + (float(term.put_bid[k0]) + float(term.put_ask[k0])) / 2.0) / 2.0
-    q[put_inc.shape[0] + 1:] = (term.call_bid[call_inc] + term.call_ask[call_inc]) / 2.0
-    return inc, q, bool(p_pairs.size), bool(c_pairs.size)
+    p_pairs = np.flatnonzero(~(ppos[: max(k0 - 1, 0)] | ppos[1:k0])) if k0 >= 2 else ()
+    lo = int(p_pairs[-1]) + 2 if len(p_pairs) else 0
+    c_pairs = np.flatnonzero(~(cpos[k0 + 1: n - 1] | cpos[k0 + 2: n])) if n - k0 >= 3 else ()
+    hi = k0 + 1 + int(c_pairs[0]) if len(c_pairs) else n
+    # strikes lo..hi-1: puts below K0, K0 (mean of the two mids), calls above; zero bids out
+    use = np.concatenate((ppos[lo:k0], (True,), cpos[k0 + 1: hi]))
+    q = np.concatenate((pm[lo:k0], ((float(cm[k0]) + float(pm[k0])) / 2.0,), cm[k0 + 1: hi]))[use]
+    return ks[lo:hi][use], q, bool(len(p_pairs)), bool(len(c_pairs))
 
 
 def term_detail(term: Term, now_min: float, rate: RateLike,
@@ -473,38 +474,42 @@ def term_detail(term: Term, now_min: float, rate: RateLike,
     """Variance of one expiry at ``now_min`` (New York wall-clock minutes), or a NaN reason code.
 
     Same steps and the same floating-point operations as :func:`vix_batch`, vectorized:
-    O(strikes of the expiry). An open wing is flagged with its bound, never refused here
-    (``require_wings`` is applied to the index, :func:`vix_from_terms`; kept for callers)."""
+    O(strikes of the expiry), a few dozen numpy calls. An open wing is flagged with its bound,
+    never refused here (``require_wings`` is applied to the index, :func:`vix_from_terms`; kept
+    for callers)."""
     minutes = term.minutes - now_min
     t = minutes / MINUTES_PER_YEAR
     r = _rate_for(rate, t)
     growth = math.exp(r * t)
-    ks, cb, ca, pb, pa = term.strikes, term.call_bid, term.call_ask, term.put_bid, term.put_ask
-    both = (cb > 0) & (pb > 0)
+    ks, cb, pb = term.strikes, term.call_bid, term.put_bid
+    cpos = cb > 0
+    ppos = pb > 0
+    both = cpos & ppos
     if not both.any():
         return "no_forward"
-    d = np.full(ks.shape[0], np.inf)
-    d[both] = np.abs((cb[both] + ca[both]) / 2 - (pb[both] + pa[both]) / 2)
-    kstar = int(np.argmin(d))                   # first minimum: lowest strike on ties
-    f = float(ks[kstar]) + growth * ((float(cb[kstar]) + float(ca[kstar])) / 2.0
-                                     - (float(pb[kstar]) + float(pa[kstar])) / 2.0)
-    k0 = int(np.searchsorted(ks, f, side="right")) - 1
+    cm = (cb + term.call_ask) / 2.0
+    pm = (pb + term.put_ask) / 2.0
+    d = cm - pm
+    kstar = int(np.argmin(np.where(both, np.abs(d), np.inf)))   # first minimum: lowest strike
+    f = float(ks[kstar]) + growth * float(d[kstar])
+    k0 = bisect.bisect_right(ks, f) - 1
     if k0 < 0:
         return "forward_below_strikes"
-    inc, q, cut_p, cut_c = _strip(term, k0)
-    if inc.shape[0] < 2:
+    kk, q, cut_p, cut_c = _strip(ks, k0, cpos, ppos, cm, pm)
+    m = kk.shape[0]
+    if m < 2:
         return "too_few_strikes"
-    kk = ks[inc]
-    dk = np.empty_like(kk)
-    dk[1:-1] = (kk[2:] - kk[:-2]) / 2.0
-    dk[0] = kk[1] - kk[0]
-    dk[-1] = kk[-1] - kk[-2]
+    dk = np.empty(m)
+    np.subtract(kk[2:], kk[:-2], out=dk[1:-1])
+    dk[1:-1] /= 2.0
+    k_lo, k_hi = float(kk[0]), float(kk[-1])
+    dk[0] = float(kk[1]) - k_lo
+    dk[-1] = k_hi - float(kk[-2])
     s = math.fsum((dk / (kk * kk) * q).tolist())
     sigma2 = 2.0 / t * growth * s - (f / float(ks[k0]) - 1.0) ** 2 / t
-    tail = ((0.0 if cut_p else float(q[0]) / float(kk[0]))
-            + (0.0 if cut_c else float(q[-1]) / float(kk[-1])))
+    tail = (0.0 if cut_p else float(q[0]) / k_lo) + (0.0 if cut_c else float(q[-1]) / k_hi)
     return TermDetail(term.expiry_ts_ns, minutes, t, r, f, float(ks[kstar]), float(ks[k0]),
-                      sigma2, int(inc.shape[0]), s, not (cut_p and cut_c), 2.0 / t * growth * tail)
+                      sigma2, m, s, not (cut_p and cut_c), 2.0 / t * growth * tail)
 
 
 def vix_from_terms(exp_minutes: dict[int, float], eligible: dict[int, bool],
