@@ -48,7 +48,7 @@ import numpy as np
 from streamer.core import realized
 from streamer.core import signals as catalogue
 from streamer.core.chain import ChainBook, ChainConfig, Positioning
-from streamer.core.dealer_reval import key_positioning, reval_flows
+from streamer.core.dealer_reval import RevalJob, key_positioning
 from streamer.core.flows.dealer import BASIS_CHAIN
 from streamer.core.flows import FlowBook, FlowConfig
 from streamer.core.rules import RuleSet
@@ -186,17 +186,24 @@ class UnderlyingEngine:
         self._signals_at: tuple[int, dict[str, float]] = (-1, {})
         self._flip: tuple[int, float] = (0, math.nan)  # (event time, value) of the last gamma-flip computation
         self._catalogue: tuple[tuple[str, ...], dict[str, catalogue.Concrete]] = ((), {})
+        self._reval: RevalJob | None = None   # a dealer revaluation in progress (``_dealer_reval``)
 
     # -- state -----------------------------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
-        """Plain-data state of everything (the chain's contracts as columns)."""
-        ch = self.chain
-        return {"underlying": self.underlying, "last_snapshot_ns": self.last_snapshot_ns,
-                "last_eval_ns": self.last_eval_ns, "last_ts_ns": self.last_ts_ns, "n_inputs": self.n_inputs,
-                "series": {k: s.to_state() for k, s in self.series.items()},
-                "flows": self.flows.to_state(), "rules": self.rules.to_state(),
-                "flip": list(self._flip), "chain": ch.to_state() if ch is not None else None}
+        """Plain-data state of everything (the chain's contracts as columns), sharing no mutable object
+        with the engine: the worker takes it at the checkpoint instant and packs it in a thread while the
+        engine goes on. The chain's arrays are copies (``ChainBook.to_state``; a few MB of memcpy, the
+        bulk of the ~2 ms this takes at 20k contracts); the rest is small and copied here whatever the
+        models' ``to_state`` return."""
+        ch, job = self.chain, self._reval
+        return {**_detached({
+                    "underlying": self.underlying, "last_snapshot_ns": self.last_snapshot_ns,
+                    "last_eval_ns": self.last_eval_ns, "last_ts_ns": self.last_ts_ns, "n_inputs": self.n_inputs,
+                    "series": {k: s.to_state() for k, s in self.series.items()},
+                    "flows": self.flows.to_state(), "rules": self.rules.to_state(), "flip": list(self._flip)}),
+                "chain": ch.to_state() if ch is not None else None,
+                "dealer_reval": job.to_state() if job is not None else None}
 
     @classmethod
     def from_state(cls, state: dict[str, Any], settings: Settings, rules: RuleSet | None = None,
@@ -214,6 +221,8 @@ class UnderlyingEngine:
         eng.rules.load_state(state["rules"])
         if state.get("chain") is not None:
             eng.chain = ChainBook.from_state(state["chain"], eng._positioning)
+        if state.get("dealer_reval") is not None:
+            eng._reval = RevalJob.from_state(state["dealer_reval"])
         return eng
 
     def checkpoint(self) -> bytes:
@@ -503,21 +512,33 @@ class UnderlyingEngine:
     def _dealer_reval(self, ts: int) -> None:
         """Dealer vanna/charm flows by full revaluation of the chain (core/dealer_reval.py) under the
         term-structure move since the previous close, at most once per ``dealer_reval_interval_s`` of event
-        time after the first evaluation since the close (~65 ms at 20k contracts); the flows keep the last
-        one in between. The dealer signs are the chain's own (``contract_arrays``), those of its GEX."""
-        d = self.flows.dealer
-        if d.flows_ts_ns >= 0 and ts - d.flows_ts_ns < self.settings.dealer_reval_interval_s * NS:
-            return
-        chg = self.term_change_pts()
-        ch = self.chain
-        if not any(x == x for x in chg) or not (ch.eval_spot > 0):
-            return
-        exp, k, call, _, _, iv, oi, sign = ch.contract_arrays()
-        f = reval_flows(exp, k, call, iv, oi, sign, ch.eval_spot, ch.eval_ts_ns, self.settings.rate,
-                        self.settings.div_yield, term_change_pts=chg,
-                        horizon_days=self.flows.config.dealer.charm_horizon_days,
-                        cash_settled=self.underlying in CASH_SETTLED, multiplier=ch.config.multiplier)
-        self.flows.on_dealer_flows(ts, f.total("vanna_usd"), f.total("charm_usd"), BASIS_CHAIN)
+        time after the first evaluation since the close; the flows keep the last one in between. The dealer
+        signs are the chain's own (``contract_arrays``), those of its GEX.
+
+        The whole revaluation is ~35-65 ms at 20k contracts: when one is due the chain is captured
+        (``RevalJob``, ~1 ms) and revalued :data:`DEALER_REVAL_SLICE` contracts per evaluation, this one
+        and the next ones; the flows, stamped with the capture instant, reach the flow models at the
+        evaluation that finishes it (the capture's one for a chain up to one slice). The slices follow the
+        evaluations, so the result depends on the segments alone. A job overtaken by a daily close (which
+        clears the flows: they measured the move to it) is dropped and the next evaluation starts anew."""
+        job, fl = self._reval, self.flows
+        if job is None:
+            d = fl.dealer
+            if d.flows_ts_ns >= 0 and ts - d.flows_ts_ns < self.settings.dealer_reval_interval_s * NS:
+                return
+            chg = self.term_change_pts()
+            ch = self.chain
+            if not any(x == x for x in chg) or not (ch.eval_spot > 0):
+                return
+            exp, k, call, _, _, iv, oi, sign = ch.contract_arrays()
+            job = self._reval = RevalJob.capture(
+                exp, k, call, iv, oi, sign, ch.eval_spot, ch.eval_ts_ns, self.settings.rate,
+                self.settings.div_yield, term_change_pts=chg, horizon_days=fl.config.dealer.charm_horizon_days,
+                multiplier=ch.config.multiplier, ts_ns=ts, tag=fl.n_days)
+        if job.step(DEALER_REVAL_SLICE):
+            self._reval = None
+            if job.tag == fl.n_days:
+                fl.on_dealer_flows(job.ts_ns, *job.totals(), BASIS_CHAIN)
 
     def signals(self) -> dict[str, float]:
         """Every named signal (units in the names); NaN where not computable.
@@ -579,6 +600,10 @@ class UnderlyingEngine:
 #: the chain's signals, from the catalogue (NaN before the first quote)
 CHAIN_SIGNALS = tuple(s.name for s in catalogue.SIGNALS if s.source == "chain")
 
+#: contracts of a dealer revaluation per evaluation (``UnderlyingEngine._dealer_reval``): ~2-3 ms, a
+#: 20k-contract chain in about nine evaluations
+DEALER_REVAL_SLICE = 2048
+
 #: underlyings whose options settle in cash (index options): a settled contract leaves no hedge
 CASH_SETTLED = frozenset({"SPX", "SPXW", "XSP", "NDX", "RUT"})
 
@@ -618,9 +643,27 @@ def known_signals(settings: Settings, flow_config: FlowConfig | None = None,
     return catalogue.expand(signal_values(settings, flow_config, symbols))
 
 
+def _detached(x: Any) -> Any:
+    """A copy of plain data (dicts, lists, tuples, arrays) sharing no container with ``x``."""
+    if isinstance(x, dict):
+        return {k: _detached(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_detached(v) for v in x]
+    if isinstance(x, tuple):
+        return tuple(_detached(v) for v in x)
+    if isinstance(x, np.ndarray):
+        return x.copy()
+    return x   # scalars and strings are immutable
+
+
 def pack(state: dict[str, Any]) -> bytes:
     """Plain data with numpy arrays → bytes, bit for bit: a JSON header (stdlib json keeps NaN, the
-    estimators' "not yet"; arrays replaced by references) and the arrays' raw bytes; zlib-compressed."""
+    estimators' "not yet"; arrays replaced by references) and the arrays' raw bytes; zlib-compressed.
+
+    Pure and thread-safe (reads ``state``, writes nothing shared): the worker packs a
+    :meth:`UnderlyingEngine.to_state` in a thread while the engine keeps ingesting. Almost all of the time
+    is deflate, which runs without the GIL: the arrays are fed to one compressor as buffers (no joined
+    copy), and the header (the only JSON) is small, the chain being arrays."""
     arrays: list[np.ndarray] = []
 
     def walk(x: Any) -> Any:
@@ -636,7 +679,13 @@ def pack(state: dict[str, Any]) -> bytes:
         return x
 
     head = json.dumps(walk(state), separators=(",", ":")).encode()
-    return zlib.compress(len(head).to_bytes(8, "little") + head + b"".join(a.tobytes() for a in arrays), 1)
+    # the same stream as zlib.compress(len + head + b"".join(tobytes)): deflate's output does not depend
+    # on how its input is split without flushes, so unpack (and older checkpoints) read it unchanged
+    z = zlib.compressobj(1)
+    out = [z.compress(len(head).to_bytes(8, "little") + head)]
+    out += [z.compress(a.reshape(-1).view(np.uint8)) for a in arrays if a.size]
+    out.append(z.flush())
+    return b"".join(out)
 
 
 def unpack(data: bytes) -> dict[str, Any]:

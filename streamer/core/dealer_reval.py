@@ -58,8 +58,8 @@ import numpy as np
 from streamer.core import bs
 from streamer.core.chain import NS_PER_DAY, NS_PER_YEAR, Key, ny_date_ordinal
 
-__all__ = ["POSITIONINGS", "TERM_NODES_DAYS", "RevalFlows", "dealer_signs", "key_positioning",
-           "iv_shift_by_days", "smile_roll_by_expiry", "reval_flows", "by_expiry"]
+__all__ = ["POSITIONINGS", "TERM_NODES_DAYS", "RevalFlows", "RevalJob", "dealer_signs", "key_positioning",
+           "iv_shift_by_days", "smile_roll_by_expiry", "reval_flows", "by_expiry", "live_delta"]
 
 POSITIONINGS = ("naive", "naive_ex0dte", "otm_only", "customer_long")
 TERM_NODES_DAYS = (9.0, 30.0, 93.0)   # VIX9D, VIX, VIX3M constant maturities, calendar days (Cboe)
@@ -289,3 +289,134 @@ def _first_per_expiry(exp: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, 
     """(sorted unique expiries, the value of each expiry's first contract): per-expiry constants."""
     u, first = np.unique(exp, return_index=True)
     return u, np.asarray(values, dtype=float)[first]
+
+
+def live_delta(spot: float, strike: np.ndarray, t: np.ndarray, rate: float, div_yield: float,
+               sigma: np.ndarray, is_call: np.ndarray) -> np.ndarray:
+    """BSM delta of live options (t > 0, sigma > 0): ``bs.greeks``'s operations for the delta alone
+    (same bits; the revaluation needs nothing else).
+
+    >>> k, t, v, c = np.array([95.0, 105.0]), np.array([0.1, 0.5]), np.array([0.2, 0.3]), np.array([True, False])
+    >>> live_delta(100.0, k, t, 0.04, 0.01, v, c).tolist() == bs.greeks(100.0, k, t, 0.04, 0.01, v, c).delta.tolist()
+    True
+    """
+    th = np.where(is_call, 1.0, -1.0)
+    eq = np.exp(-div_yield * t)
+    f = spot * np.exp((rate - div_yield) * t)
+    sd = sigma * np.sqrt(t)
+    d1 = np.log(f / strike) / sd + 0.5 * sd
+    return th * eq * bs.norm_cdf(th * d1)
+
+
+@dataclass(slots=True)
+class RevalJob:
+    """The live engine's revaluation spread over evaluations: :func:`reval_flows`' vanna and charm totals
+    (term-structure move, unchanged spot) of a chain captured at one instant, computed ``step(n)``
+    contracts at a time.
+
+    Why: at 20k contracts the whole revaluation is tens of ms, a stall in one 10 ms segment; in slices of
+    ~2k contracts no evaluation pays more than a few ms. The per-contract flows of every slice are kept
+    and summed by expiry at the end exactly as :func:`reval_flows` does, so the totals are its totals bit
+    for bit, whatever the slicing (elementwise numpy does not depend on where an array is cut). Plain
+    state (:meth:`to_state`, arrays copied): a job in progress survives a checkpoint bit for bit.
+    """
+
+    ts_ns: int                     # the capture instant: the flows' event time
+    tag: int                       # the caller's (the engine: the flow models' closes count at capture)
+    spot: float
+    now_ts_ns: int
+    rate: float
+    div_yield: float
+    horizon_days: float
+    min_iv_ratio: float
+    expiries: np.ndarray           # every contract's unique expiry (the per-expiry sums' rows)
+    exp: np.ndarray                # the live contracts (T > 0, IV > 0, OI > 0, sign ≠ 0), slot order
+    strike: np.ndarray
+    is_call: np.ndarray
+    iv: np.ndarray
+    m: np.ndarray                  # dealer_sign × OI × multiplier
+    d_iv: np.ndarray               # the expiry's IV shift
+    vanna: np.ndarray              # per live contract, filled up to pos
+    charm: np.ndarray
+    pos: int = 0
+
+    @classmethod
+    def capture(cls, expiry_ts_ns: np.ndarray, strike: np.ndarray, is_call: np.ndarray, iv: np.ndarray,
+                open_interest: np.ndarray, dealer_sign: np.ndarray, spot: float, now_ts_ns: int,
+                rate: float, div_yield: float, *, term_change_pts: tuple[float, float, float],
+                horizon_days: float = 1.0, long_end: str = "sqrt", min_iv_ratio: float = 0.2,
+                multiplier: float = 100.0, ts_ns: int = 0, tag: int = 0) -> RevalJob:
+        """Inputs as :func:`reval_flows` (arrays copied: the chain goes on). O(N), no pricing."""
+        exp = np.array(expiry_ts_ns, dtype=np.int64)
+        k = np.asarray(strike, dtype=float)
+        call = np.asarray(is_call, dtype=bool)
+        vol = np.asarray(iv, dtype=float)
+        oi = np.asarray(open_interest, dtype=float)
+        sign = np.asarray(dealer_sign, dtype=float)
+        t = (exp - int(now_ts_ns)).astype(float) / NS_PER_YEAR
+        with np.errstate(invalid="ignore"):
+            live = (t > 0.0) & (vol > 0.0) & np.isfinite(vol) & (oi > 0.0) & (sign != 0.0) & np.isfinite(sign)
+        dv = iv_shift_by_days(t * 365.0, *term_change_pts, long_end=long_end)
+        i = np.flatnonzero(live)
+        return cls(int(ts_ns), int(tag), float(spot), int(now_ts_ns), float(rate), float(div_yield),
+                   float(horizon_days), float(min_iv_ratio), np.unique(exp), exp[i], k[i], call[i], vol[i],
+                   sign[i] * oi[i] * multiplier, dv[i], np.zeros(i.size), np.zeros(i.size))
+
+    @property
+    def done(self) -> bool:
+        return self.pos >= self.exp.size
+
+    def step(self, n: int) -> bool:
+        """Revalue the next ``n`` contracts (reval_flows' operations on that slice); True once all are."""
+        lo, hi = self.pos, min(self.pos + max(int(n), 1), self.exp.size)
+        if hi > lo:
+            s, r, q = self.spot, self.rate, self.div_yield
+            k, c, v, m = self.strike[lo:hi], self.is_call[lo:hi], self.iv[lo:hi], self.m[lo:hi]
+            t = (self.exp[lo:hi] - self.now_ts_ns).astype(float) / NS_PER_YEAR
+            v_new = np.maximum(v + self.d_iv[lo:hi], self.min_iv_ratio * v)
+            t_new = t - float(self.horizon_days) / 365.0
+            alive = t_new > 0.0
+            d0 = live_delta(s, k, t, r, q, v, c)
+            self.vanna[lo:hi] = -s * m * (live_delta(s, k, t, r, q, v_new, c) - d0)
+            d_time = np.zeros(hi - lo)
+            j = np.flatnonzero(alive)
+            d_time[j] = live_delta(s, k[j], t_new[j], r, q, v[j], c[j])
+            # settled contracts (not alive) are reval_flows' settlement flow, not charm
+            self.charm[lo:hi] = np.where(alive, -s * m * (d_time - d0), 0.0)
+            self.pos = hi
+        return self.done
+
+    def totals(self) -> tuple[float, float]:
+        """(vanna $, charm $) = ``reval_flows(...).total("vanna_usd"/"charm_usd")``, once :attr:`done`."""
+        if not self.done:
+            raise ValueError(f"revaluation in progress: {self.pos} of {self.exp.size} contracts")
+        e = self.expiries
+        ids = np.concatenate([self.exp, e])
+        pad = np.zeros(e.size)
+        return (float(np.sum(by_expiry(ids, np.concatenate([self.vanna, pad]))[1])),
+                float(np.sum(by_expiry(ids, np.concatenate([self.charm, pad]))[1])))
+
+    _ARRAYS = ("expiries", "exp", "strike", "is_call", "iv", "m", "d_iv")
+
+    def to_state(self) -> dict:
+        """Plain scalars and array copies (the outputs only as far as computed)."""
+        d = {n: getattr(self, n) for n in ("ts_ns", "tag", "spot", "now_ts_ns", "rate", "div_yield",
+                                            "horizon_days", "min_iv_ratio", "pos")}
+        d.update({n: getattr(self, n).copy() for n in self._ARRAYS})
+        d["vanna"], d["charm"] = self.vanna[:self.pos].copy(), self.charm[:self.pos].copy()
+        return d
+
+    @classmethod
+    def from_state(cls, d: dict) -> RevalJob:
+        n = len(d["exp"])
+        out = []
+        for name in ("vanna", "charm"):
+            a = np.zeros(n)
+            a[:int(d["pos"])] = d[name]
+            out.append(a)
+        return cls(int(d["ts_ns"]), int(d["tag"]), float(d["spot"]), int(d["now_ts_ns"]), float(d["rate"]),
+                   float(d["div_yield"]), float(d["horizon_days"]), float(d["min_iv_ratio"]),
+                   np.array(d["expiries"], dtype=np.int64), np.array(d["exp"], dtype=np.int64),
+                   np.array(d["strike"], dtype=float), np.array(d["is_call"], dtype=bool),
+                   np.array(d["iv"], dtype=float), np.array(d["m"], dtype=float), np.array(d["d_iv"], dtype=float),
+                   out[0], out[1], int(d["pos"]))

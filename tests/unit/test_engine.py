@@ -274,3 +274,66 @@ def test_closes_of_the_bond_and_fund_underlyings_reach_the_flow_models():
     assert got["flow_leveraged_etf_ndx_usd"] != without["flow_leveraged_etf_ndx_usd"]
     assert eng.flows.risk_parity.prev_bond == 89.6 and math.isnan(alone.flows.risk_parity.prev_bond)
     assert not same(got, without)
+
+
+def test_captured_state_is_detached_from_the_live_engine(events):
+    """What the worker packs in a thread: ``to_state()`` at the checkpoint instant, then ingesting goes on.
+    The captured state shares no array or container with the engine, and packs to the same bytes after
+    more batches were ingested as right after it was taken."""
+    recs = raw(events)
+    cut = len(recs) * 3 // 5
+    _, _, engines = run_offline(recs[:cut], Settings())
+    eng = engines["SPX"]
+    state = eng.to_state()
+    packed = pack(state)
+    live = [*eng.chain._a.values(), eng.chain._contrib]
+    for n in ("key", "sums", "count", "lc", "lp", "used", "fwd", "zdte"):
+        live += [getattr(b, n) for b in (eng.chain._strikes, eng.chain._expiries, eng.chain._total, eng.chain._zdte)]
+
+    def arrays(x):
+        if isinstance(x, np.ndarray):
+            yield x
+        elif isinstance(x, dict):
+            for v in x.values():
+                yield from arrays(v)
+        elif isinstance(x, (list, tuple)):
+            for v in x:
+                yield from arrays(v)
+
+    assert not any(np.shares_memory(a, b) for a in arrays(state) for b in live)
+    before = eng.n_inputs
+    run_offline(recs[cut:], Settings(), engines=engines)
+    assert eng.n_inputs > before and eng.checkpoint() != packed
+    assert pack(state) == packed
+    assert UnderlyingEngine.from_state(state, Settings()).checkpoint() == packed
+
+
+def test_a_revaluation_in_progress_survives_a_checkpoint(events, monkeypatch):
+    """Dealer revaluations in slices (a few contracts per evaluation, one due at every evaluation): the
+    flows reach the models a few evaluations after their capture, and a checkpoint taken while one is in
+    progress restores it bit for bit (same triggers and snapshots as the uninterrupted run)."""
+    import streamer.engine as engine_mod
+
+    monkeypatch.setattr(engine_mod, "DEALER_REVAL_SLICE", 16)
+    st = Settings(dealer_reval_interval_s=0.0)
+    recs = raw(events)
+    want_t, want_s, engs = run_offline(recs, st)
+    ts = [e.msg.ts_ns for e in events]
+    boundary = (ts[len(ts) * 3 // 5] // NS + 1) * NS
+    while True:   # cut at a segment boundary where a revaluation is part done
+        cut = next(i for i, t in enumerate(ts) if t >= boundary)
+        t1, s1, engines = run_offline(recs[:cut], st)
+        eng = engines["SPX"]
+        if eng._reval is not None and eng._reval.pos > 0:
+            break
+        boundary += NS
+    job = eng._reval
+    assert 0 < job.pos < job.exp.size and job.ts_ns < eng.last_eval_ns
+    restored = {u: UnderlyingEngine.from_checkpoint(e.checkpoint(), st) for u, e in engines.items()}
+    assert restored["SPX"]._reval.pos == job.pos
+    assert {u: e.checkpoint() for u, e in restored.items()} == {u: e.checkpoint() for u, e in engines.items()}
+    t2, s2, _ = run_offline(recs[cut:], st, engines=restored)
+    assert encoded(t1 + t2) == encoded(want_t)
+    assert encoded(s1 + s2) == encoded(want_s)
+    d = engs["SPX"].flows.dealer
+    assert d.basis == 0.0 and d.flows_ts_ns < engs["SPX"].last_eval_ns   # stamped with its capture instant
