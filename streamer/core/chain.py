@@ -31,10 +31,8 @@ Live reads between re-evaluations. ``on_spot`` is O(1): it records the live spot
 engine uses 5 min) since ``eval_ts_ns``, re-evaluates everything (``reprice``: O(N) vectorized;
 ``auto_reprice=False`` leaves that to the caller). In between, ``live_totals()`` reads the
 exposures at the live spot without new greeks: GEX = exact value at eval_spot + the change of the
-linearly interpolated grid profile (60 points over ±20%, step ≈ 0.68% of S; within the grid
-interval around eval_spot, ±0.34%, read from each contract's GEX $ at that interval's two grid
-spots, kept with its contributions, so a read costs O(N) additions, not the O(N·grid) profile), delta exposure
-corrected to first order with the aggregate gamma (error O(dS²·speed)), vanna and charm rescaled by
+linearly interpolated grid profile (60 points over ±20% around eval_spot, step ≈ 0.68% of S; an
+O(grid) read, see "GEX profile" below), delta exposure corrected to first order with the aggregate gamma (error O(dS²·speed)), vanna and charm rescaled by
 S/eval_spot (error O(dS·∂vanna/∂S)). Measured at a +0.2% move (benchmarks/bench_chain.py, 20,000
 contracts, 1 day–2 years, IVs solved from BSM prices on a smile; BENCHMARKS.md): error / |net| GEX
 3.3%, DEX 5e-6, vanna 4.1%, charm 1.0%; error / gross by strike 2.6e-3, 4.8e-6, 3.6e-3, 4.5e-3.
@@ -48,7 +46,17 @@ Rounding. Revert-then-add leaves an absolute error of order eps × the largest m
 through a sum since the last from-scratch resum (``reprice``), summed over the batches in between
 (tests hold it to 1e-9 of that running gross); a bucket whose last live contract leaves (OI to 0,
 no IV, expiry) is reset to exactly 0.0, so rounding residue never shows up as a phantom wall or
-exposure. The GEX profile and the flip are recomputed from the slot arrays when read.
+exposure.
+
+GEX profile. Each live contract's GEX $ at every grid spot (a *cell*; N × 60 float64, 9.6 MB at
+20k contracts) is computed when the contract is re-evaluated (O(batch × grid), vectorized even
+when the rest of a small batch goes row by row) and kept, with running sums over contracts
+updated by revert-then-add, so ``profile()`` and ``gamma_flip()`` are O(grid) reads; ``reprice``
+and restore rebuild them (O(N·grid)). The cells are rounded to 2^-32 $ and summed exactly in
+fixed point (two int64 limbs), so the profile is the same bits whatever the batch history
+(restore, batch splits) and never accumulates rounding residue; the flip treats levels within
+the resolution (live contracts × 2^-33 $, ``profile_atol``) as zero. The cells are derived data,
+not in the state.
 
 Time. T = (expiry_ts_ns − eval_ts_ns)/(365 days) (Act/365 calendar time, as the Cboe method's
 minutes/525,600); charm/T decay is picked up at the next reprice. Contracts with T ≤ 0 (at/after
@@ -175,19 +183,21 @@ def make_grid(centre: float, points: int = 60, half_width: float = 0.20) -> np.n
 
 
 def gamma_flip_from_profile(grid: np.ndarray, profile: np.ndarray,
-                            gross: np.ndarray | None = None, rtol: float = 1e-9) -> float:
+                            gross: np.ndarray | None = None, rtol: float = 1e-9,
+                            atol: float = 0.0) -> float:
     """Zero-gamma level: first sign change of the GEX profile going up the grid, linearly interpolated.
 
-    Values with |profile| ≤ rtol × gross (the sum of |contributions| at that grid level) are
-    treated as zero (rounding residue of the incremental sums) and skipped; the crossing is
-    interpolated between the last non-zero level below and the first non-zero level above it.
+    Values with |profile| ≤ rtol × gross (the sum of |contributions| at that grid level) + atol
+    are treated as zero (rounding residue of float sums; below the resolution of the book's
+    fixed-point sums: ``profile_atol``) and skipped; the crossing is interpolated between the
+    last non-zero level below and the first non-zero level above it.
     Returns nan when the profile does not change sign on the grid (grid too narrow, or one-signed).
 
     >>> gamma_flip_from_profile(np.array([90.0, 100.0, 110.0]), np.array([-1.0, -1.0, 3.0]))
     102.5
     """
     p = np.asarray(profile, dtype=float)
-    tol = rtol * (np.abs(p) if gross is None else np.asarray(gross, dtype=float))
+    tol = rtol * (np.abs(p) if gross is None else np.asarray(gross, dtype=float)) + atol
     nz = np.flatnonzero(np.abs(p) > tol)
     if nz.size < 2:
         return _NAN
@@ -198,6 +208,17 @@ def gamma_flip_from_profile(grid: np.ndarray, profile: np.ndarray,
     a, b = nz[ch[0]], nz[ch[0] + 1]
     pa, pb = p[a], p[b]
     return float(grid[a] + (grid[b] - grid[a]) * pa / (pa - pb))
+
+
+def profile_atol(live_contracts: int) -> float:
+    """Resolution of a GEX profile level ($ per 1%) summed from ``live_contracts`` rows of cells
+    rounded to 2^-32 $ (``ChainBook.profile``): at most half a unit per cell. Levels within it of
+    zero are zero for the flip, in the book and in ``exposures_batch`` alike.
+
+    >>> profile_atol(2) == 2.0 ** -32
+    True
+    """
+    return live_contracts * 2.0 ** -33
 
 
 def per_strike_flip(strikes: np.ndarray, net_gex: np.ndarray, spot: float | None = None) -> float:
@@ -276,25 +297,41 @@ def _point_greeks(spot: float, strike: np.ndarray, t: np.ndarray, rate: float, q
     return out
 
 
-def _grid_gamma(grid: np.ndarray, strike: np.ndarray, t: np.ndarray, rate: float, q: float,
-                iv: np.ndarray, chunk: int = 2048) -> np.ndarray:
-    """Gamma of each contract (rows) at each grid spot (columns), IV held fixed; 0 where invalid."""
-    n = strike.shape[0]
-    out = np.zeros((n, grid.shape[0]))
-    ok = np.flatnonzero((t > 0.0) & (iv > 0.0) & np.isfinite(iv))
-    for lo in range(0, ok.size, chunk):
-        idx = ok[lo:lo + chunk]
-        out[idx] = gamma_on_grid(grid[None, :], strike[idx, None], t[idx, None], rate, q,
-                                 iv[idx, None])
-    return out
+def gex_rows(log_grid: np.ndarray, grid_pct: np.ndarray, strike: np.ndarray, t: np.ndarray,
+             rate: float, q: float, iv: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Signed GEX $ per 1% (rows: contracts, columns: grid spots) with IV held fixed:
+    gamma_on_grid(x) × m × x² × 0.01, written as exp(−u²) × f_row × (x × 0.01) with
+    u = (ln x − ln K + (r − q + σ²/2)T) / (σ√(2T)) and f_row = e^{−qT} m / (σ√T √(2π)): one exp
+    per cell and no log of grid/K (log_grid = ln x, grid_pct = x × 0.01, per grid spot). Equals
+    ``gamma_on_grid``'s product to ~1e-14 relative (ln x − ln K rounds differently from
+    ln(x/K); ~1e-12 of a 1-hour contract's peak). Requires T > 0, iv > 0 (the live contracts).
+
+    >>> x = np.array([95.0, 100.0]); m = np.array([1000.0])
+    >>> want = gamma_on_grid(x, 100.0, 0.5, 0.0, 0.0, 0.2) * 1000.0 * x * x * 0.01
+    >>> bool(np.allclose(gex_rows(np.log(x), x * 0.01, np.array([100.0]), np.array([0.5]),
+    ...                           0.0, 0.0, np.array([0.2]), m), want, rtol=1e-13))
+    True
+    """
+    vs = iv * np.sqrt(t)
+    c = (rate - q + 0.5 * iv * iv) * t - np.log(strike)
+    w = math.sqrt(0.5) / vs
+    f = np.exp(-q * t) * m / (vs * math.sqrt(2.0 * math.pi))
+    u = np.add(log_grid, c[:, None])
+    u *= w[:, None]
+    np.square(u, out=u)
+    np.negative(u, out=u)
+    np.exp(u, out=u)
+    u *= f[:, None]
+    u *= grid_pct
+    return u
 
 
 def gamma_on_grid(grid: np.ndarray | float, strike: np.ndarray | float, t: np.ndarray | float,
                   rate: float, q: float, iv: np.ndarray | float) -> np.ndarray:
     """BSM gamma (per point of S) broadcast over spot levels; requires T > 0 and iv > 0.
 
-    Same value as ``bs.greeks(...).gamma`` (gamma does not depend on the right); written out
-    here because the per-update grid row is the hot path and needs gamma only.
+    Same value as ``bs.greeks(...).gamma`` (gamma does not depend on the right); the definition
+    the GEX profile's rows (``gex_rows``, an algebraically equal form) are tested against.
 
     >>> round(float(gamma_on_grid(100.0, 100.0, 1.0, 0.0, 0.0, 0.2)), 6)
     0.019848
@@ -338,7 +375,12 @@ def exposures_batch(expiry_ts_ns: np.ndarray, strike: np.ndarray, is_call: np.nd
     vex = van * m * spot * 0.01
     cex = chm * m * spot / 365.0
     gabs = gam * oi_pos * multiplier * spot * spot * 0.01
-    rows = _grid_gamma(grid, k, t, rate, div_yield, vol) * (m[:, None] * (grid * grid * 0.01))
+    rows = np.zeros((k.shape[0], grid.shape[0]))
+    ok = np.flatnonzero((t > 0.0) & (vol > 0.0) & np.isfinite(vol) & (oi_pos > 0.0))
+    lg, gp = np.log(grid), grid * 0.01
+    for lo in range(0, ok.size, _CHUNK):
+        i = ok[lo:lo + _CHUNK]
+        rows[i] = gex_rows(lg, gp, k[i], t[i], rate, div_yield, vol[i], m[i])
     today = ny_date_ordinal(int(now_ts_ns))
     zd = np.array([ny_date_ordinal(int(e)) == today for e in exp], dtype=bool) & (t > 0.0)
 
@@ -363,7 +405,8 @@ def exposures_batch(expiry_ts_ns: np.ndarray, strike: np.ndarray, is_call: np.nd
         expiries=expiries, expiry_gex=by(ei, gex, ne), expiry_dex=by(ei, dex, ne),
         expiry_vanna=by(ei, vex, ne), expiry_charm=by(ei, cex, ne),
         grid_spots=grid, grid_gex=profile,
-        gamma_flip=gamma_flip_from_profile(grid, profile, np.abs(rows).sum(axis=0)),
+        gamma_flip=gamma_flip_from_profile(grid, profile, np.abs(rows).sum(axis=0),
+                                           atol=profile_atol(ok.size)),
         call_wall=_wall(strikes, s_call), put_wall=_wall(strikes, s_put),
         abs_gamma_strike=_wall(strikes, s_call + s_put),
         strike_flip=per_strike_flip(strikes, s_gex, spot),
@@ -391,7 +434,15 @@ class ChainConfig:
 _GEX, _DEX, _VAN, _CHM, _CALLG, _PUTG = range(6)
 _NCOL = 6
 _NO_QUOTE = np.iinfo(np.int64).min        # quote ts of a contract never quoted
-_CHUNK = 4096                              # rows per block in the O(N·grid) profile
+_CHUNK = 4096                              # rows per block of O(N·grid) work
+# GEX profile sums in fixed point: a cell (GEX $ of one contract at one grid spot) is held as
+# rint(|x| × 2^32) split into hi = floor(·/2^40) and lo < 2^40; per-batch sums of up to
+# _PROFILE_CHUNK rows of either limb are exact in float64 (< 2^53) and go into int64 running sums,
+# so the profile is an exact function of the current cells, whatever the history of batches.
+_QUANTA = 2.0 ** 32
+_LIMB = 2.0 ** 40
+_CELL_MAX = 2.0 ** 80          # cells from |x| ≥ 2^48 $ (or NaN/inf) are not summed: profile NaN
+_PROFILE_CHUNK = 2048
 
 
 class _Buckets:
@@ -521,8 +572,9 @@ class ChainBook:
     between reprices ``live_totals`` reads the exposures at the live spot with the first-order
     corrections of the module docstring (errors measured in benchmarks/bench_chain.py).
 
-    Snapshot-cadence reads, computed on demand and cached until the next change: the GEX profile
-    over the 60-point ±20% grid around ``eval_spot`` and the gamma flip (O(N·grid)), the walls and
+    Reads: the GEX profile over the 60-point ±20% grid around ``eval_spot`` and the gamma flip
+    (O(grid) from the running sums; module docstring). Computed on demand and cached until the
+    next change: the walls and
     abs-gamma strike (O(strikes log strikes)), ``forward`` / ``atm_iv`` (O(strikes of an expiry)),
     ``vix`` (O(strikes of the two selected expiries), Cboe method of ``core.vix``).
 
@@ -531,8 +583,8 @@ class ChainBook:
     ``next_rolloff`` read what expires today / at the next settlement.
 
     State: ``to_state()`` is a flat dict of scalars and numpy arrays (every slot array, table and
-    running sum, the free lists; not the live-GEX band, a pure function of the slots and the eval
-    point that ``from_state`` recomputes); ``from_state`` restores it bit for bit, so restore + the same
+    running sum, the free lists; not the GEX profile cells and sums, a pure function of the slots
+    and the eval point that ``from_state`` recomputes, same bits); ``from_state`` restores it bit for bit, so restore + the same
     later calls gives results identical to an uninterrupted run. The same calls give the same bits.
 
     >>> bk = ChainBook(100.0, 0, ChainConfig(rate=0.0, div_yield=0.0))
@@ -573,9 +625,14 @@ class ChainBook:
         self._a = {n: np.zeros(capacity, dtype=t) for n, t in self._SLOT_ARRAYS.items()}
         self._a["qts"][:] = _NO_QUOTE
         self._contrib = np.zeros((capacity, _NCOL))
-        self._band = np.zeros((2, capacity))   # signed GEX $ at the grid spots bracketing eval_spot
-        # (2 × slots: a contiguous row sums ~35× faster than a column of an N × 2 array)
-        self._bracket_of: tuple[float, float, float] | None = None   # (eval_spot, lo, hi)
+        # GEX profile, derived (not in the state): each slot's cells on the grid around eval_spot
+        # (rint(|GEX $| × 2^32), 0 unless live) and their sign, and the running limb sums
+        self._grid_of: tuple | None = None      # (eval_spot, grid, ln grid, grid × 0.01)
+        self._rows = np.zeros((capacity, self.config.grid_points))
+        self._rsign = np.zeros(capacity)
+        self._rbad = np.zeros(capacity, dtype=bool)
+        self._psum = np.zeros((4, self.config.grid_points), dtype=np.int64)  # signed hi, lo; gross hi, lo
+        self._nbad = 0
         self._free: list[int] = []
         self._hw = 0
         self._index: dict[tuple[int, float, bool], int] = {}
@@ -617,9 +674,11 @@ class ChainBook:
         c = np.zeros((cap, _NCOL))
         c[:self._contrib.shape[0]] = self._contrib
         self._contrib = c
-        b = np.zeros((2, cap))
-        b[:, :self._band.shape[1]] = self._band
-        self._band = b
+        for n in ("_rows", "_rsign", "_rbad"):
+            a = getattr(self, n)
+            g = np.zeros((cap,) + a.shape[1:], dtype=a.dtype)
+            g[:a.shape[0]] = a
+            setattr(self, n, g)
 
     def _allocate(self, keys: list[tuple[int, float, bool]]) -> np.ndarray:
         """Slots for new contract keys, in the given order (O(len(keys)) Python: new contracts only)."""
@@ -638,7 +697,6 @@ class ChainBook:
             a["qts"][s] = _NO_QUOTE
             a["used"][s], a["live"][s] = True, False
             self._contrib[s] = 0.0
-            self._band[:, s] = 0.0
             sb = self._strikes.get_or_add(k)
             self._strikes.count[sb] += 1
             if e not in self._expiries.index:
@@ -823,48 +881,44 @@ class ChainBook:
         self._reevaluate(np.array([s]))
 
     # ------------------------------------------------------------------ evaluation
-    def _bracket(self) -> tuple[float, float]:
-        """(lo, hi): the two points of the profile grid around ``eval_spot`` (cached per eval_spot)."""
-        b = self._bracket_of
-        if b is not None and (b[0] == self.eval_spot or (b[0] != b[0] and self.eval_spot != self.eval_spot)):
-            return b[1], b[2]
+    def _grid(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(grid, ln grid, grid × 0.01): the profile grid around ``eval_spot`` (cached per eval_spot)."""
+        g = self._grid_of
+        if g is not None and (g[0] == self.eval_spot or (g[0] != g[0] and self.eval_spot != self.eval_spot)):
+            return g[1], g[2], g[3]
         cfg = self.config
-        g = make_grid(self.eval_spot, cfg.grid_points, cfg.grid_half_width)
-        k = min(max(int(np.searchsorted(g, self.eval_spot, side="right")) - 1, 0), g.shape[0] - 2)
-        self._bracket_of = (self.eval_spot, float(g[k]), float(g[k + 1]))
-        return self._bracket_of[1], self._bracket_of[2]
+        grid = make_grid(self.eval_spot, cfg.grid_points, cfg.grid_half_width)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self._grid_of = (self.eval_spot, grid, np.log(grid), grid * 0.01)
+        return grid, self._grid_of[2], self._grid_of[3]
 
-    def _evaluate(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Contributions (rows × 6), live flags and band (2 × rows: signed GEX $ at the two grid
-        spots of ``_bracket``, as the profile computes them) of slots at the eval point, vectorized.
+    def _evaluate(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Contributions (rows × 6) and live flags of slots at the eval point, vectorized.
 
         Same per-contract formulas, in the same operation order, as ``exposures_batch``."""
-        a, cfg = self._a, self.config
+        a = self._a
         s = self.eval_spot
         t = (a["exp"][slots] - self.eval_ts_ns) / NS_PER_YEAR
         iv, oi = a["iv"][slots], a["oi"][slots]
         out = np.zeros((slots.shape[0], _NCOL))
-        band = np.zeros((2, slots.shape[0]))
         live = (t > 0.0) & (iv > 0.0) & np.isfinite(iv) & (oi > 0.0)
         if not (s > 0.0 and math.isfinite(s)):
             live[:] = False
         i = np.flatnonzero(live)
         if 0 < i.size <= _EVAL_SCALAR_BELOW and bs.SCALAR_MIRRORS_EXACT:
-            self._evaluate_small(slots[i], i, t[i], iv[i], oi[i], out, band)
+            self._evaluate_small(slots[i], i, t[i], iv[i], oi[i], out)
         elif i.size:
-            out[i], band[:, i] = self._evaluate_rows(slots[i], t[i], iv[i], oi[i])
-        return out, live, band
+            out[i] = self._evaluate_rows(slots[i], t[i], iv[i], oi[i])
+        return out, live
 
     def _evaluate_rows(self, si: np.ndarray, t: np.ndarray, iv: np.ndarray,
-                       oi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Contributions (rows × 6) and band (2 × rows) of live slots ``si``, vectorized."""
+                       oi: np.ndarray) -> np.ndarray:
+        """Contributions (rows × 6) of live slots ``si``, vectorized."""
         a, cfg = self._a, self.config
         s = self.eval_spot
         out = np.empty((si.shape[0], _NCOL))
-        band = np.empty((2, si.shape[0]))
         call = a["call"][si]
-        ki = a["strike"][si]
-        gam, dlt, van, chm = bs.live_greeks(s, ki, t, cfg.rate, cfg.div_yield, iv, call)
+        gam, dlt, van, chm = bs.live_greeks(s, a["strike"][si], t, cfg.rate, cfg.div_yield, iv, call)
         m = a["sign"][si] * oi * cfg.multiplier
         out[:, _GEX] = gam * m * s * s * 0.01
         out[:, _DEX] = dlt * m * s
@@ -873,22 +927,16 @@ class ChainBook:
         gabs = gam * oi * cfg.multiplier * s * s * 0.01
         out[:, _CALLG] = np.where(call, gabs, 0.0)
         out[:, _PUTG] = np.where(call, 0.0, gabs)
-        for j, x in enumerate(self._bracket()):
-            band[j] = gamma_on_grid(x, ki, t, cfg.rate, cfg.div_yield, iv) * (m * (x * x * 0.01))
-        return out, band
+        return out
 
     def _evaluate_small(self, si: np.ndarray, i: np.ndarray, t: np.ndarray, iv: np.ndarray,
-                        oi: np.ndarray, out: np.ndarray, band: np.ndarray) -> None:
+                        oi: np.ndarray, out: np.ndarray) -> None:
         """``_evaluate``'s live rows one by one with ``bs.live_greeks1`` (the scalar mirror of
         ``bs.greeks``): the same operations in the same order, so the same bits as the vector
         branch; numpy's per-call cost dominates small batches. A row whose arithmetic raises
         (where numpy would go through inf/NaN) is redone by the vector branch."""
         a, cfg = self._a, self.config
         s, r, q, mult = self.eval_spot, cfg.rate, cfg.div_yield, cfg.multiplier
-        x0, x1 = self._bracket()
-        c0, c1 = x0 * x0 * 0.01, x1 * x1 * 0.01
-        rq = r - q
-        root2pi = math.sqrt(2.0 * math.pi)
         rows = zip(i.tolist(), a["strike"][si].tolist(), t.tolist(), iv.tolist(),
                    a["call"][si].tolist(), a["sign"][si].tolist(), oi.tolist())
         redo = []
@@ -897,29 +945,46 @@ class ChainBook:
                 gam, dlt, van, chm = bs.live_greeks1(s, k, tj, r, q, v, 1.0 if c else -1.0)
                 m = sign * o * mult
                 gabs = gam * o * mult * s * s * 0.01
-                row = (gam * m * s * s * 0.01, dlt * m * s, van * m * s * 0.01,
-                       chm * m * s / 365.0, gabs if c else 0.0, 0.0 if c else gabs)
-                # gamma_on_grid at the two band spots, same operation order
-                vs = v * math.sqrt(tj)
-                drift = (rq + 0.5 * v * v) * tj
-                eqt = -q * tj
-                d0 = (math.log(x0 / k) + drift) / vs
-                d1 = (math.log(x1 / k) + drift) / vs
-                b0 = math.exp(eqt - 0.5 * d0 * d0) / (x0 * vs * root2pi) * (m * c0)
-                b1 = math.exp(eqt - 0.5 * d1 * d1) / (x1 * vs * root2pi) * (m * c1)
+                out[j] = (gam * m * s * s * 0.01, dlt * m * s, van * m * s * 0.01,
+                          chm * m * s / 365.0, gabs if c else 0.0, 0.0 if c else gabs)
             except (ArithmeticError, ValueError):
                 redo.append(j)
-                continue
-            out[j] = row
-            band[0, j] = b0
-            band[1, j] = b1
         if redo:
             ri = np.array(redo, dtype=np.int64)
             p = np.searchsorted(i, ri)
-            out[ri], band[:, ri] = self._evaluate_rows(si[p], t[p], iv[p], oi[p])
+            out[ri] = self._evaluate_rows(si[p], t[p], iv[p], oi[p])
 
-    def _set_contrib(self, slots: np.ndarray, new: np.ndarray, live: np.ndarray, band: np.ndarray) -> None:
-        """Revert the slots' old contributions and add the new ones in every table (O(len(slots)))."""
+    def _profile_cells(self, si: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(cells, sign, bad) of live slots ``si``: rint(|GEX $| × 2^32) at each grid spot
+        (``gex_rows`` with |m| × 2^32: exactly 2^32 × its |value|), the sign of m, and rows that
+        cannot be held (non-finite or ≥ 2^48 $: zero cells, flagged)."""
+        a, cfg = self._a, self.config
+        _, lg, gp = self._grid()
+        t = (a["exp"][si] - self.eval_ts_ns) / NS_PER_YEAR
+        m = a["sign"][si] * a["oi"][si] * cfg.multiplier
+        with np.errstate(all="ignore"):
+            cells = gex_rows(lg, gp, a["strike"][si], t, cfg.rate, cfg.div_yield, a["iv"][si],
+                             np.abs(m) * _QUANTA)
+            np.rint(cells, out=cells)
+        bad = ~(cells.max(axis=1) < _CELL_MAX)
+        if bad.any():
+            cells[bad] = 0.0
+        return cells, np.sign(m), bad
+
+    def _profile_add(self, cells: np.ndarray, sign: np.ndarray) -> None:
+        """Add rows of cells (sign −1/+1 signed GEX, weight ±1 in the gross: sign and weight
+        given as ``sign`` rows (2 × rows)) to the running limb sums, exactly."""
+        for lo in range(0, cells.shape[0], _PROFILE_CHUNK):
+            c = cells[lo:lo + _PROFILE_CHUNK]
+            w = sign[:, lo:lo + _PROFILE_CHUNK]
+            hi = np.floor(c * (1.0 / _LIMB))
+            low = c - hi * _LIMB                   # exact: the bits of c below 2^40
+            self._psum[0::2] += (w @ hi).astype(np.int64)
+            self._psum[1::2] += (w @ low).astype(np.int64)
+
+    def _set_contrib(self, slots: np.ndarray, new: np.ndarray, live: np.ndarray) -> None:
+        """Revert the slots' old contributions and add the new ones in every table and in the
+        GEX profile sums (O(len(slots)), O(len(slots) × grid) for the profile)."""
         a = self._a
         call = a["call"][slots]
         old_live = a["live"][slots]
@@ -934,8 +999,28 @@ class ChainBook:
         if z.any():
             self._zdte.add(np.zeros(int(z.sum()), dtype=np.int64), delta[z], dlc[z], dlp[z])
         self._contrib[slots] = new
-        self._band[:, slots] = band
         a["live"][slots] = live
+        # profile: revert the old cells (rows that had any), add the new ones (live rows)
+        so = slots[self._rsign[slots] != 0.0]
+        sn = slots[live]
+        cells, sign, bad = self._profile_cells(sn) if sn.size else (None, None, None)
+        self._nbad += int(bad.sum()) if sn.size else 0
+        self._nbad -= int(self._rbad[slots].sum())
+        if so.size or sn.size:
+            rows = [self._rows[so]] if so.size else []
+            w = [np.stack([-self._rsign[so], np.full(so.size, -1.0)])] if so.size else []
+            if sn.size:
+                rows.append(cells)
+                w.append(np.stack([np.where(bad, 0.0, sign), np.ones(sn.size)]))
+            self._profile_add(np.concatenate(rows) if len(rows) > 1 else rows[0],
+                              np.concatenate(w, axis=1) if len(w) > 1 else w[0])
+            self._rows[so] = 0.0
+            self._rsign[so] = 0.0
+        self._rbad[slots] = False
+        if sn.size:
+            self._rows[sn] = cells
+            self._rsign[sn] = np.where(bad, 0.0, sign)
+            self._rbad[sn] = bad
         self._version += 1
 
     def _reevaluate(self, slots: np.ndarray) -> None:
@@ -944,19 +1029,34 @@ class ChainBook:
     def _used(self) -> np.ndarray:
         return np.flatnonzero(self._a["used"][:self._hw])
 
+    def _rebuild_profile(self) -> None:
+        """Every live slot's cells and the profile sums from scratch (O(N·grid): reprice, restore)."""
+        self._rows[:] = 0.0
+        self._rsign[:] = 0.0
+        self._rbad[:] = False
+        self._psum[:] = 0
+        self._nbad = 0
+        live = np.flatnonzero(self._a["live"][:self._hw])
+        for lo in range(0, live.shape[0], _CHUNK):
+            si = live[lo:lo + _CHUNK]
+            cells, sign, bad = self._profile_cells(si)
+            sign = np.where(bad, 0.0, sign)
+            self._profile_add(cells, np.stack([sign, np.ones(si.size)]))
+            self._rows[si], self._rsign[si], self._rbad[si] = cells, sign, bad
+            self._nbad += int(bad.sum())
+
     def _recompute_all(self) -> None:
-        """Re-evaluate every contract and resum every table from scratch (O(N), vectorized)."""
+        """Re-evaluate every contract and resum every table from scratch (O(N), vectorized; the
+        profile O(N·grid))."""
         a = self._a
         self._today = ny_date_ordinal(self.eval_ts_ns)
         ex = self._expiries
         for e, i in ex.index.items():
             ex.zdte[i] = ny_date_ordinal(e) == self._today
         u = self._used()
-        new, live, band = self._evaluate(u)
+        new, live = self._evaluate(u)
         self._contrib[:] = 0.0
         self._contrib[u] = new
-        self._band[:] = 0.0
-        self._band[:, u] = band
         a["live"][:] = False
         a["live"][u] = live
         call = a["call"][u]
@@ -966,6 +1066,7 @@ class ChainBook:
         self._total.rebuild(np.zeros(u.shape[0], dtype=np.int64), new, lc, lp)
         z = ex.zdte[a["eb"][u]]
         self._zdte.rebuild(np.zeros(int(z.sum()), dtype=np.int64), new[z], lc[z], lp[z])
+        self._rebuild_profile()
         self._version += 1
 
     # ------------------------------------------------------------------ spot and clock
@@ -1009,8 +1110,7 @@ class ChainBook:
             return Rolloff((), 0, ExposureTotals())
         slots = np.sort(np.array([s for e in gone for s in self._eslots[e]], dtype=np.int64))
         removed = ExposureTotals(*(float(x) for x in self._contrib[slots, :4].sum(axis=0)))
-        self._set_contrib(slots, np.zeros((slots.shape[0], _NCOL)), np.zeros(slots.shape[0], bool),
-                          np.zeros((2, slots.shape[0])))
+        self._set_contrib(slots, np.zeros((slots.shape[0], _NCOL)), np.zeros(slots.shape[0], bool))
         a = self._a
         for s in slots.tolist():
             del self._index[(int(a["exp"][s]), float(a["strike"][s]), bool(a["call"][s]))]
@@ -1077,31 +1177,37 @@ class ChainBook:
 
     # ------------------------------------------------------------------ snapshot-cadence reads
     def profile(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(grid, GEX profile, gross) over the 60-point ±20% grid around eval_spot.
+        """(grid, GEX profile, gross) over the 60-point ±20% grid around eval_spot: the total
+        and the sum of |contributions| of every live contract's GEX $ per 1% if spot were at each
+        grid level (gamma re-priced there, IV held fixed; read-only arrays).
 
-        O(N·grid) (every live contract's gamma at every grid spot, IV fixed), cached until the
-        next change: meant for snapshot cadence, never per quote."""
+        O(grid): read from the running fixed-point sums that every batch keeps (revert-then-add
+        of the changed contracts' cells; rebuilt by ``reprice`` and on restore). Each cell is
+        rounded to 2^-32 $ and the sums are exact, so the profile is the correctly rounded sum of
+        the current cells whatever the order of the batches (restore and batch splits give the
+        same bits); it differs from a float64 sum by at most (live contracts) × 2^-33 $. NaN
+        while a live contract's cells cannot be held (non-finite or ≥ 2^48 $).
+
+        Centred on eval_spot, not the live spot: the cells are the contracts' GEX at the eval
+        point's clock and grid, so between reprices (live spot within 0.25% of eval_spot) the
+        grid stays put and the profile changes only with quotes/OI/signs."""
         c = self._profile_cache
         if c is not None and c[0] == self._version:
             return c[1], c[2], c[3]
-        cfg, a = self.config, self._a
-        grid = make_grid(self.eval_spot, cfg.grid_points, cfg.grid_half_width)
-        prof, gross = np.zeros(grid.shape[0]), np.zeros(grid.shape[0])
-        live = np.flatnonzero(a["live"][:self._hw])
-        scale = grid * grid * 0.01
-        for lo in range(0, live.shape[0], _CHUNK):
-            s = live[lo:lo + _CHUNK]
-            t = (a["exp"][s] - self.eval_ts_ns) / NS_PER_YEAR
-            m = a["sign"][s] * a["oi"][s] * cfg.multiplier
-            rows = gamma_on_grid(grid[None, :], a["strike"][s, None], t[:, None], cfg.rate,
-                                 cfg.div_yield, a["iv"][s, None]) * (m[:, None] * scale)
-            prof += rows.sum(axis=0)
-            gross += np.abs(rows).sum(axis=0)
+        grid = self._grid()[0]
+        p = self._psum
+        carry = p[1::2] >> 40                  # lo limbs into [0, 2^40): both parts exact in float64
+        hi, lo = p[0::2] + carry, p[1::2] - (carry << 40)
+        val = hi.astype(np.float64) * (_LIMB / _QUANTA) + lo.astype(np.float64) * (1.0 / _QUANTA)
+        if self._nbad:
+            val[:] = _NAN
+        prof, gross = val[0], val[1]
+        prof.flags.writeable = gross.flags.writeable = False
         self._profile_cache = (self._version, grid, prof, gross)
         return grid, prof, gross
 
     def gamma_flip(self) -> float:
-        """Zero-gamma level (points) from the grid profile, O(N·grid) (cached with ``profile``).
+        """Zero-gamma level (points) from the grid profile, O(grid) (``profile``).
 
         Definition: re-price every live contract's gamma at each grid spot with its IV held fixed,
         sum to total GEX(S), and take the first sign change going up the grid, linearly
@@ -1110,7 +1216,10 @@ class ChainBook:
         says where the book changes sign by strike, not the spot level where the dealers' net
         gamma changes sign, and generally gives a different level."""
         grid, prof, gross = self.profile()
-        return gamma_flip_from_profile(grid, prof, gross)
+        return gamma_flip_from_profile(grid, prof, gross, atol=self._profile_atol())
+
+    def _profile_atol(self) -> float:
+        return profile_atol(int(self._total.lc[0] + self._total.lp[0]))
 
     def _strike_columns(self) -> tuple[np.ndarray, np.ndarray]:
         ids = self._strikes.active()
@@ -1129,22 +1238,14 @@ class ChainBook:
         Corrections (module docstring): GEX = exact value at eval_spot + the
         change of the interpolated grid profile (S² scaling off the grid), DEX to first order
         with the aggregate gamma, vanna/charm scaled by S/eval_spot. Errors at a +0.2% move are
-        measured in benchmarks/bench_chain.py. While S stays in the grid interval around
-        eval_spot (±0.34% at 60 points over ±20%, more than the 0.25% reprice threshold) the
-        profile change is read from the per-contract band at that interval's two grid spots
-        (kept with the contributions, O(batch); summed here, O(N) additions); further away it
-        needs ``profile()`` (O(N·grid), cached until the next change)."""
+        measured in benchmarks/bench_chain.py. The profile is an O(grid) read (``profile``)."""
         s = self.spot if spot is None else float(spot)
         s0 = self.eval_spot
         gex0, dex0, van0, chm0 = self.totals().as_tuple()
         if not (math.isfinite(s) and math.isfinite(s0)):
             return ExposureTotals(gex0, dex0, van0, chm0)
-        lo, hi = self._bracket()
-        if lo <= s <= hi and lo <= s0 <= hi:
-            p_lo, p_hi = self._band[:, :self._hw].sum(axis=1).tolist()
-            gex = gex0 + (s - s0) * ((p_hi - p_lo) / (hi - lo))
-        elif (g := self.profile()[0])[0] <= s <= g[-1] and g[0] <= s0 <= g[-1]:
-            _, prof, _ = self.profile()
+        g, prof, _ = self.profile()
+        if g[0] <= s <= g[-1] and g[0] <= s0 <= g[-1]:
             gex = gex0 + float(np.interp(s, g, prof) - np.interp(s0, g, prof))
         else:
             gex = gex0 * (s / s0) ** 2
@@ -1251,7 +1352,8 @@ class ChainBook:
             expiry_gex=ex.sums[eids, _GEX].copy(), expiry_dex=ex.sums[eids, _DEX].copy(),
             expiry_vanna=ex.sums[eids, _VAN].copy(), expiry_charm=ex.sums[eids, _CHM].copy(),
             grid_spots=grid.copy(), grid_gex=prof.copy(),
-            gamma_flip=gamma_flip_from_profile(grid, prof, gross), call_wall=cw, put_wall=pw,
+            gamma_flip=gamma_flip_from_profile(grid, prof, gross, atol=self._profile_atol()),
+            call_wall=cw, put_wall=pw,
             abs_gamma_strike=aw, strike_flip=per_strike_flip(ks, sc[:, _GEX], self.eval_spot))
 
     def batch(self) -> Exposures:
@@ -1305,7 +1407,9 @@ class ChainBook:
         bk._fit_slot_table()
         u = np.flatnonzero(a["used"][:bk._hw])
         bk._slot_of[a["eb"][u], a["sb"][u], a["call"][u].astype(np.intp)] = u
-        # the band is a pure function of each slot's inputs and the eval point: recomputed, not stored
-        bk._band = np.zeros((2, bk._contrib.shape[0]))
-        bk._band[:, u] = bk._evaluate(u)[2]
+        # the profile cells are a pure function of each slot's inputs and the eval point, and
+        # their sums are exact: recomputed, not stored, with the same bits
+        cap, g = bk._contrib.shape[0], cfg.grid_points
+        bk._rows, bk._rsign, bk._rbad = np.zeros((cap, g)), np.zeros(cap), np.zeros(cap, dtype=bool)
+        bk._rebuild_profile()
         return bk

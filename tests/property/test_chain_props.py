@@ -8,7 +8,10 @@ contributions computed here straight from ``bs.greeks``; each expiry's parity fo
 ``forward_from_parity`` on the model's mids. Tolerance: revert-then-add leaves an absolute error
 of order eps × the largest gross (sum of |contributions|) that passed through a sum since the last
 from-scratch resum (a reprice), summed over the updates in between; 1e-9 of that running gross
-covers it with margin. Buckets without a live contract must be exactly 0.0.
+covers it with margin. Buckets without a live contract must be exactly 0.0. The GEX profile
+(kept by the batches in exact fixed-point sums) equals a from-scratch rebuild bit for bit, the
+pre-incremental O(N·grid) computation (``profile_reference``) within 1e-10 of the gross, and so
+does the flip (up to what that tolerance allows near a zero or in the interpolation).
 
 Conflation and state are checked for bit-identity (``tobytes`` equality, not approx).
 """
@@ -24,7 +27,8 @@ from hypothesis import strategies as st
 
 from streamer.core import bs
 from streamer.core.chain import (NS_PER_YEAR, ChainBook, ChainConfig, exposures_batch,
-                                 forward_from_parity)
+                                 forward_from_parity, gamma_flip_from_profile, gamma_on_grid,
+                                 make_grid, profile_atol)
 
 NY = ZoneInfo("America/New_York")
 
@@ -159,8 +163,10 @@ def check(book: ChainBook, model: Model, hist: dict) -> None:
     # profile from the same arrays: only summation order differs
     gg = exposures_batch(exp, k, call, iv, oi, book.eval_spot, book.eval_ts_ns, CFG.rate,
                          CFG.div_yield, dealer_sign=np.abs(sign), grid_spots=inc.grid_spots).grid_gex
-    assert np.all(np.abs(inc.grid_gex - ref.grid_gex) <= 1e-12 * gg + 1e-300)
-    check_live_gex(book, ref, tol[0] + 1e-12 * float(gg.max(initial=0.0)))
+    atol = profile_atol(int(ok.sum()))          # the fixed-point sums' resolution (2^-33 $ a cell)
+    assert np.all(np.abs(inc.grid_gex - ref.grid_gex) <= 1e-12 * gg + atol + 1e-300)
+    check_live_gex(book, ref, tol[0] + 1e-12 * float(gg.max(initial=0.0)) + 2 * atol)
+    check_profile(book)
     # walls: the same strike, or an exact tie within rounding
     gabs = max(np.abs(ref.strike_call_gamma).sum() + np.abs(ref.strike_put_gamma).sum(),
                hist.get("gabs", 0.0))
@@ -191,11 +197,54 @@ def check(book: ChainBook, model: Model, hist: dict) -> None:
             assert math.isclose(fw.forward, f_ref, rel_tol=1e-12)
 
 
+def profile_reference(book: ChainBook) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The profile as ChainBook computed it before it was kept incrementally: every live contract's
+    ``gamma_on_grid`` at each grid spot × m × x² × 0.01, summed in float64 (slow: O(N·grid))."""
+    cfg = book.config
+    exp, k, call, _, _, iv, oi, sign = book.contract_arrays()
+    grid = make_grid(book.eval_spot, cfg.grid_points, cfg.grid_half_width)
+    t = (exp - book.eval_ts_ns) / NS_PER_YEAR
+    live = (t > 0) & (iv > 0) & np.isfinite(iv) & (oi > 0)
+    if not (book.eval_spot > 0 and math.isfinite(book.eval_spot)):
+        live[:] = False
+    m = sign[live] * oi[live] * cfg.multiplier
+    rows = gamma_on_grid(grid[None, :], k[live, None], t[live, None], cfg.rate, cfg.div_yield,
+                         iv[live, None]) * (m[:, None] * (grid * grid * 0.01))
+    return grid, rows.sum(axis=0), np.abs(rows).sum(axis=0)
+
+
+def check_profile(book: ChainBook) -> None:
+    """Incremental profile vs a from-scratch rebuild (same bits) and vs ``profile_reference``."""
+    g, prof, gross = book.profile()
+    rebuilt = ChainBook.from_state(book.to_state()).profile()
+    assert all(x.tobytes() == y.tobytes() for x, y in zip((g, prof, gross), rebuilt))
+    rg, rprof, rgross = profile_reference(book)
+    assert np.array_equal(g, rg) or not math.isfinite(book.eval_spot)
+    atol = book._profile_atol()
+    tol = 1e-10 * rgross + atol + 1e-300
+    assert np.all(np.abs(prof - rprof) <= tol) and np.all(np.abs(gross - rgross) <= tol)
+    flip, rflip = book.gamma_flip(), gamma_flip_from_profile(rg, rprof, rgross, atol=atol)
+    if flip == rflip or (math.isnan(flip) and math.isnan(rflip)):
+        return
+
+    def cls(p, gr):   # the flip's view of each grid level: 0 (treated as zero) or the sign
+        return np.where(np.abs(p) > 1e-9 * gr + atol, np.sign(p), 0.0)
+    c, rc = cls(prof, gross), cls(rprof, rgross)
+    if not np.array_equal(c, rc):      # differ only where the reference is zero within tolerance
+        d = c != rc
+        assert np.all(np.abs(rprof[d]) <= 1e-9 * rgross[d] + atol + 2 * tol[d]), (flip, rflip)
+        return
+    nz = np.flatnonzero(rc)            # same crossing: the interpolation moves by the tolerance
+    a = nz[np.flatnonzero(rc[nz][:-1] != rc[nz][1:])[0]]
+    b = nz[np.flatnonzero(nz == a)[0] + 1]
+    bound = (rg[b] - rg[a]) * 2 * (tol[a] + tol[b]) / abs(rprof[a] - rprof[b])
+    assert abs(flip - rflip) <= bound + 1e-12 * rg[b], (flip, rflip, bound)
+
+
 def check_live_gex(book: ChainBook, ref, tol: float) -> None:
     """live_totals' GEX at spots around eval_spot equals the exact GEX plus the change of the
     from-scratch profile (``exposures_batch``'s grid_gex, interpolated), within the running
-    rounding of the totals (``tol``) and 1e-12 of the gross profile: inside the grid interval
-    around eval_spot it comes from the per-contract band, outside it from the full profile."""
+    rounding of the totals (``tol``) and 1e-12 of the gross profile."""
     s0 = book.eval_spot
     if not math.isfinite(s0):
         return

@@ -265,10 +265,13 @@ def test_live_reads_between_reprices_and_the_reprice_thresholds():
     assert auto.on_spot(101.01, T0 + 61 * 10**9) is True and auto.eval_ts_ns == T0 + 61 * 10**9
 
 
-def test_live_gex_follows_quote_batches_without_recomputing_the_profile():
-    """Between reprices every evaluation reads live_totals; its GEX correction must track quote
-    batches as the full 60-point profile would, without the O(N·grid) profile (the engine's
-    evaluations at 10 ms segments spent 78% of their time there)."""
+def test_profile_reads_are_sums_kept_by_the_batches(monkeypatch):
+    """Every evaluation reads live_totals and the flip; both come from the GEX profile, which the
+    batches keep (revert-then-add of the changed contracts' cells): reading computes no cell (the
+    engine's flip at 20k contracts was a 41 ms O(N·grid) pass). The profile equals the from-scratch
+    one (``batch()``, float sums of the same cells) and the reprice's rebuild, and live_totals'
+    GEX is the exact GEX plus the interpolated profile change."""
+    from streamer.core import chain
     book = _toy_book(auto_reprice=False)
     rng = np.random.default_rng(11)
     e = T0 + 8 * NS_PER_DAY
@@ -277,13 +280,20 @@ def test_live_gex_follows_quote_batches_without_recomputing_the_profile():
         p = bs.price(100.0, ks, 8 / 365, R, Q, 0.3 + 0.05 * j, True)
         book.apply_quotes(T0 + j + 1, np.full(ks.size, e), ks, np.full(ks.size, True), p - 0.01, p + 0.01)
         assert book.on_spot(spot, T0 + j + 1) is False and book.eval_spot == 100.0
-        cached = book._profile_cache
-        live = book.live_totals()
-        assert book._profile_cache is cached                        # no profile was computed
-        g, prof, gross = book.profile()
+        with monkeypatch.context() as mp:
+            mp.setattr(chain, "gex_rows", None)                     # any cell computed would raise
+            live = book.live_totals()
+            g, prof, gross = book.profile()
+            flip = book.gamma_flip()
         want = book.totals().gex_usd_per_pct + float(np.interp(spot, g, prof) - np.interp(100.0, g, prof))
         assert live.gex_usd_per_pct != book.totals().gex_usd_per_pct
         assert abs(live.gex_usd_per_pct - want) <= 1e-12 * gross.max()
+        ref = book.batch()
+        assert np.all(np.abs(prof - ref.grid_gex) <= 1e-12 * gross)
+        assert flip == ref.gamma_flip or abs(flip - ref.gamma_flip) <= 1e-9 * spot
+    g, prof, gross = (x.copy() for x in book.profile())
+    book.reprice(book.eval_spot, book.eval_ts_ns)                   # same point: rebuilt from scratch
+    assert all(x.tobytes() == y.tobytes() for x, y in zip((g, prof, gross), book.profile()))
 
 
 def test_same_calls_give_identical_bits():
@@ -360,6 +370,8 @@ def test_small_batches_scalar_path_gives_the_vector_paths_bits():
     for name in whole:
         if isinstance(whole[name], np.ndarray):
             assert whole[name].tobytes() == small[name].tobytes(), name
+    pw, ps = book([exp.size]).profile(), book([1, 2, 7, 90] * 5 + [exp.size]).profile()
+    assert all(x.tobytes() == y.tobytes() for x, y in zip(pw, ps))     # exact profile sums
 
 
 def test_vix_with_cached_terms_equals_vix_batch_after_every_batch():
