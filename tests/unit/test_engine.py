@@ -337,3 +337,33 @@ def test_a_revaluation_in_progress_survives_a_checkpoint(events, monkeypatch):
     assert encoded(s1 + s2) == encoded(want_s)
     d = engs["SPX"].flows.dealer
     assert d.basis == 0.0 and d.flows_ts_ns < engs["SPX"].last_eval_ns   # stamped with its capture instant
+
+
+def test_live_leveraged_flows_kept_between_evaluations_are_the_recomputed_ones():
+    """FlowBook keeps the live leveraged-ETF flow per group until an input moves: at every step of a
+    path of SPX and fund-underlying prints (repeats, a return of exactly -0.0 and 0.0, a new date) it is
+    the sum of the per-fund rows recomputed from scratch, to the bit."""
+    from streamer.core.flows import FlowBook
+
+    fb = FlowBook()
+    fb.on_daily_close("2024-11-05", 5782.76, 20.49)
+    path = [("SPX", 5782.76), ("SPX", 5782.76), ("SPX", 5800.0), ("QQQ", 500.0), ("SPX", 5800.0),
+            ("QQQ", 505.0), ("SPX", 5782.76), ("TSLA", 250.0), ("SPX", 5790.0)]
+    checked = 0
+    for i, (sym, px) in enumerate(path * 2):
+        if i == len(path):
+            fb.on_daily_close("2024-11-06", 5929.04, 16.27, underlying_closes={"QQQ": 510.0})
+        if sym == "SPX":
+            fb.on_spot(i, px)
+        else:
+            fb.on_underlying(i, sym, px)
+        for r in (fb.spx_last / fb.spx_prev_close - 1.0, -0.0, 0.0):
+            want: dict[str, float] = {}
+            for row in fb._lev_rows(r):
+                want[row.fund.index] = want.get(row.fund.index, 0.0) + row.flow_usd
+            got = fb._lev_by_index(r)
+            assert [(k, v.hex()) for k, v in got.items()] == [(k, v.hex()) for k, v in want.items()]
+            checked += 1
+        s = fb.signals()
+        assert s["flow_leveraged_etf_close_usd"] == sum(fb._lev_by_index(fb.spx_last / fb.spx_prev_close - 1.0).values())
+    assert checked == 3 * 2 * len(path)

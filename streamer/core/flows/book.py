@@ -53,6 +53,7 @@ class FlowBook:
         self.lev = LeveragedETFs(cfg.leveraged_etf)
         self.underlyings = UnderlyingPrices(cfg.leveraged_etf.symbols)
         self._lev_close: list[FundFlow] = []   # per-fund rows of the last close
+        self._lev_by: tuple[tuple, dict[str, float]] = ((), {})   # live flow per fund group, by its inputs
         self.dealer = DealerHedging(cfg.dealer)
         self.vix_changes = RankHistory(cfg.vix_rank_window_days)
         self.last_date = ""
@@ -204,9 +205,7 @@ class FlowBook:
                "vix_change_pct_rank": h.pct_rank(dv) if enough else NAN,
                "vix_change_low_rank": h.low_rank(dv) if enough else NAN,
                "vix_change_history_days": float(len(h))}
-        by: dict[str, float] = {}
-        for row in self._lev_rows(r):
-            by[row.fund.index] = by.get(row.fund.index, 0.0) + row.flow_usd
+        by = self._lev_by_index(r)
         out["flow_leveraged_etf_close_usd"] = sum(by.values())
         for k, v in by.items():
             out[f"flow_leveraged_etf_{k.lower()}_usd"] = v
@@ -220,6 +219,19 @@ class FlowBook:
                     "dealer_vanna_usd_per_vol_pt": d.vanna_usd_per_vol_pt,
                     "dealer_charm_usd_per_day": d.charm_usd_per_day, "dealer_basis": d.basis})
         return out
+
+    def _lev_by_index(self, spx_return: float) -> dict[str, float]:
+        """Live leveraged-ETF flow per fund group: the per-fund rows (~50 µs, every evaluation) summed,
+        kept until an input moves (the SPX return, the underlyings' returns, the date; floats keyed by
+        their bits, so a -0.0 never reuses a 0.0)."""
+        rets = self.underlyings.returns()
+        key = (spx_return.hex(), tuple((k, v.hex()) for k, v in rets.items()), self.last_date)
+        if self._lev_by[0] != key:
+            by: dict[str, float] = {}
+            for row in self.lev.per_fund(spx_return, rets, self.last_date or None):
+                by[row.fund.index] = by.get(row.fund.index, 0.0) + row.flow_usd
+            self._lev_by = (key, by)
+        return self._lev_by[1]
 
     def _lev_rows(self, spx_return: float) -> list[FundFlow]:
         """Per-fund close flows at the current prices (each fund on its own underlying when priced)."""
