@@ -10,18 +10,22 @@ Kafka I/O:
   the *range* assignor, which gives a member the same partition numbers of every topic (equal partition
   counts): the index ticks, quotes and open interest of an underlying are always owned together, also with
   several workers and across rebalances;
-* bulk ``getmany`` (up to ``fetch_max_records`` per call); each chunk is decoded into numpy columns
+* bulk fetches (up to ``fetch_max_records`` per call) taken as columns, offsets/keys/values, without one
+  record object per message (streamer/bulk_fetch.py); each chunk is decoded into numpy columns
   (streamer/decode.py) and merged per partition into closed event-time segments (streamer/pipeline.py), which
   go to the engines' one entry point ``UnderlyingEngine.ingest``;
 * state by checkpoint: every ``checkpoint_interval_s`` (and when partitions are revoked or the worker stops)
   each engine is written to the compacted state topic with the input offsets it reflects, after every output
-  produced so far is acknowledged. On assignment the latest checkpoints are loaded and the inputs are sought
+  produced up to then is acknowledged. The periodic ones do not stall processing: the engines' states and
+  the offsets are taken at the checkpoint instant (``to_state``: copies), then packed in a thread, written
+  and acknowledged in the background while the worker goes on (one at a time per partition). On assignment the latest checkpoints are loaded and the inputs are sought
   to those offsets: outputs between a checkpoint and a crash are produced again, with the same ``event_id``.
   The group's committed offsets follow the checkpoints (for lag monitoring); they are never read back;
 * outputs (snapshots, triggers, dead letters) through one idempotent producer.
 
 A failure to produce (e.g. a dead letter the broker refuses) stops the worker before the next checkpoint,
-so nothing is skipped: the restarted worker replays from the last checkpoint.
+so nothing is skipped: the restarted worker replays from the last checkpoint. (Every checkpoint waits for
+the outputs of all the checkpoints before it: a failed output fails every later checkpoint.)
 """
 from __future__ import annotations
 
@@ -42,9 +46,10 @@ from aiokafka.errors import KafkaTimeoutError
 from faust.app import BootStrategy
 
 from streamer import kafka_io, publisher, schemas
+from streamer.bulk_fetch import Columns, getmany_columns
 from streamer.codecs import dumps, loads
 from streamer.core.rules import RuleError, RuleSet
-from streamer.engine import UnderlyingEngine, known_signals, load_rules
+from streamer.engine import UnderlyingEngine, known_signals, load_rules, pack
 from streamer.errors import InvalidMessage
 from streamer.logs import bound_logs
 from streamer.metrics import METRICS
@@ -111,7 +116,9 @@ class Pipeline(mode.Service):
         self.partitions: dict[int, PartitionState] = {}
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
-        self.inflight: list[asyncio.Future] = []
+        self.inflight: list[asyncio.Future] = []  # outputs sent since the last checkpoint instant
+        self.checkpointing: dict[int, asyncio.Task] = {}  # per partition: the checkpoint in flight
+        self.acked: asyncio.Task | None = None  # every output up to the last checkpoint instant acknowledged
         self.serving = False
         self.lag = 0  # input messages behind the brokers' high-water marks, all owned partitions
         self.kind_of = {t: i for i, t in enumerate(self.names.inputs())}
@@ -174,21 +181,22 @@ class Pipeline(mode.Service):
     async def step(self) -> None:
         """One fetch: decode, merge, apply closed segments, publish, checkpoint when due."""
         assert self.consumer is not None
-        data = await self.consumer.getmany(timeout_ms=100, max_records=self.settings.fetch_max_records)
+        data = await getmany_columns(self.consumer, timeout_ms=100, max_records=self.settings.fetch_max_records)
         now = time.monotonic_ns()
-        for tp, records in data.items():
+        for tp, cols in data.items():
             part = self.partitions.get(tp.partition)
-            if part is not None and records:
-                await self._fetched(part, tp, records, now)
+            if part is not None:
+                await self._fetched(part, tp, cols, now)
         self._positions(now)
         for part in list(self.partitions.values()):
             await self._apply(part, now)
         if len(self.inflight) > 20_000:
             await self._drain()
+        self._check_checkpoints()
         t = time.monotonic()
         for p, part in list(self.partitions.items()):
-            if t - part.last_checkpoint >= self.settings.checkpoint_interval_s:
-                await self.checkpoint(p)
+            if t - part.last_checkpoint >= self.settings.checkpoint_interval_s and p not in self.checkpointing:
+                self._start_checkpoint(p, part)
         if not self.serving and self.partitions:
             self.serving = True
             self.worker.on_ready()
@@ -196,30 +204,29 @@ class Pipeline(mode.Service):
 
     # -- input -----------------------------------------------------------------------------------
 
-    async def _fetched(self, part: PartitionState, tp: TopicPartition, records: list, now: int) -> None:
+    async def _fetched(self, part: PartitionState, tp: TopicPartition, cols: Columns, now: int) -> None:
         kind = self.kind_of[tp.topic]
         seen = part.merger.topics[kind].next_offset
-        if records[0].offset < seen:  # fetched before a seek, or twice: every offset is taken once
-            records = [r for r in records if r.offset >= seen]
-            if not records:
+        offsets, keys, values = cols.offsets, cols.keys, cols.values
+        if offsets[0] < seen:  # fetched before a seek, or twice: every offset is taken once (offsets ascend)
+            i = int(np.searchsorted(offsets, seen))
+            if i == len(offsets):
                 return
-        values = [r.value for r in records]
-        keys = [r.key for r in records]
-        offsets = np.fromiter((r.offset for r in records), np.int64, len(records))
+            offsets, keys, values = offsets[i:], keys[i:], values[i:]
         table, rejected = decode_chunk(kind, values, keys, offsets)
         table = self._drop_replayed(part, kind, table)
         replayed_below = min((f[kind] for f in part.floor.values()), default=0)
         for row, reason, detail in rejected:
-            r = records[row]
-            if r.offset < replayed_below or r.offset in part.skip[kind]:
+            offset = int(offsets[row])
+            if offset < replayed_below or offset in part.skip[kind]:
                 continue  # dead-lettered before the checkpoint this worker restored
-            await self._reject(r, InvalidMessage(reason, detail))
+            await self._reject(values[row], keys[row], tp, offset, InvalidMessage(reason, detail))
         if rejected:
             METRICS.seen(tp.topic, len(rejected))
         hw = self.consumer.highwater(tp)
-        part.merger.add(kind, table, next_offset=records[-1].offset + 1,
-                        highwater=hw if hw is not None else -1, now_ns=now)
-        self._prune_replayed(part, kind, records[-1].offset + 1)
+        next_offset = int(offsets[-1]) + 1
+        part.merger.add(kind, table, next_offset=next_offset, highwater=hw if hw is not None else -1, now_ns=now)
+        self._prune_replayed(part, kind, next_offset)
 
     def _drop_replayed(self, part: PartitionState, kind: int, table: dict) -> dict:
         """After a restore: rows a checkpoint already reflects are not applied twice."""
@@ -270,14 +277,14 @@ class Pipeline(mode.Service):
             return False
         return any(conn.connected() for conn in list(c._client._conns.values()))
 
-    async def _reject(self, record, err: InvalidMessage) -> None:
-        dl = schemas.dead_letter(record.value, record.key, record.topic, record.partition, record.offset, err,
-                                 time.time_ns())
-        key = record.key[:schemas.MAX_DEAD_LETTER_KEY_BYTES] if record.key is not None else None
+    async def _reject(self, value: bytes | None, key: bytes | None, tp: TopicPartition, offset: int,
+                      err: InvalidMessage) -> None:
+        dl = schemas.dead_letter(value, key, tp.topic, tp.partition, offset, err, time.time_ns())
+        key = key[:schemas.MAX_DEAD_LETTER_KEY_BYTES] if key is not None else None
         self.inflight.append(await self.producer.send(self.names.dead_letters, schemas.encode(dl), key=key))
         METRICS.dead_letters(err.reason).inc()
         METRICS.msgs_out(self.names.dead_letters).inc()
-        log.warning("dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset, err)
+        log.warning("dead-lettered %s[%d]@%d: %s", tp.topic, tp.partition, offset, err)
 
     # -- processing ------------------------------------------------------------------------------
 
@@ -334,27 +341,57 @@ class Pipeline(mode.Service):
     # -- checkpoints -----------------------------------------------------------------------------
 
     async def checkpoint(self, p: int) -> None:
-        """Write partition ``p``'s engines with the offsets they reflect, once its outputs are durable."""
+        """Write partition ``p``'s engines with the offsets they reflect now, once the outputs produced up to
+        now are durable; after the checkpoint in flight, if any (raises if that one failed). On revoke and
+        on stop."""
+        while (task := self.checkpointing.get(p)) is not None and not task.done():
+            await asyncio.shield(task)  # (step() may start another meanwhile: wait for that one too)
+        if task is not None:
+            task.result()
         part = self.partitions.get(p)
-        if part is None:
-            return
-        await self._drain()
+        if part is not None:
+            await self._start_checkpoint(p, part)
+
+    def _check_checkpoints(self) -> None:
+        """Raise the error of a checkpoint that failed (the worker stops before writing another one)."""
+        for p, task in list(self.checkpointing.items()):
+            if task.done():
+                del self.checkpointing[p]
+                task.result()
+
+    def _start_checkpoint(self, p: int, part: PartitionState) -> asyncio.Task:
+        """Take partition ``p``'s checkpoint at this instant: the engines' states (copies: the engines go on),
+        the merger's offsets, and the outputs produced so far; pack, write and acknowledge it in a task."""
         m = part.merger
-        resume, above = m.resume_offsets(), m.applied_above()
-        header = {"v": CHECKPOINT_VERSION, "partition": p, "offsets": resume, "applied_above": above,
+        resume = m.resume_offsets()
+        header = {"v": CHECKPOINT_VERSION, "partition": p, "offsets": resume, "applied_above": m.applied_above(),
                   "closed_until_ns": m.closed_until_ns, "wall_ns": time.time_ns()}
+        states = [(u, eng.to_state()) for u, eng in sorted(part.engines.items())]
+        # the outputs up to this instant, and (chained) those of every earlier checkpoint
+        outputs, self.inflight = self.inflight, []
+        self.acked = asyncio.ensure_future(_acknowledged(self.acked, outputs))
+        part.last_checkpoint = time.monotonic()
+        task = self.checkpointing[p] = asyncio.ensure_future(self._write_checkpoint(p, header, states, self.acked))
+        return task
+
+    async def _write_checkpoint(self, p: int, header: dict, states: list, acked: asyncio.Future) -> None:
+        # deflate runs without the GIL: packed in a thread while the outputs are being acknowledged
+        packed = asyncio.get_running_loop().run_in_executor(None, _pack_all, header, states)
+        try:
+            await asyncio.shield(acked)
+        except BaseException:
+            packed.cancel()
+            raise
         futs = []
         nbytes = 0
-        for u, eng in sorted(part.engines.items()):
-            value = encode_checkpoint(dict(header, underlying=u), eng.checkpoint())
+        for u, value in await packed:
             nbytes += len(value)
             futs.append(await self.producer.send(self.names.state, value, key=u.encode(), partition=p))
         await asyncio.gather(*futs)
-        part.last_checkpoint = time.monotonic()
         METRICS.state_bytes.inc(nbytes)
         METRICS.checkpoints.inc(len(futs))
         if self.consumer is not None and futs:
-            offsets = {TopicPartition(t, p): o for t, o in zip(self.names.inputs(), resume)}
+            offsets = {TopicPartition(t, p): o for t, o in zip(self.names.inputs(), header["offsets"])}
             try:
                 await self.consumer.commit(offsets)  # for lag monitoring only
             except Exception as exc:  # noqa: BLE001 - e.g. during a rebalance; the checkpoint is what counts
@@ -406,6 +443,18 @@ def _ride_out_outages(producer: AIOKafkaProducer | None, client) -> None:
         producer._message_accumulator._batch_ttl = math.inf
         producer._request_timeout_ms = OUTPUT_WAIT_MS
     publisher.pace_metadata_retries(client)
+
+
+async def _acknowledged(earlier: asyncio.Future | None, outputs: list[asyncio.Future]) -> None:
+    if earlier is not None:
+        await asyncio.shield(earlier)  # raises if an earlier output failed
+    if outputs:
+        await asyncio.gather(*outputs)
+
+
+def _pack_all(header: dict, states: list[tuple[str, dict]]) -> list[tuple[str, bytes]]:
+    """In a thread: each underlying's checkpoint record (reads only the copies taken at the instant)."""
+    return [(u, encode_checkpoint(dict(header, underlying=u), pack(st))) for u, st in states]
 
 
 async def read_checkpoints(settings: Settings, topic: str, p: int) -> dict[str, bytes]:
