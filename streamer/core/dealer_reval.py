@@ -315,10 +315,11 @@ class RevalJob:
     contracts at a time.
 
     Why: at 20k contracts the whole revaluation is tens of ms, a stall in one 10 ms segment; in slices of
-    ~2k contracts no evaluation pays more than a few ms. The per-contract flows of every slice are kept
-    and summed by expiry at the end exactly as :func:`reval_flows` does, so the totals are its totals bit
-    for bit, whatever the slicing (elementwise numpy does not depend on where an array is cut). Plain
-    state (:meth:`to_state`, arrays copied): a job in progress survives a checkpoint bit for bit.
+    ~2k contracts no evaluation pays more than a few ms. Each slice's flows are added to per-expiry sums
+    one contract at a time in slot order (``np.add.at``), the additions ``np.bincount`` makes in
+    :func:`reval_flows`, so the totals are its totals bit for bit, whatever the slicing (elementwise numpy
+    does not depend on where an array is cut). Plain state (:meth:`to_state`, arrays copied; the sums,
+    not per-contract flows): a job in progress survives a checkpoint bit for bit.
     """
 
     ts_ns: int                     # the capture instant: the flows' event time
@@ -336,7 +337,7 @@ class RevalJob:
     iv: np.ndarray
     m: np.ndarray                  # dealer_sign × OI × multiplier
     d_iv: np.ndarray               # the expiry's IV shift
-    vanna: np.ndarray              # per live contract, filled up to pos
+    vanna: np.ndarray              # per expiry (rows of ``expiries``): the sums of the contracts before pos
     charm: np.ndarray
     pos: int = 0
 
@@ -358,9 +359,10 @@ class RevalJob:
             live = (t > 0.0) & (vol > 0.0) & np.isfinite(vol) & (oi > 0.0) & (sign != 0.0) & np.isfinite(sign)
         dv = iv_shift_by_days(t * 365.0, *term_change_pts, long_end=long_end)
         i = np.flatnonzero(live)
+        u = np.unique(exp)
         return cls(int(ts_ns), int(tag), float(spot), int(now_ts_ns), float(rate), float(div_yield),
-                   float(horizon_days), float(min_iv_ratio), np.unique(exp), exp[i], k[i], call[i], vol[i],
-                   sign[i] * oi[i] * multiplier, dv[i], np.zeros(i.size), np.zeros(i.size))
+                   float(horizon_days), float(min_iv_ratio), u, exp[i], k[i], call[i], vol[i],
+                   sign[i] * oi[i] * multiplier, dv[i], np.zeros(u.size), np.zeros(u.size))
 
     @property
     def done(self) -> bool:
@@ -377,12 +379,15 @@ class RevalJob:
             t_new = t - float(self.horizon_days) / 365.0
             alive = t_new > 0.0
             d0 = live_delta(s, k, t, r, q, v, c)
-            self.vanna[lo:hi] = -s * m * (live_delta(s, k, t, r, q, v_new, c) - d0)
+            vanna = -s * m * (live_delta(s, k, t, r, q, v_new, c) - d0)
             d_time = np.zeros(hi - lo)
             j = np.flatnonzero(alive)
             d_time[j] = live_delta(s, k[j], t_new[j], r, q, v[j], c[j])
             # settled contracts (not alive) are reval_flows' settlement flow, not charm
-            self.charm[lo:hi] = np.where(alive, -s * m * (d_time - d0), 0.0)
+            charm = np.where(alive, -s * m * (d_time - d0), 0.0)
+            e = np.searchsorted(self.expiries, self.exp[lo:hi])
+            np.add.at(self.vanna, e, vanna)
+            np.add.at(self.charm, e, charm)
             self.pos = hi
         return self.done
 
@@ -390,33 +395,22 @@ class RevalJob:
         """(vanna $, charm $) = ``reval_flows(...).total("vanna_usd"/"charm_usd")``, once :attr:`done`."""
         if not self.done:
             raise ValueError(f"revaluation in progress: {self.pos} of {self.exp.size} contracts")
-        e = self.expiries
-        ids = np.concatenate([self.exp, e])
-        pad = np.zeros(e.size)
-        return (float(np.sum(by_expiry(ids, np.concatenate([self.vanna, pad]))[1])),
-                float(np.sum(by_expiry(ids, np.concatenate([self.charm, pad]))[1])))
+        # reval_flows' bincount ends each expiry's sum with a 0.0 (its row of the expiry list)
+        return float(np.sum(self.vanna + 0.0)), float(np.sum(self.charm + 0.0))
 
-    _ARRAYS = ("expiries", "exp", "strike", "is_call", "iv", "m", "d_iv")
+    _ARRAYS = ("expiries", "exp", "strike", "is_call", "iv", "m", "d_iv", "vanna", "charm")
 
     def to_state(self) -> dict:
-        """Plain scalars and array copies (the outputs only as far as computed)."""
+        """Plain scalars and array copies."""
         d = {n: getattr(self, n) for n in ("ts_ns", "tag", "spot", "now_ts_ns", "rate", "div_yield",
                                             "horizon_days", "min_iv_ratio", "pos")}
         d.update({n: getattr(self, n).copy() for n in self._ARRAYS})
-        d["vanna"], d["charm"] = self.vanna[:self.pos].copy(), self.charm[:self.pos].copy()
         return d
 
     @classmethod
     def from_state(cls, d: dict) -> RevalJob:
-        n = len(d["exp"])
-        out = []
-        for name in ("vanna", "charm"):
-            a = np.zeros(n)
-            a[:int(d["pos"])] = d[name]
-            out.append(a)
         return cls(int(d["ts_ns"]), int(d["tag"]), float(d["spot"]), int(d["now_ts_ns"]), float(d["rate"]),
                    float(d["div_yield"]), float(d["horizon_days"]), float(d["min_iv_ratio"]),
-                   np.array(d["expiries"], dtype=np.int64), np.array(d["exp"], dtype=np.int64),
-                   np.array(d["strike"], dtype=float), np.array(d["is_call"], dtype=bool),
-                   np.array(d["iv"], dtype=float), np.array(d["m"], dtype=float), np.array(d["d_iv"], dtype=float),
-                   out[0], out[1], int(d["pos"]))
+                   *(np.array(d[n], dtype=t, copy=True) for n, t in zip(
+                       cls._ARRAYS, (np.int64, np.int64, float, bool, float, float, float, float, float))),
+                   int(d["pos"]))

@@ -309,4 +309,4 @@ def test_job_state_shares_nothing_with_the_job():
     j.iv[:] = 0.0
     for n, v in st.items():
         assert np.array_equal(v, before[n]) if isinstance(v, np.ndarray) else v == before[n]
-    assert st["pos"] == 50 and len(st["vanna"]) == 50
+    assert st["pos"] == 50 and len(st["vanna"]) == len(np.unique(c["expiry_ts_ns"]))
