@@ -433,6 +433,7 @@ class ChainConfig:
 # exposures and the unsigned gamma $ of calls and of puts (walls).
 _GEX, _DEX, _VAN, _CHM, _CALLG, _PUTG = range(6)
 _NCOL = 6
+_COLS = np.arange(_NCOL)
 _NO_QUOTE = np.iinfo(np.int64).min        # quote ts of a contract never quoted
 _CHUNK = 4096                              # rows per block of O(N·grid) work
 # GEX profile sums in fixed point: a cell (GEX $ of one contract at one grid spot) is held as
@@ -466,6 +467,7 @@ class _Buckets:
         self.free: list[int] = []
         self.hw = 0                                 # high-water mark of ids ever used
         self.index: dict = {}
+        self._sorted: tuple[np.ndarray, np.ndarray] | None = None   # (keys ascending, their ids)
 
     _ARRAYS = ("key", "sums", "count", "lc", "lp", "used", "fwd", "zdte")
 
@@ -485,6 +487,7 @@ class _Buckets:
                     setattr(self, name, grown)
             self.hw += 1
         self.index[key] = i
+        self._sorted = None
         self.key[i] = key
         self.used[i] = True
         self.fwd[i] = _NAN
@@ -492,6 +495,7 @@ class _Buckets:
 
     def release(self, i: int) -> None:
         del self.index[self.key[i].item()]
+        self._sorted = None
         self.used[i] = False
         self.sums[i] = 0.0
         self.count[i] = self.lc[i] = self.lp[i] = 0
@@ -499,15 +503,45 @@ class _Buckets:
         self.zdte[i] = False
         self.free.append(i)
 
+    def ids_of(self, keys: np.ndarray) -> np.ndarray:
+        """Ids of keys (−1: unknown), vectorized: a binary search of the sorted keys (kept until a
+        key is added or released)."""
+        if self._sorted is None:
+            u = np.flatnonzero(self.used[:self.hw])
+            o = np.argsort(self.key[u], kind="stable")
+            self._sorted = (self.key[u][o], u[o])
+        ks, ids = self._sorted
+        if ks.shape[0] == 0:
+            return np.full(keys.shape[0], -1, dtype=np.int64)
+        p = np.minimum(np.searchsorted(ks, keys), ks.shape[0] - 1)
+        return np.where(ks[p] == keys, ids[p], -1)
+
     def add(self, ids: np.ndarray, delta: np.ndarray, dlc: np.ndarray, dlp: np.ndarray) -> None:
-        np.add.at(self.sums, ids, delta)
+        # on the flat sums: numpy's 1-d add.at fast path; the same additions in the same order
+        np.add.at(self.sums.reshape(-1), (ids[:, None] * _NCOL + _COLS).ravel(), delta.ravel())
         np.add.at(self.lc, ids, dlc)
         np.add.at(self.lp, ids, dlp)
-        t = np.unique(ids)
-        nc, np_ = self.lc[t] == 0, self.lp[t] == 0
-        self.sums[t[nc], _CALLG] = 0.0
-        self.sums[t[np_], _PUTG] = 0.0
-        self.sums[t[nc & np_], :4] = 0.0
+        self._zero_empty(ids)
+
+    def add_one(self, delta: np.ndarray, dlc: np.ndarray, dlp: np.ndarray) -> None:
+        """``add`` with every row into bucket 0 (the totals): the same sequential sums."""
+        acc = np.empty((delta.shape[0] + 1, _NCOL))
+        acc[0] = self.sums[0]
+        acc[1:] = delta
+        self.sums[0] = np.add.accumulate(acc, axis=0)[-1]
+        self.lc[0] += int(dlc.sum())
+        self.lp[0] += int(dlp.sum())
+        self._zero_empty(np.zeros(1, dtype=np.int64))
+
+    def _zero_empty(self, ids: np.ndarray) -> None:
+        nc, np_ = self.lc[ids] == 0, self.lp[ids] == 0
+        if nc.any():
+            self.sums[ids[nc], _CALLG] = 0.0
+        if np_.any():
+            self.sums[ids[np_], _PUTG] = 0.0
+            both = nc & np_
+            if both.any():
+                self.sums[ids[both], :4] = 0.0
 
     def rebuild(self, ids: np.ndarray, contrib: np.ndarray, lc: np.ndarray, lp: np.ndarray) -> None:
         n = self.key.shape[0]
@@ -531,7 +565,7 @@ class _Buckets:
     def from_state(cls, d: Mapping, prefix: str, cast: Callable) -> _Buckets:
         b = cls(np.float64)
         for n in cls._ARRAYS:
-            setattr(b, n, np.array(d[f"{prefix}.{n}"], copy=True))
+            setattr(b, n, np.array(d[f"{prefix}.{n}"], copy=True, order="C"))
         b.free = [int(x) for x in d[f"{prefix}.free"]]
         b.hw = int(d[f"{prefix}.hw"])
         b.index = {cast(b.key[i].item()): int(i) for i in np.flatnonzero(b.used[:b.hw])}
@@ -654,6 +688,7 @@ class ChainBook:
         # written into them as they are applied); dropped when a contract is added to the
         # expiry or it expires
         self._per_expiry: dict[int, dict[str, object]] = {}
+        self._qdirty = np.zeros(capacity, dtype=bool)   # quoted since its expiry's cache was synced
 
     # ------------------------------------------------------------------ slots
     def __len__(self) -> int:
@@ -674,7 +709,7 @@ class ChainBook:
         c = np.zeros((cap, _NCOL))
         c[:self._contrib.shape[0]] = self._contrib
         self._contrib = c
-        for n in ("_rows", "_rsign", "_rbad"):
+        for n in ("_rows", "_rsign", "_rbad", "_qdirty"):
             a = getattr(self, n)
             g = np.zeros((cap,) + a.shape[1:], dtype=a.dtype)
             g[:a.shape[0]] = a
@@ -716,12 +751,9 @@ class ChainBook:
 
     def _lookup(self, exp: np.ndarray, strike: np.ndarray, call: np.ndarray) -> np.ndarray:
         """Slots of contract keys (−1: unknown) through the dense (expiry id, strike id, right)
-        table: Python work O(distinct expiries + strikes in the batch), the rest vectorized."""
-        ue, ei = np.unique(exp, return_inverse=True)
-        uk, ki = np.unique(strike, return_inverse=True)
-        eget, kget = self._expiries.index.get, self._strikes.index.get
-        eb = np.array([eget(e, -1) for e in ue.tolist()], dtype=np.int64)[ei]
-        sb = np.array([kget(k, -1) for k in uk.tolist()], dtype=np.int64)[ki]
+        table, expiry and strike ids by binary search of the tables' sorted keys: vectorized."""
+        eb = self._expiries.ids_of(exp)
+        sb = self._strikes.ids_of(strike)
         known = (eb >= 0) & (sb >= 0)
         gid = np.full(exp.shape[0], -1, dtype=np.int64)
         gid[known] = self._slot_of[eb[known], sb[known], call[known].astype(np.intp)]
@@ -789,28 +821,36 @@ class ChainBook:
         with np.errstate(invalid="ignore"):
             mid = np.where((b > 0.0) & (q >= b) & np.isfinite(q), 0.5 * (b + q), _NAN)
         a["bid"][slots], a["ask"][slots], a["mid"][slots], a["qts"][slots] = b, q, mid, wts
-        if self._per_expiry:
-            self._refresh_per_expiry(slots)
+        self._qdirty[slots] = True            # written into the expiries' cached tables when read
         a["iv"][slots] = self._solve_ivs(slots, mid, wts)
         self._reevaluate(slots)
         return int(slots.shape[0])
 
-    def _refresh_per_expiry(self, slots: np.ndarray) -> None:
-        """Write applied quotes into the cached VIX terms and parity mids of their expiries (the
-        strike set is unchanged: a new contract drops its expiry's cache), so that they stay
-        cached under a steady flow of quotes: O(batch), not O(strikes of the expiry)."""
-        pe, a = self._per_expiry, self._a
-        ex = a["exp"][slots]
-        for e in pe.keys() & set(ex.tolist()):
-            c = pe[e]
-            term, mids = c.get("term"), c.get("mids")
-            if term is None and mids is None:
-                continue
-            si = slots[ex == e]
+    def _expiry_cache(self, e: int) -> dict:
+        """The per-expiry cache entry of ``e`` (its sorted slots; VIX term and parity mids once
+        read) with the quotes applied since the last read written into its tables (the strike set
+        is unchanged: a new contract drops its expiry's entry), so that they stay cached under a
+        steady flow of quotes: O(strikes of e) per read, nothing per batch."""
+        c = self._per_expiry.get(e)
+        if c is None:
+            sl = np.sort(np.array(self._eslots.get(e, ()), dtype=np.int64))
+            c = self._per_expiry[e] = {"slots": sl}
+            self._qdirty[sl] = False
+            return c
+        sl = c["slots"]
+        d = self._qdirty[sl]
+        if not d.any():
+            return c
+        term, mids = c.get("term"), c.get("mids")
+        if term is not None or mids is not None:
+            a = self._a
+            pos = c.get("pos")
+            if pos is None:                  # where each slot's strike sits in the sorted strikes
+                ks = term.strikes if term is not None else mids[0]
+                pos = c["pos"] = np.searchsorted(ks, a["strike"][sl])
+            si, p = sl[d], pos[d]
             call = a["call"][si]
             put = ~call
-            ks = term.strikes if term is not None else mids[0]   # the same sorted unique strikes
-            p = np.searchsorted(ks, a["strike"][si])
             pc, pp = p[call], p[put]
             if term is not None:
                 b_, q_ = a["bid"][si], a["ask"][si]
@@ -819,6 +859,8 @@ class ChainBook:
             if mids is not None:
                 m = a["mid"][si]
                 mids[1][pc], mids[2][pp] = m[call], m[put]
+        self._qdirty[sl[d]] = False
+        return c
 
     def _solve_ivs(self, slots: np.ndarray, mid: np.ndarray, ts: np.ndarray) -> np.ndarray:
         """Mid IVs of the applied quotes against their expiries' parity forwards (see class doc)."""
@@ -826,7 +868,13 @@ class ChainBook:
         r, q = cfg.rate, cfg.div_yield
         eb, k, call = a["eb"][slots], a["strike"][slots], a["call"][slots]
         t = (a["exp"][slots] - ts) / NS_PER_YEAR
-        ue, first, inv = np.unique(eb, return_index=True, return_inverse=True)
+        o = np.argsort(eb, kind="stable")      # np.unique(eb, return_index/inverse), less overhead
+        se = eb[o]
+        head = np.ones(se.shape[0], dtype=bool)
+        head[1:] = se[1:] != se[:-1]
+        ue, first = se[head], o[head]
+        inv = np.empty(se.shape[0], dtype=np.int64)
+        inv[o] = np.cumsum(head) - 1
         t_e = t[first]                          # an expiry's T: at its first applied quote
         fwd = np.full(ue.shape[0], _NAN)
         # this batch's call/put pairs: sorted by (expiry, strike, put before call)
@@ -967,20 +1015,30 @@ class ChainBook:
                              np.abs(m) * _QUANTA)
             np.rint(cells, out=cells)
         bad = ~(cells.max(axis=1) < _CELL_MAX)
+        sign = np.sign(m)
         if bad.any():
             cells[bad] = 0.0
-        return cells, np.sign(m), bad
+            sign[bad] = 0.0
+        return cells, sign, bad
 
-    def _profile_add(self, cells: np.ndarray, sign: np.ndarray) -> None:
-        """Add rows of cells (sign −1/+1 signed GEX, weight ±1 in the gross: sign and weight
-        given as ``sign`` rows (2 × rows)) to the running limb sums, exactly."""
+    def _profile_add(self, cells: np.ndarray, sign: np.ndarray, weight: float) -> None:
+        """Add rows of cells × ``weight`` (±1) to the running limb sums, exactly: the signed sums
+        with each row's ``sign``, the gross with 1."""
+        g = cells.shape[1]
         for lo in range(0, cells.shape[0], _PROFILE_CHUNK):
             c = cells[lo:lo + _PROFILE_CHUNK]
-            w = sign[:, lo:lo + _PROFILE_CHUNK]
-            hi = np.floor(c * (1.0 / _LIMB))
-            low = c - hi * _LIMB                   # exact: the bits of c below 2^40
-            self._psum[0::2] += (w @ hi).astype(np.int64)
-            self._psum[1::2] += (w @ low).astype(np.int64)
+            w = np.empty((2, c.shape[0]))
+            np.multiply(sign[lo:lo + _PROFILE_CHUNK], weight, out=w[0])
+            w[1] = weight
+            limbs = np.empty((c.shape[0], 2 * g))      # [hi | lo]: one matrix product for both
+            hi, low = limbs[:, :g], limbs[:, g:]
+            np.multiply(c, 1.0 / _LIMB, out=hi)
+            np.floor(hi, out=hi)
+            np.multiply(hi, -_LIMB, out=low)
+            low += c                                   # exact: the bits of c below 2^40
+            r = (w @ limbs).astype(np.int64)           # exact: integers < 2^53
+            self._psum[0::2] += r[:, :g]
+            self._psum[1::2] += r[:, g:]
 
     def _set_contrib(self, slots: np.ndarray, new: np.ndarray, live: np.ndarray) -> None:
         """Revert the slots' old contributions and add the new ones in every table and in the
@@ -994,33 +1052,33 @@ class ChainBook:
         eb = a["eb"][slots]
         self._strikes.add(a["sb"][slots], delta, dlc, dlp)
         self._expiries.add(eb, delta, dlc, dlp)
-        self._total.add(np.zeros(slots.shape[0], dtype=np.int64), delta, dlc, dlp)
+        self._total.add_one(delta, dlc, dlp)
         z = self._expiries.zdte[eb]
         if z.any():
-            self._zdte.add(np.zeros(int(z.sum()), dtype=np.int64), delta[z], dlc[z], dlp[z])
+            self._zdte.add_one(delta[z], dlc[z], dlp[z])
         self._contrib[slots] = new
         a["live"][slots] = live
         # profile: revert the old cells (rows that had any), add the new ones (live rows)
-        so = slots[self._rsign[slots] != 0.0]
-        sn = slots[live]
-        cells, sign, bad = self._profile_cells(sn) if sn.size else (None, None, None)
-        self._nbad += int(bad.sum()) if sn.size else 0
-        self._nbad -= int(self._rbad[slots].sum())
-        if so.size or sn.size:
-            rows = [self._rows[so]] if so.size else []
-            w = [np.stack([-self._rsign[so], np.full(so.size, -1.0)])] if so.size else []
-            if sn.size:
-                rows.append(cells)
-                w.append(np.stack([np.where(bad, 0.0, sign), np.ones(sn.size)]))
-            self._profile_add(np.concatenate(rows) if len(rows) > 1 else rows[0],
-                              np.concatenate(w, axis=1) if len(w) > 1 else w[0])
-            self._rows[so] = 0.0
-            self._rsign[so] = 0.0
-        self._rbad[slots] = False
-        if sn.size:
+        had = self._rsign[slots] != 0.0
+        if had.any():
+            so = slots[had]
+            self._profile_add(self._rows[so], self._rsign[so], -1.0)
+            gone = so[~live[had]]
+            self._rows[gone] = 0.0
+            self._rsign[gone] = 0.0
+        rbad = self._rbad[slots]
+        if rbad.any():
+            self._nbad -= int(rbad.sum())
+            self._rbad[slots] = False
+        if live.any():
+            sn = slots[live]
+            cells, sign, bad = self._profile_cells(sn)
+            self._profile_add(cells, sign, 1.0)
             self._rows[sn] = cells
-            self._rsign[sn] = np.where(bad, 0.0, sign)
-            self._rbad[sn] = bad
+            self._rsign[sn] = sign
+            if bad.any():
+                self._rbad[sn] = bad
+                self._nbad += int(bad.sum())
         self._version += 1
 
     def _reevaluate(self, slots: np.ndarray) -> None:
@@ -1040,8 +1098,7 @@ class ChainBook:
         for lo in range(0, live.shape[0], _CHUNK):
             si = live[lo:lo + _CHUNK]
             cells, sign, bad = self._profile_cells(si)
-            sign = np.where(bad, 0.0, sign)
-            self._profile_add(cells, np.stack([sign, np.ones(si.size)]))
+            self._profile_add(cells, sign, 1.0)
             self._rows[si], self._rsign[si], self._rbad[si] = cells, sign, bad
             self._nbad += int(bad.sum())
 
@@ -1257,7 +1314,7 @@ class ChainBook:
     def _expiry_mids(self, expiry_ts_ns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(sorted strikes, call mids, put mids) of one expiry: O(its strikes) once, then kept up
         to date by ``apply_quotes`` (read-only arrays for callers)."""
-        c = self._per_expiry.setdefault(int(expiry_ts_ns), {})
+        c = self._expiry_cache(int(expiry_ts_ns))
         got = c.get("mids")
         if got is None:
             got = c["mids"] = self._expiry_mids_uncached(int(expiry_ts_ns))
@@ -1318,10 +1375,10 @@ class ChainBook:
         a = self._a
 
         def term_of(e: int):
-            c = self._per_expiry.setdefault(e, {})
+            c = self._expiry_cache(e)
             term = c.get("term")
-            if term is None:   # the expiry's quotes changed since the last read (or first read)
-                s = np.sort(np.array(self._eslots[e], dtype=np.int64))
+            if term is None:   # first read since the expiry's strike set changed
+                s = c["slots"]
                 term = c["term"] = term_from_quotes(e, a["strike"][s], a["call"][s], a["bid"][s],
                                                     a["ask"][s])
             return term
@@ -1411,5 +1468,6 @@ class ChainBook:
         # their sums are exact: recomputed, not stored, with the same bits
         cap, g = bk._contrib.shape[0], cfg.grid_points
         bk._rows, bk._rsign, bk._rbad = np.zeros((cap, g)), np.zeros(cap), np.zeros(cap, dtype=bool)
+        bk._qdirty = np.zeros(cap, dtype=bool)
         bk._rebuild_profile()
         return bk
