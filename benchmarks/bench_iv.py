@@ -1,6 +1,9 @@
 """Benchmark: vectorized bs.price vs implied_vol_batch vs scalar implied_vol; prints JSON.
 
 Run: .venv/bin/python benchmarks/bench_iv.py [n]
+     .venv/bin/python benchmarks/bench_iv.py --small-batches   (ms per batch of 10-500 options:
+     the vector IV solve and ``bs.live_greeks`` vs their scalar mirrors, which ``implied_vols`` and
+     the chain use up to ``iv.SCALAR_BELOW`` options; rounds interleaved, CPU time, with ``uptime``)
 Quotes are SPX-like: spot 5800, expiries 1 day to 2 years (weighted short), strikes 0.6-1.4 x
 spot (concentrated near the money), a skewed smile, calls and puts.
 """
@@ -17,7 +20,8 @@ import time
 import numpy as np
 
 from streamer.core import bs
-from streamer.core.iv import IVReason, _build_table, implied_vol, implied_vol_batch
+from streamer.core.iv import (SCALAR_BELOW, IVReason, _build_table, _iv_mirror1, _ivs_vector,
+                               implied_vol, implied_vol_batch)
 
 
 def quotes(n: int, seed: int = 42) -> dict[str, np.ndarray]:
@@ -46,7 +50,53 @@ def best_of(fn, repeat: int) -> float:
     return best
 
 
+def uptime() -> str:
+    """Load averages (1, 5, 15 min): the machine is shared."""
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def small_batches(sizes: tuple[int, ...] = (10, 25, 50, 100, 200, 500), rounds: int = 40) -> dict:
+    """ms per batch: the vector IV solve (``iv._ivs_vector``) vs the scalar mirrors
+    (``iv._iv_mirror1`` one by one), ``bs.live_greeks`` vs ``bs.live_greeks1``. Each round times
+    every variant once on 10 fresh batches, rounds interleaved; the 20th percentile of the rounds'
+    CPU time per batch (load from other processes inflates wall time by up to 2x here)."""
+    d = quotes(50_000, seed=7)
+    r, q = 0.045, 0.013
+    rng = np.random.default_rng(3)
+    out: dict = {"load_before": uptime(), "scalar_below": SCALAR_BELOW}
+    for n in sizes:
+        bl = []
+        for _ in range(10):
+            i = rng.choice(d["P"].shape[0], n, replace=False)
+            bl.append(tuple(d[k][i] for k in ("P", "S", "K", "T", "call", "vol")))
+        lists = [tuple(a.tolist() for a in b) for b in bl]
+        fs = {
+            "iv_vector": lambda: [_ivs_vector(P, S, K, T, r, q, c) for P, S, K, T, c, _v in bl],
+            "iv_scalar": lambda: [[_iv_mirror1(p, s, k, t, r, q, c) for p, s, k, t, c
+                                   in zip(P, S, K, T, C)] for P, S, K, T, C, _v in lists],
+            "greeks_vector": lambda: [bs.live_greeks(5800.0, K, T, r, q, v, c)
+                                      for _P, _S, K, T, c, v in bl],
+            "greeks_scalar": lambda: [[bs.live_greeks1(5800.0, k, t, r, q, v, 1.0 if c else -1.0)
+                                       for k, t, v, c in zip(K, T, V, C)]
+                                      for _P, _S, K, T, C, V in lists],
+        }
+        res: dict = {k: [] for k in fs}
+        for _ in range(rounds):
+            for k, f in fs.items():
+                t0 = time.process_time()
+                f()
+                res[k].append((time.process_time() - t0) / len(bl) * 1e3)
+        out[f"ms_per_batch_{n}"] = {k: round(float(np.percentile(v, 20)), 4)
+                                    for k, v in res.items()}
+    out["load_after"] = uptime()
+    return out
+
+
 def main() -> None:
+    if "--small-batches" in sys.argv:
+        _build_table()
+        print(json.dumps(small_batches(), indent=1))
+        return
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     d = quotes(n)
     S, K, T, r, q, call, P = d["S"], d["K"], d["T"], d["r"], d["q"], d["call"], d["P"]

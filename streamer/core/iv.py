@@ -124,6 +124,9 @@ _HU = (_U1 - _U0) / (_NU - 1)
 class _Table:
     flat: FloatArray  # ln s, row-major (NX, NU) flattened
     rows: list[list[float]]  # the same as Python lists for the scalar path
+    # per node k = i NU + j (i < NX-1, j < NU-1): rows t00, t01 - t00, t10, t11 - t10 (the
+    # differences _guess would take: same bits), so that one gather gives a cell's corners
+    corners: FloatArray
 
 
 _TABLE: _Table | None = None
@@ -148,8 +151,13 @@ def _build_table() -> _Table:
             lo = np.where(below, mid, lo)
             hi = np.where(below, hi, mid)
     flat = 0.5 * (lo + hi)
-    rows = flat.reshape(_NX, _NU).tolist()
-    return _Table(flat=flat, rows=rows)
+    grid = flat.reshape(_NX, _NU)
+    corners = np.zeros((4, _NX, _NU))
+    corners[0, :-1, :-1] = grid[:-1, :-1]
+    corners[1, :-1, :-1] = grid[:-1, 1:] - grid[:-1, :-1]
+    corners[2, :-1, :-1] = grid[1:, :-1]
+    corners[3, :-1, :-1] = grid[1:, 1:] - grid[1:, :-1]
+    return _Table(flat=flat, rows=grid.tolist(), corners=corners.reshape(4, -1))
 
 
 def _table() -> _Table:
@@ -159,25 +167,32 @@ def _table() -> _Table:
     return _TABLE
 
 
+_G_OFF = np.array([[_LX0], [_U0]])
+_G_SCALE = np.array([[1.0 / _HX], [1.0 / _HU]])
+_G_LO = np.array([[0.0], [-8.0]])
+_G_HI = np.array([[_NX - 1.0 + 2.0], [_NU - 1.0 + 400.0]])  # flat below, short extrapolation above
+_G_IHI = np.array([[_NX - 2], [_NU - 2]])
+
+
 def _guess(x: FloatArray, lnbeta: FloatArray) -> FloatArray:
-    """Initial total vol s from the table (x <= 0, ln beta < x/2)."""
-    tab = _table().flat
-    fi = (np.log(np.maximum(-x, 1e-300)) - _LX0) * (1.0 / _HX)
-    fi = np.clip(fi, 0.0, _NX - 1.0 + 2.0)  # flat below, short extrapolation above
-    i = np.minimum(fi.astype(np.int64), _NX - 2)
-    wi = fi - i
-    fj = (np.log(0.5 * x - lnbeta) - _U0) * (1.0 / _HU)
-    fj = np.clip(fj, -8.0, _NU - 1.0 + 400.0)
-    j = np.clip(np.floor(fj).astype(np.int64), 0, _NU - 2)
-    wj = fj - j
-    k = i * _NU + j
-    t00 = tab[k]
-    t01 = tab[k + 1]
-    t10 = tab[k + _NU]
-    t11 = tab[k + _NU + 1]
-    a = t00 + wj * (t01 - t00)
-    c = t10 + wj * (t11 - t10)
-    return np.exp(a + wi * (c - a))
+    """Initial total vol s from the table (x <= 0, ln beta < x/2).
+
+    Both grid coordinates in one (2, n) array (numpy's per-call cost dominates batches of
+    hundreds); per element the operations of ``_guess_mirror1`` (floor = int() for fi >= 0)."""
+    n = x.shape[0]
+    f = np.empty((2, n))
+    np.maximum(-x, 1e-300, out=f[0])
+    np.subtract(0.5 * x, lnbeta, out=f[1])
+    np.log(f, out=f)
+    f -= _G_OFF
+    f *= _G_SCALE
+    f = np.minimum(np.maximum(f, _G_LO), _G_HI)          # fi, fj
+    ij = np.minimum(np.maximum(np.floor(f).astype(np.int64), 0), _G_IHI)
+    w = f - ij                                              # wi, wj
+    q = _table().corners.take(ij[0] * _NU + ij[1], axis=1)  # t00, t01-t00, t10, t11-t10
+    ac = q[0::2] + w[1] * q[1::2]                           # a, c
+    a = ac[0]
+    return np.exp(a + w[0] * (ac[1] - a))
 
 
 def _guess1(x: float, lnbeta: float) -> float:
@@ -206,7 +221,11 @@ def _guess1(x: float, lnbeta: float) -> float:
 
 
 def _solve_normalized(x: FloatArray, beta: FloatArray) -> tuple[FloatArray, NDArray[np.bool_]]:
-    """Total vol s with b(x, s) = beta for x <= 0, 0 < beta < e^{x/2}; returns (s, ok)."""
+    """Total vol s with b(x, s) = beta for x <= 0, 0 < beta < e^{x/2}; returns (s, ok).
+
+    Written for few numpy calls (their fixed cost dominates batches of hundreds): loop
+    invariants hoisted, and no compaction when every remaining option converges at once (the
+    usual second step). Per element the operations of ``_solve_mirror1``."""
     n = x.shape[0]
     ex = np.exp(0.5 * x)
     with np.errstate(all="ignore"):
@@ -217,41 +236,45 @@ def _solve_normalized(x: FloatArray, beta: FloatArray) -> tuple[FloatArray, NDAr
         lo = np.zeros(n)
         hi = np.full(n, np.inf)
         idx = np.arange(n)
+        x2 = x * x
+        x2_3 = 3.0 * x2
+        m2x = -2.0 * x
         for _ in range(_MAX_ITER):
-            if idx.size == 0:
-                break
             b, vega, big = _b_and_vega(x, ex, s)
             below = b < beta
             lo = np.where(below, np.maximum(lo, s), lo)
             hi = np.where(below, hi, np.minimum(hi, s))
-            x2 = x * x
             s2 = s * s
             h2 = x2 / (s2 * s) - 0.25 * s
-            h3 = h2 * h2 - 3.0 * x2 / (s2 * s2) - 0.25
-            use_log = s * s < -2.0 * x  # below the inflection point s_c = sqrt(2|x|)
+            h3 = h2 * h2 - x2_3 / (s2 * s2) - 0.25
+            use_log = s2 < m2x  # below the inflection point s_c = sqrt(2|x|)
             w = vega / b
-            nu_lin = (beta - b) / vega
-            nu_log = (lnbeta - np.log(b)) / w
-            nu = np.where(use_log, nu_log, nu_lin)
+            nu = np.where(use_log, (lnbeta - np.log(b)) / w, (beta - b) / vega)
             hal = np.where(use_log, h2 - w, h2)
             hh3 = np.where(use_log, h3 - 3.0 * w * h2 + 2.0 * w * w, h3)
             step = nu * (1.0 + 0.5 * hal * nu) / (1.0 + nu * (hal + hh3 * nu / 6.0))
             new = s + step
-            bad = ~((new >= lo) & (new <= hi))  # also catches NaN
-            if bad.any():
+            inside = (new >= lo) & (new <= hi)  # False for NaN
+            if not inside.all():
                 bis = np.where(np.isfinite(hi), np.where(lo > 0.0, np.sqrt(lo * hi), 0.5 * hi),
                                2.0 * s)
-                new = np.where(bad, bis, new)
+                new = np.where(inside, new, bis)
             # done: tiny last step, or the residual is at b's rounding floor (then the
             # price cannot pin s any better), or the bracket has collapsed
-            conv = ((~bad & ((np.abs(step) <= _STEP_TOL * s) | (np.abs(b - beta) <= _FLOOR * big)))
+            conv = ((inside
+                     & ((np.abs(step) <= _STEP_TOL * s) | (np.abs(b - beta) <= _FLOOR * big)))
                     | (hi - lo <= 4e-16 * s))
+            if conv.all():
+                out[idx] = new
+                ok[idx] = True
+                break
             if conv.any():
                 out[idx[conv]] = new[conv]
                 ok[idx[conv]] = True
                 keep = ~conv
                 idx = idx[keep]
                 x, ex, beta, lnbeta = x[keep], ex[keep], beta[keep], lnbeta[keep]
+                x2, x2_3, m2x = x2[keep], x2_3[keep], m2x[keep]
                 lo, hi, s = lo[keep], hi[keep], new[keep]
             else:
                 s = new
@@ -404,9 +427,14 @@ def _ivs_vector(P: FloatArray, S: FloatArray, K: FloatArray, T: FloatArray, r: f
         ax = np.abs(x)
         beta_otm = beta - np.where(np.where(is_call, x, -x) > 0.0, 2.0 * np.sinh(0.5 * ax), 0.0)
         xn = -ax
-        good = np.flatnonzero(np.isfinite(P) & np.isfinite(S) & np.isfinite(K) & np.isfinite(T)
-                              & (S > 0.0) & (K > 0.0) & (T > 0.0) & (P != 0.0)
-                              & (beta_otm > _TV_FLOOR * beta) & (beta_otm < np.exp(0.5 * xn)))
+        # no test on P: a zero, NaN or infinite premium makes beta 0, NaN or infinite, and
+        # such a beta fails one of the two beta tests (as in implied_vol_batch, where the
+        # premium's own tests come first)
+        good = ((S > 0.0) & (K > 0.0) & (T > 0.0) & np.isfinite(S) & np.isfinite(K)
+                & np.isfinite(T) & (beta_otm > _TV_FLOOR * beta) & (beta_otm < np.exp(0.5 * xn)))
+    if good.all():
+        return _solve_normalized(xn, beta_otm)[0] / np.sqrt(T)
+    good = np.flatnonzero(good)
     if good.size:
         iv[good] = _solve_normalized(xn[good], beta_otm[good])[0] / np.sqrt(T[good])
     return iv

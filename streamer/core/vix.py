@@ -485,12 +485,12 @@ def term_detail(term: Term, now_min: float, rate: RateLike,
     cpos = cb > 0
     ppos = pb > 0
     both = cpos & ppos
-    if not both.any():
-        return "no_forward"
     cm = (cb + term.call_ask) / 2.0
     pm = (pb + term.put_ask) / 2.0
     d = cm - pm
     kstar = int(np.argmin(np.where(both, np.abs(d), np.inf)))   # first minimum: lowest strike
+    if not both[kstar] and not both.any():
+        return "no_forward"
     f = float(ks[kstar]) + growth * float(d[kstar])
     k0 = bisect.bisect_right(ks, f) - 1
     if k0 < 0:

@@ -227,3 +227,22 @@ def test_scalar_mirrors_give_the_vector_bits():
     assert vec == sca
     lean = bs.live_greeks(100.0, K, T, 0.04, 0.01, v, call)   # the vector branch's lean form
     assert list(zip(*(a.tolist() for a in lean))) == vec
+
+
+def test_erfc_small_arrays_give_the_large_array_bits():
+    """Below ``bs._STACKED_BELOW`` elements erfc runs every branch on every element (stacked
+    Horner steps), above it each branch on its own elements: the same bits either way, with and
+    without large-branch elements, and equal to the scalar mirror."""
+    rng = np.random.default_rng(11)
+    x = np.concatenate([rng.uniform(-30.0, 30.0, 20000), rng.uniform(-4.0, 4.0, 20000),
+                        rng.uniform(-0.6, 0.6, 5000), np.ldexp(rng.uniform(-1, 1, 1000), -40),
+                        [0.0, -0.0, 0.46875, -0.46875, 4.0, -4.0, 27.3, -27.3, 40.0, -40.0, 1e300,
+                         -1e300, np.inf, -np.inf, 5e-324, np.nan]])
+    ref = bs.erfc(x)
+    assert x.shape[0] >= bs._STACKED_BELOW
+    assert ref.tolist()[:-1] == [bs.erfc1(v) for v in x.tolist()[:-1]] and np.isnan(ref[-1])
+    for size in (1, 2, 5, 64, 400, bs._STACKED_BELOW - 1):
+        for part in (x, x[20000:45000]):            # with / without |x| > 4 in most chunks
+            part = part[::23] if size < 64 else part
+            got = np.concatenate([bs.erfc(part[i:i + size]) for i in range(0, part.shape[0], size)])
+            assert got.tobytes() == bs.erfc(part).tobytes(), size

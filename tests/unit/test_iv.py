@@ -213,6 +213,7 @@ def test_implied_vols_give_the_batch_bits_whatever_the_batch_size():
     P = bs.price(S, K, T, R, Q, v, call)
     P = np.where(rng.random(n) < 0.1, P * rng.uniform(0.0, 2.0, n), P)   # off-model prices
     P[:20], P[20:30], K[30:40], T[40:50] = 0.0, np.nan, -1.0, 0.0
+    P[50:55], P[55:60], P[60:65], S[65:70], T[70:75] = np.inf, -np.inf, -1.0, np.inf, np.inf
     ref = implied_vol_batch(P, S, K, T, R, Q, call)[0]
     assert np.isfinite(ref).sum() > n // 2 and np.isnan(ref).sum() > 50
     for size in (1, 7, SCALAR_BELOW, SCALAR_BELOW + 1, n):
