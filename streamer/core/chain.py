@@ -685,8 +685,8 @@ class ChainBook:
         self._profile_cache: tuple | None = None
         self._calendar: tuple[dict[int, float], dict[int, bool]] | None = None
         # per expiry, what its quotes alone determine: the VIX term and the parity mids (quotes
-        # written into them as they are applied); dropped when a contract is added to the
-        # expiry or it expires
+        # applied since the last read written into them at the next read: _expiry_cache);
+        # dropped when a contract is added to the expiry or it expires
         self._per_expiry: dict[int, dict[str, object]] = {}
         self._qdirty = np.zeros(capacity, dtype=bool)   # quoted since its expiry's cache was synced
 
@@ -1023,20 +1023,29 @@ class ChainBook:
 
     def _profile_add(self, cells: np.ndarray, sign: np.ndarray, weight: float) -> None:
         """Add rows of cells × ``weight`` (±1) to the running limb sums, exactly: the signed sums
-        with each row's ``sign``, the gross with 1."""
+        with each row's ``sign`` (±1, or 0 for a row of zeros), the gross with 1."""
         g = cells.shape[1]
         for lo in range(0, cells.shape[0], _PROFILE_CHUNK):
             c = cells[lo:lo + _PROFILE_CHUNK]
-            w = np.empty((2, c.shape[0]))
-            np.multiply(sign[lo:lo + _PROFILE_CHUNK], weight, out=w[0])
-            w[1] = weight
-            limbs = np.empty((c.shape[0], 2 * g))      # [hi | lo]: one matrix product for both
+            neg = sign[lo:lo + _PROFILE_CHUNK] < 0.0
+            limbs = np.empty((c.shape[0], 2 * g))      # [hi | lo]: one reduction for both
             hi, low = limbs[:, :g], limbs[:, g:]
             np.multiply(c, 1.0 / _LIMB, out=hi)
             np.floor(hi, out=hi)
             np.multiply(hi, -_LIMB, out=low)
             low += c                                   # exact: the bits of c below 2^40
-            r = (w @ limbs).astype(np.int64)           # exact: integers < 2^53
+            # sums of integers < 2^53: exact in any order. Small blocks by a matrix product (fewer
+            # calls), large ones by reductions (a large product may go multi-threaded in BLAS)
+            if c.shape[0] <= 256:
+                w = np.ones((2, c.shape[0]))
+                w[0, neg] = -1.0
+                r = (w @ limbs).astype(np.int64)
+            else:
+                gross = limbs.sum(axis=0)
+                signed = gross - 2.0 * limbs[neg].sum(axis=0) if neg.any() else gross
+                r = np.stack([signed, gross]).astype(np.int64)
+            if weight < 0.0:
+                r = -r
             self._psum[0::2] += r[:, :g]
             self._psum[1::2] += r[:, g:]
 
@@ -1089,8 +1098,8 @@ class ChainBook:
 
     def _rebuild_profile(self) -> None:
         """Every live slot's cells and the profile sums from scratch (O(N·grid): reprice, restore)."""
-        self._rows[:] = 0.0
-        self._rsign[:] = 0.0
+        self._rows = np.zeros(self._rows.shape)      # fresh zeros: pages touched only where written
+        self._rsign = np.zeros(self._rsign.shape)
         self._rbad[:] = False
         self._psum[:] = 0
         self._nbad = 0
@@ -1312,8 +1321,8 @@ class ChainBook:
         return ExposureTotals(gex, dex, van0 * r, chm0 * r)
 
     def _expiry_mids(self, expiry_ts_ns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(sorted strikes, call mids, put mids) of one expiry: O(its strikes) once, then kept up
-        to date by ``apply_quotes`` (read-only arrays for callers)."""
+        """(sorted strikes, call mids, put mids) of one expiry: O(its strikes) once, then the
+        quotes applied since the last read written in (read-only arrays for callers)."""
         c = self._expiry_cache(int(expiry_ts_ns))
         got = c.get("mids")
         if got is None:
@@ -1363,8 +1372,8 @@ class ChainBook:
             require_wings: bool = True) -> VixValue:
         """Cboe-method index (``core.vix``) from the book's quotes at ``now_ts_ns``: the expiry
         calendar is cached per expiry set, and only the near and next terms' strikes are read
-        (O(their strikes), snapshot cadence); a term's quote table is cached and the applied quotes
-        are written into it (O(batch)); the now-dependent variance is recomputed every call. Equals
+        (O(their strikes), snapshot cadence); a term's quote table is cached and the quotes applied
+        since the last read are written into it when read; the now-dependent variance is recomputed every call. Equals
         ``vix_batch`` on the book's contracts."""
         if self._calendar is None:
             exps = list(self._expiries.index)
@@ -1394,7 +1403,7 @@ class ChainBook:
                                                "sign"))
 
     def exposures(self) -> Exposures:
-        """Full report at the eval point, same layout as ``exposures_batch`` (profile: O(N·grid))."""
+        """Full report at the eval point, same layout as ``exposures_batch`` (profile: O(grid), kept by the batches)."""
         ks, sc = self._strike_columns()
         ex = self._expiries
         eids = ex.active()
