@@ -171,14 +171,15 @@ _G_OFF = np.array([[_LX0], [_U0]])
 _G_SCALE = np.array([[1.0 / _HX], [1.0 / _HU]])
 _G_LO = np.array([[0.0], [-8.0]])
 _G_HI = np.array([[_NX - 1.0 + 2.0], [_NU - 1.0 + 400.0]])  # flat below, short extrapolation above
-_G_IHI = np.array([[_NX - 2], [_NU - 2]])
+_G_IHI = np.array([[_NX - 2.0], [_NU - 2.0]])
 
 
 def _guess(x: FloatArray, lnbeta: FloatArray) -> FloatArray:
     """Initial total vol s from the table (x <= 0, ln beta < x/2).
 
     Both grid coordinates in one (2, n) array (numpy's per-call cost dominates batches of
-    hundreds); per element the operations of ``_guess_mirror1`` (floor = int() for fi >= 0)."""
+    hundreds); per element the operations of ``_guess_mirror1`` (floor = int() for fi >= 0; the
+    cell indices stay floats, exact, until the gather)."""
     n = x.shape[0]
     f = np.empty((2, n))
     np.maximum(-x, 1e-300, out=f[0])
@@ -187,9 +188,10 @@ def _guess(x: FloatArray, lnbeta: FloatArray) -> FloatArray:
     f -= _G_OFF
     f *= _G_SCALE
     f = np.minimum(np.maximum(f, _G_LO), _G_HI)          # fi, fj
-    ij = np.minimum(np.maximum(np.floor(f).astype(np.int64), 0), _G_IHI)
+    ij = np.minimum(np.maximum(np.floor(f), 0.0), _G_IHI)  # i, j
     w = f - ij                                              # wi, wj
-    q = _table().corners.take(ij[0] * _NU + ij[1], axis=1)  # t00, t01-t00, t10, t11-t10
+    k = (ij[0] * _NU + ij[1]).astype(np.intp)
+    q = _table().corners.take(k, axis=1)                    # t00, t01-t00, t10, t11-t10
     ac = q[0::2] + w[1] * q[1::2]                           # a, c
     a = ac[0]
     return np.exp(a + w[0] * (ac[1] - a))
@@ -231,11 +233,9 @@ def _solve_normalized(x: FloatArray, beta: FloatArray) -> tuple[FloatArray, NDAr
     with np.errstate(all="ignore"):
         lnbeta = np.log(beta)
         s = _guess(x, lnbeta)
-        out = np.full(n, np.nan)
-        ok = np.zeros(n, dtype=bool)
         lo = np.zeros(n)
         hi = np.full(n, np.inf)
-        idx = np.arange(n)
+        idx = None  # positions of the remaining options once some have converged
         x2 = x * x
         x2_3 = 3.0 * x2
         m2x = -2.0 * x
@@ -265,10 +265,16 @@ def _solve_normalized(x: FloatArray, beta: FloatArray) -> tuple[FloatArray, NDAr
                      & ((np.abs(step) <= _STEP_TOL * s) | (np.abs(b - beta) <= _FLOOR * big)))
                     | (hi - lo <= 4e-16 * s))
             if conv.all():
+                if idx is None:
+                    return new, np.ones(n, dtype=bool)
                 out[idx] = new
                 ok[idx] = True
                 break
             if conv.any():
+                if idx is None:
+                    out = np.full(n, np.nan)
+                    ok = np.zeros(n, dtype=bool)
+                    idx = np.arange(n)
                 out[idx[conv]] = new[conv]
                 ok[idx[conv]] = True
                 keep = ~conv
@@ -278,6 +284,8 @@ def _solve_normalized(x: FloatArray, beta: FloatArray) -> tuple[FloatArray, NDAr
                 lo, hi, s = lo[keep], hi[keep], new[keep]
             else:
                 s = new
+    if idx is None:  # nothing converged in _MAX_ITER steps
+        return np.full(n, np.nan), np.zeros(n, dtype=bool)
     return out, ok
 
 
