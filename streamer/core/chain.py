@@ -938,6 +938,8 @@ class ChainBook:
         grid = make_grid(self.eval_spot, cfg.grid_points, cfg.grid_half_width)
         with np.errstate(invalid="ignore", divide="ignore"):
             self._grid_of = (self.eval_spot, grid, np.log(grid), grid * 0.01)
+        for x in self._grid_of[1:]:
+            x.flags.writeable = False            # handed out by profile()
         return grid, self._grid_of[2], self._grid_of[3]
 
     def _evaluate(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
