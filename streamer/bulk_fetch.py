@@ -182,4 +182,5 @@ def _from_records(recs: list, with_ts: bool) -> Columns | None:
         return None
     return Columns(np.fromiter((r.offset for r in recs), np.int64, len(recs)), [r.key for r in recs],
                    [r.value for r in recs],
-                   np.fromiter((-1 if r.timestamp is None else r.timestamp for r in recs), np.int64, len(recs)) if with_ts else None)
+                   np.fromiter((-1 if r.timestamp is None else r.timestamp for r in recs), np.int64, len(recs))
+                   if with_ts else None)

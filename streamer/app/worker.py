@@ -18,8 +18,9 @@ Kafka I/O:
   each engine is written to the compacted state topic with the input offsets it reflects, after every output
   produced up to then is acknowledged. The periodic ones do not stall processing: the engines' states and
   the offsets are taken at the checkpoint instant (``to_state``: copies), then packed in a thread, written
-  and acknowledged in the background while the worker goes on (one at a time per partition). On assignment the latest checkpoints are loaded and the inputs are sought
-  to those offsets: outputs between a checkpoint and a crash are produced again, with the same ``event_id``.
+  and acknowledged in the background while the worker goes on (one at a time per partition). On
+  assignment the latest checkpoints are loaded and the inputs are sought to those offsets: outputs between
+  a checkpoint and a crash are produced again, with the same ``event_id``.
   The group's committed offsets follow the checkpoints (for lag monitoring); they are never read back;
 * outputs (snapshots, triggers, dead letters) through one idempotent producer.
 
