@@ -3,11 +3,12 @@
 Run: .venv/bin/python benchmarks/bench_decode.py
 
 Messages are the simulator's (``election-2024``, preset "fast": option quotes, SPX/VIX/VIX9D/VIX3M
-ticks, open interest), encoded as the publisher encodes them, cycled to fill batches of 1,000 and
-10,000. "reference" is what the worker did per message: ``schemas.parse_*`` plus the key rule,
+ticks, open interest), encoded as the publisher encodes them, cycled to fill batches of 200, 1,000,
+10,000 and 20,000 (each value and key its own bytes object, as a consumer hands them over). "reference" is what the worker did per message: ``schemas.parse_*`` plus the key rule,
 building one dataclass per message; "columnar" is ``decode.decode_*`` returning numpy columns.
 "columnar_1pct_hostile" replaces 1% of the batch with the hostile generator's messages (they take
-the reference path, as rejections always do). Best of 7 repeats, µs per message.
+the reference path, as rejections always do). Best of 7 repeats (more for small batches: at least
+70,000 messages), µs per message.
 """
 from __future__ import annotations
 
@@ -59,17 +60,18 @@ def main() -> None:
     for name, (kind, columnar, parse) in TOPICS.items():
         pool = [schemas.encode(e.msg) for e in events if e.kind == kind]
         bad = [raw for k, raw, _ in hostile if k == kind]
-        for n in (1_000, 10_000):
-            values = [pool[i % len(pool)] for i in range(n)]
-            keys = [b"SPX"] * n
+        for n in (200, 1_000, 10_000, 20_000):
+            values = [bytes(bytearray(pool[i % len(pool)])) for i in range(n)]
+            keys = [bytes(bytearray(b"SPX")) for _ in range(n)]
+            repeat = max(7, 70_000 // n)
             mixed = list(values)
             for j, i in enumerate(range(0, n, 100)):  # 1%
                 mixed[i] = bad[j % len(bad)]
             cols, rejected = columnar(values, keys)
             assert len(cols) == n and not rejected
             t_ref = best_of(lambda: reference(values, keys, parse), 7)
-            t_col = best_of(lambda: columnar(values, keys), 7)
-            t_mix = best_of(lambda: columnar(mixed, keys), 7)
+            t_col = best_of(lambda: columnar(values, keys), repeat)
+            t_mix = best_of(lambda: columnar(mixed, keys), repeat)
             out[f"{name}_{n}"] = {
                 "reference_us_per_msg": round(t_ref / n * 1e6, 3),
                 "columnar_us_per_msg": round(t_col / n * 1e6, 3),

@@ -22,8 +22,11 @@ So the fast path only ever *accepts*, and only what the reference accepts with t
 (``tests/unit/test_decode.py`` checks this on hostile corpora); rejections cost what the
 reference costs (~4 µs), valid messages ~1 µs (``benchmarks/bench_decode.py``).
 
-Values are decoded one by one (the decoder call costs ~0.4 µs): joining a batch into one JSON
-array is not faster and would let two adjacent hostile values merge into one valid element.
+Values are decoded one by one (one decoder call each, ~0.45 µs a quote, driven by
+``list.extend(map(...))``: no Python loop per value), a block of :data:`_BLOCK` at a time. Joining
+a block into one JSON array decoded in one call was measured slower: it needs an exact check that
+no value merges with its neighbour (``{"a":"},{"}``) or holds two elements, and that check plus
+the joined buffer cost more than the calls saved.
 """
 from __future__ import annotations
 

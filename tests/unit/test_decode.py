@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from unittest import mock
 from functools import lru_cache
 
 import numpy as np
@@ -402,3 +403,37 @@ def test_a_decoder_for_every_input_kind_of_the_simulator():
     kinds = {e.kind for e in simulator.generate("election-2024", 0, preset="fast")} - {"daily_close"}
     assert set(decode.DECODERS) == kinds
     assert decode.DECODERS["index_tick"] is decode.decode_index
+
+
+# ----------------------------------------------------------------------------- blocks and resuming
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(hostile_message(), min_size=1, max_size=40), st.integers(1, 5))
+def test_tiny_blocks_and_resuming_after_each_failure(batch, block):
+    """The fast path decodes a batch a block at a time and, within a block, resumes after each value
+    it does not take: with blocks of 1-5 values every boundary meets failures, runs of them, Nones
+    and too long values (190 bytes) at every position of a block."""
+    with mock.patch.object(decode, "_BLOCK", block):
+        for topic in TOPICS:
+            recs = [(raw, key) for t, raw, key in batch if t == topic]
+            recs = [r for pair in zip(recs, simulator_corpus()[topic]) for r in pair]  # interleaved
+            recs += [(None, b"SPX")] + simulator_corpus()[topic][5:8]
+            assert_matches_reference(topic, [r for r, _ in recs], [k for _, k in recs], 190)
+
+
+def test_a_batch_of_several_blocks_with_failures_at_their_edges():
+    n = 2 * decode._BLOCK + 300
+    hostile = [None, b"{", b" " * 70_000, b'{"underlying":"SPX"}', b"[]", b"\xff"]
+    for topic in TOPICS:
+        recs = simulator_corpus()[topic]
+        values = [recs[i % len(recs)][0] for i in range(n)]
+        keys = [b"SPX"] * n
+        edges = [0, 1, decode._BLOCK - 1, decode._BLOCK, decode._BLOCK + 1, 2 * decode._BLOCK - 1,
+                 2 * decode._BLOCK, n - 2, n - 1]
+        for j, i in enumerate(edges):
+            values[i] = hostile[j % len(hostile)]
+        keys[5] = b"NDX"
+        cols, rejected = TOPICS[topic][0](values, keys)
+        assert len(cols) == n - len(edges) - 1 and len(rejected) == len(edges) + 1
+        assert_matches_reference(topic, values, keys)
