@@ -606,9 +606,6 @@ CHAIN_SIGNALS = tuple(s.name for s in catalogue.SIGNALS if s.source == "chain")
 #: 20k-contract chain in about nine evaluations
 DEALER_REVAL_SLICE = 2048
 
-#: underlyings whose options settle in cash (index options): a settled contract leaves no hedge
-CASH_SETTLED = frozenset({"SPX", "SPXW", "XSP", "NDX", "RUT"})
-
 #: index symbols rule files may name besides the volatility indices (``{index}_last`` etc.)
 KNOWN_INDICES = ("SPX", "NDX")
 
