@@ -4,8 +4,9 @@ Run: .venv/bin/python benchmarks/bench_decode.py
 
 Messages are the simulator's (``election-2024``, preset "fast": option quotes, SPX/VIX/VIX9D/VIX3M
 ticks, open interest), encoded as the publisher encodes them, cycled to fill batches of 200, 1,000,
-10,000 and 20,000 (each value and key its own bytes object, as a consumer hands them over). "reference" is what the worker did per message: ``schemas.parse_*`` plus the key rule,
-building one dataclass per message; "columnar" is ``decode.decode_*`` returning numpy columns.
+10,000 and 20,000 (each value and key its own bytes object, as a consumer hands them over).
+"reference" is what the worker did per message: ``schemas.parse_*`` plus the key rule, building
+one dataclass per message; "columnar" is ``decode.decode_*`` returning numpy columns.
 "columnar_1pct_hostile" replaces 1% of the batch with the hostile generator's messages (they take
 the reference path, as rejections always do). Best of 7 repeats (more for small batches: at least
 70,000 messages), µs per message.
