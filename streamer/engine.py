@@ -186,7 +186,6 @@ class UnderlyingEngine:
         self.n_evaluations = 0  # rule evaluations since the worker last counted them (not state)
         self.n_inputs = 0  # input rows applied: the position in a trigger's event_id
         self._signals_at: tuple[int, dict[str, float]] = (-1, {})
-        self._flip: tuple[int, float] = (0, math.nan)  # (event time, value) of the last gamma-flip computation
         self._catalogue: tuple[tuple[str, ...], dict[str, catalogue.Concrete]] = ((), {})
         self._reval: RevalJob | None = None   # a dealer revaluation in progress (``_dealer_reval``)
 
@@ -203,7 +202,7 @@ class UnderlyingEngine:
                     "underlying": self.underlying, "last_snapshot_ns": self.last_snapshot_ns,
                     "last_eval_ns": self.last_eval_ns, "last_ts_ns": self.last_ts_ns, "n_inputs": self.n_inputs,
                     "series": {k: s.to_state() for k, s in self.series.items()},
-                    "flows": self.flows.to_state(), "rules": self.rules.to_state(), "flip": list(self._flip)}),
+                    "flows": self.flows.to_state(), "rules": self.rules.to_state()}),
                 "chain": ch.to_state() if ch is not None else None,
                 "dealer_reval": job.to_state() if job is not None else None}
 
@@ -216,7 +215,7 @@ class UnderlyingEngine:
         eng.last_eval_ns = state["last_eval_ns"]
         eng.last_ts_ns = state["last_ts_ns"]
         eng.n_inputs = state["n_inputs"]
-        eng._flip = (int(state["flip"][0]), _f(state["flip"][1]))
+        # "flip" (checkpoints before the profile was kept incrementally: a throttled flip) is ignored
         eng.series = {k: SeriesState.from_state(v) for k, v in state["series"].items()}
         eng.flows = FlowBook.from_state(state["flows"], flow_config)
         eng._fund_underlyings = frozenset(eng.flows.config.leveraged_etf.symbols)
@@ -424,13 +423,6 @@ class UnderlyingEngine:
                                                             o["open_interest"])
         self.last_ts_ns = max(self.last_ts_ns, int(o["ts_ns"].max()))
 
-    def _gamma_flip(self, ts: int) -> float:
-        """The gamma flip from the 60-point GEX profile (O(N·grid): ~20 ms at 20k contracts), recomputed at
-        most once per ``profile_interval_s`` of event time; evaluations in between reuse it."""
-        if self._flip[0] == 0 or ts - self._flip[0] >= self.settings.profile_interval_s * NS:
-            self._flip = (ts, self.chain.gamma_flip())
-        return self._flip[1]
-
     def _chain(self, ts_ns: int) -> ChainBook:
         """The chain, created at the first quote or OI record (spot NaN until the first print)."""
         if self.chain is None:
@@ -470,8 +462,8 @@ class UnderlyingEngine:
     def chain_values(self) -> dict[str, float]:
         """Dealer exposures and our volatility indices from the chain (NaN before any quote).
 
-        The profile, flip, walls and our VIX are computed here, at evaluation cadence (amortized),
-        not per quote. ``*_0dte_*`` is what settles today; ``*_next_rolloff_*`` what leaves the
+        Read at every evaluation: the flip from the chain's incrementally kept GEX profile (O(grid)), the
+        walls and our VIX from the chain's arrays, not per quote. ``*_0dte_*`` is what settles today; ``*_next_rolloff_*`` what leaves the
         aggregates at the next settlement (``next_rolloff_hours`` from now)."""
         ch = self.chain
         out = dict.fromkeys(CHAIN_SIGNALS, math.nan)
@@ -486,7 +478,7 @@ class UnderlyingEngine:
         out.update(gex_usd_per_pct=tot.gex_usd_per_pct, delta_exposure_usd=tot.dex_usd,
                    vanna_usd_per_vol_pt=tot.vanna_usd_per_vol_pt, charm_usd_per_day=tot.charm_usd_per_day,
                    gex_0dte_usd_per_pct=zd.gex_usd_per_pct, charm_0dte_usd_per_day=zd.charm_usd_per_day,
-                   gamma_flip=self._gamma_flip(ts), call_wall=cw, put_wall=pw, abs_gamma_strike=ag,
+                   gamma_flip=ch.gamma_flip(), call_wall=cw, put_wall=pw, abs_gamma_strike=ag,
                    atm_iv=ch.atm_iv(ts), vix_calc=ch.vix(ts, VIX).value, vix9d_calc=ch.vix(ts, VIX9D).value)
         nxt = ch.next_rolloff(ts)
         if nxt is not None:

@@ -35,9 +35,6 @@ class Settings:
     analytics_interval_s: float = 1.0
     #: the worker fetches at most this many records per call (aiokafka getmany), over all its partitions
     fetch_max_records: int = 20_000
-    #: event-time interval between recomputations of the GEX profile and gamma flip (O(contracts × 60 grid
-    #: points): ~20 ms at 20k contracts); snapshots in between reuse the last one
-    profile_interval_s: float = 1.0
     #: event-time order across the input topics of a partition (streamer/pipeline.py): a segment waits at
     #: most this long (wall clock) for a topic that is read to its end but behind (Kafka Streams'
     #: max.task.idle.ms) ...
