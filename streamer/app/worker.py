@@ -199,7 +199,7 @@ class Pipeline(mode.Service):
         for p, part in list(self.partitions.items()):
             if t - part.last_checkpoint >= self.settings.checkpoint_interval_s and p not in self.checkpointing:
                 self._start_checkpoint(p, part)
-        if not self.serving and self.partitions:
+        if not self.serving and self.partitions and not self.should_stop:  # (not again while stopping)
             self.serving = True
             self.worker.on_ready()
 
