@@ -463,8 +463,9 @@ class UnderlyingEngine:
         """Dealer exposures and our volatility indices from the chain (NaN before any quote).
 
         Read at every evaluation: the flip from the chain's incrementally kept GEX profile (O(grid)), the
-        walls and our VIX from the chain's arrays, not per quote. ``*_0dte_*`` is what settles today; ``*_next_rolloff_*`` what leaves the
-        aggregates at the next settlement (``next_rolloff_hours`` from now)."""
+        walls and our VIX from the chain's arrays, not per quote. ``*_0dte_*`` is what settles today;
+        ``*_next_rolloff_*`` what leaves the aggregates at the next settlement (``next_rolloff_hours`` from
+        now)."""
         ch = self.chain
         out = dict.fromkeys(CHAIN_SIGNALS, math.nan)
         if ch is None:

@@ -59,7 +59,7 @@ from streamer.core import bs
 from streamer.core.chain import NS_PER_DAY, NS_PER_YEAR, Key, ny_date_ordinal
 
 __all__ = ["POSITIONINGS", "TERM_NODES_DAYS", "RevalFlows", "RevalJob", "dealer_signs", "key_positioning",
-           "iv_shift_by_days", "smile_roll_by_expiry", "reval_flows", "by_expiry", "live_delta"]
+           "iv_shift_by_days", "smile_roll_by_expiry", "reval_flows", "by_expiry"]
 
 POSITIONINGS = ("naive", "naive_ex0dte", "otm_only", "customer_long")
 TERM_NODES_DAYS = (9.0, 30.0, 93.0)   # VIX9D, VIX, VIX3M constant maturities, calendar days (Cboe)
@@ -201,6 +201,21 @@ def by_expiry(expiry_ts_ns: np.ndarray, values: np.ndarray) -> tuple[np.ndarray,
     return u, np.bincount(inv.ravel(), weights=np.asarray(values, dtype=float).ravel(), minlength=u.size)
 
 
+def _contracts(expiry_ts_ns, strike, is_call, iv, open_interest, dealer_sign, now_ts_ns: int) -> tuple:
+    """The per-contract inputs of :func:`reval_flows` / :meth:`RevalJob.capture` as typed arrays, their
+    T in years and the live mask: T > 0, IV > 0 and finite, OI > 0, a finite non-zero dealer sign."""
+    exp = np.asarray(expiry_ts_ns, dtype=np.int64)
+    k = np.asarray(strike, dtype=float)
+    call = np.asarray(is_call, dtype=bool)
+    vol = np.asarray(iv, dtype=float)
+    oi = np.asarray(open_interest, dtype=float)
+    sign = np.asarray(dealer_sign, dtype=float)
+    t = (exp - int(now_ts_ns)).astype(float) / NS_PER_YEAR
+    with np.errstate(invalid="ignore"):
+        live = (t > 0.0) & (vol > 0.0) & np.isfinite(vol) & (oi > 0.0) & (sign != 0.0) & np.isfinite(sign)
+    return exp, k, call, vol, oi, sign, t, live
+
+
 def reval_flows(expiry_ts_ns: np.ndarray, strike: np.ndarray, is_call: np.ndarray, iv: np.ndarray,
                 open_interest: np.ndarray, dealer_sign: np.ndarray, spot: float, now_ts_ns: int,
                 rate: float, div_yield: float, *, term_change_pts: tuple[float, float, float] | None = None,
@@ -224,17 +239,10 @@ def reval_flows(expiry_ts_ns: np.ndarray, strike: np.ndarray, is_call: np.ndarra
     >>> f.total("vanna_usd") > 0   # dealers short an OTM put: IV falls, its |delta| falls, they buy
     True
     """
-    exp = np.asarray(expiry_ts_ns, dtype=np.int64)
-    k = np.asarray(strike, dtype=float)
-    call = np.asarray(is_call, dtype=bool)
-    vol = np.asarray(iv, dtype=float)
-    oi = np.asarray(open_interest, dtype=float)
-    sign = np.asarray(dealer_sign, dtype=float)
+    exp, k, call, vol, oi, sign, t, live = _contracts(expiry_ts_ns, strike, is_call, iv, open_interest,
+                                                      dealer_sign, now_ts_ns)
     s = float(spot)
     s1 = s if new_spot is None else float(new_spot)
-    t = (exp - int(now_ts_ns)).astype(float) / NS_PER_YEAR
-    with np.errstate(invalid="ignore"):
-        live = (t > 0.0) & (vol > 0.0) & np.isfinite(vol) & (oi > 0.0) & (sign != 0.0) & np.isfinite(sign)
     if d_iv is None:
         chg = (0.0, 0.0, 0.0) if term_change_pts is None else term_change_pts
         dv = iv_shift_by_days(t * 365.0, *chg, long_end=long_end)
@@ -291,23 +299,6 @@ def _first_per_expiry(exp: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, 
     return u, np.asarray(values, dtype=float)[first]
 
 
-def live_delta(spot: float, strike: np.ndarray, t: np.ndarray, rate: float, div_yield: float,
-               sigma: np.ndarray, is_call: np.ndarray) -> np.ndarray:
-    """BSM delta of live options (t > 0, sigma > 0): ``bs.greeks``'s operations for the delta alone
-    (same bits; the revaluation needs nothing else).
-
-    >>> k, t, v, c = np.array([95.0, 105.0]), np.array([0.1, 0.5]), np.array([0.2, 0.3]), np.array([True, False])
-    >>> live_delta(100.0, k, t, 0.04, 0.01, v, c).tolist() == bs.greeks(100.0, k, t, 0.04, 0.01, v, c).delta.tolist()
-    True
-    """
-    th = np.where(is_call, 1.0, -1.0)
-    eq = np.exp(-div_yield * t)
-    f = spot * np.exp((rate - div_yield) * t)
-    sd = sigma * np.sqrt(t)
-    d1 = np.log(f / strike) / sd + 0.5 * sd
-    return th * eq * bs.norm_cdf(th * d1)
-
-
 @dataclass(slots=True)
 class RevalJob:
     """The live engine's revaluation spread over evaluations: :func:`reval_flows`' vanna and charm totals
@@ -348,15 +339,9 @@ class RevalJob:
                 horizon_days: float = 1.0, long_end: str = "sqrt", min_iv_ratio: float = 0.2,
                 multiplier: float = 100.0, ts_ns: int = 0, tag: int = 0) -> RevalJob:
         """Inputs as :func:`reval_flows` (arrays copied: the chain goes on). O(N), no pricing."""
-        exp = np.array(expiry_ts_ns, dtype=np.int64)
-        k = np.asarray(strike, dtype=float)
-        call = np.asarray(is_call, dtype=bool)
-        vol = np.asarray(iv, dtype=float)
-        oi = np.asarray(open_interest, dtype=float)
-        sign = np.asarray(dealer_sign, dtype=float)
-        t = (exp - int(now_ts_ns)).astype(float) / NS_PER_YEAR
-        with np.errstate(invalid="ignore"):
-            live = (t > 0.0) & (vol > 0.0) & np.isfinite(vol) & (oi > 0.0) & (sign != 0.0) & np.isfinite(sign)
+        # (the arrays kept are fancy-indexed copies and np.unique's result: nothing shared with the chain)
+        exp, k, call, vol, oi, sign, t, live = _contracts(expiry_ts_ns, strike, is_call, iv, open_interest,
+                                                          dealer_sign, now_ts_ns)
         dv = iv_shift_by_days(t * 365.0, *term_change_pts, long_end=long_end)
         i = np.flatnonzero(live)
         u = np.unique(exp)
@@ -378,11 +363,11 @@ class RevalJob:
             v_new = np.maximum(v + self.d_iv[lo:hi], self.min_iv_ratio * v)
             t_new = t - float(self.horizon_days) / 365.0
             alive = t_new > 0.0
-            d0 = live_delta(s, k, t, r, q, v, c)
-            vanna = -s * m * (live_delta(s, k, t, r, q, v_new, c) - d0)
+            d0 = bs.live_delta(s, k, t, r, q, v, c)
+            vanna = -s * m * (bs.live_delta(s, k, t, r, q, v_new, c) - d0)
             d_time = np.zeros(hi - lo)
             j = np.flatnonzero(alive)
-            d_time[j] = live_delta(s, k[j], t_new[j], r, q, v[j], c[j])
+            d_time[j] = bs.live_delta(s, k[j], t_new[j], r, q, v[j], c[j])
             # settled contracts (not alive) are reval_flows' settlement flow, not charm
             charm = np.where(alive, -s * m * (d_time - d0), 0.0)
             e = np.searchsorted(self.expiries, self.exp[lo:hi])
