@@ -20,3 +20,23 @@ def test_ready_worker_freezes_its_start_up_objects():
         assert len(gc.get_objects(generation=2)) < frozen
     finally:
         gc.unfreeze()
+
+
+def test_worker_logs_at_its_level_only():
+    """The Faust worker's logging set-up keeps the root logger at the chosen level (Faust's start-up spinner
+    would set it to DEBUG: every aiokafka debug line of every fetch would then be formatted)."""
+    import logging
+
+    from streamer.app.worker import _FaustWorker
+
+    root = logging.getLogger()
+    saved = root.level, list(root.handlers)
+    try:
+        w = Worker(Settings())
+        fw = _FaustWorker(w.app, loglevel="warning", quiet=True, redirect_stdouts=False)
+        fw._setup_logging()
+        assert root.level == logging.WARNING
+        assert not logging.getLogger("aiokafka.consumer.fetcher").isEnabledFor(logging.DEBUG)
+    finally:
+        root.setLevel(saved[0])
+        root.handlers[:] = saved[1]
