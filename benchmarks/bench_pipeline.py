@@ -29,7 +29,9 @@ L. **Latency** at sustained 5k, 20k and 50k quotes/s: a paced producer stamps ``
    10 ms event-time segments (``STREAMER_ANALYTICS_INTERVAL_S=0.01``, ``STREAMER_WATERMARK_WAIT_S=0.005``).
    An input's latency is from its CreateTime to the first analytics snapshot with ``ts_ns`` >= its ``ts_ns``
    (the snapshot's own CreateTime, i.e. when the worker produced it; also when a consumer received it).
-   If the worker does not keep up, the lag is reported instead of a latency.
+   If the worker does not keep up, the lag is reported instead of a latency. The load generator (this
+   script's process) publishes at nice 10 (``--generator-nice``): on two cores it would otherwise take the
+   worker's core as often as the broker's, which a feed on another machine does not.
 P. **Profile** (``--profile``, needs ``pip install py-spy``): py-spy samples the worker during a further T(e)
    pass and a further L run (20k quotes/s); the top functions by own and by inclusive time.
 
@@ -598,7 +600,7 @@ def percentiles(x: np.ndarray) -> dict:
 
 
 def latency_run(cfg, chain: Chain, tpl: QuoteTemplates, rate: int, seconds: float, warmup: float = 2.0,
-                profile_to: str | None = None, cprofile_to: str | None = None) -> dict:
+                profile_to: str | None = None, cprofile_to: str | None = None, generator_nice: int = 10) -> dict:
     settings = new_settings(cfg, f"lat{rate}")
     asyncio.run(kafka_io.ensure_topics(settings, kafka_io.topics_for(settings).all()))
     w = WorkerProcess(settings, {"STREAMER_ANALYTICS_INTERVAL_S": "0.01", "STREAMER_WATERMARK_WAIT_S": "0.005"},
@@ -624,7 +626,13 @@ def latency_run(cfg, chain: Chain, tpl: QuoteTemplates, rate: int, seconds: floa
             watcher = asyncio.create_task(watch_snapshots(settings, snaps, stop))
             await asyncio.sleep(0.5)
             t_start = time.perf_counter()
-            chunks = await paced(settings, tpl, rate, seconds)
+            # the load generator (this process: producer and watcher) yields the CPU to the broker and the
+            # worker, as a feed on another machine would; the worker was started before, at nice 0
+            os.setpriority(os.PRIO_PROCESS, 0, generator_nice)
+            try:
+                chunks = await paced(settings, tpl, rate, seconds)
+            finally:
+                os.setpriority(os.PRIO_PROCESS, 0, 0)
             produce_s = time.perf_counter() - t_start
             produced_until = time.time_ns()
             last_ts = chunks[-1][0]
@@ -664,7 +672,8 @@ def latency_run(cfg, chain: Chain, tpl: QuoteTemplates, rate: int, seconds: floa
     behind_ms = (produced_until - int(seen[:, 1].max())) / 1e6 if len(seen) else None
     catch_up_ms = (caught_up_at - int(ts_in[-1])) / 1e6
     third = max(len(lat_c) // 3, 1)
-    out = {"rate_target": rate, "quotes_published": n_pub, "publish_rate": round(n_pub / produce_s),
+    out = {"rate_target": rate, "generator_nice": generator_nice, "quotes_published": n_pub,
+           "publish_rate": round(n_pub / produce_s),
            "unreflected_quotes": int(n_in[~ok].sum()), "snapshots": len(s),
            "snapshots_per_s": round(len(s) / (seconds + catch_up_ms / 1e3), 1),
            "after_last_input_until_reflected_ms": round(catch_up_ms, 1),
@@ -818,7 +827,7 @@ def main(a: argparse.Namespace) -> dict:
         run["latency"] = []
         for rate in rates:
             log(f"run {r + 1}: latency at {rate:,}/s")
-            lr = latency_run(cfg, chain, tpl, rate, a.latency_s)
+            lr = latency_run(cfg, chain, tpl, rate, a.latency_s, generator_nice=a.generator_nice)
             run["latency"].append(lr)
             log(f"  created p50/p99 {lr['created']}, keeps up: {lr['keeps_up']}")
         run["loadavg_end"] = loadavg()
@@ -871,6 +880,9 @@ if __name__ == "__main__":
     ap.add_argument("--no-session", dest="session", action="store_false", help="skip the session (memory) run")
     ap.add_argument("--rates", default="5000,20000,50000", help="latency: quotes/s, comma-separated")
     ap.add_argument("--latency-s", type=float, default=10.0, help="latency: seconds per rate (default 10)")
+    ap.add_argument("--generator-nice", type=int, default=10,
+                    help="latency: niceness of the load generator while it publishes (default 10; 0 = compete "
+                         "with the worker and the broker for the cores)")
     ap.add_argument("--profile", action="store_true", help="also sample the worker with py-spy (T(e) once more)")
     ap.add_argument("--cprofile", action="store_true",
                     help="also run the worker under cProfile in the latency set-up (no py-spy needed)")
