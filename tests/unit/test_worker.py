@@ -40,3 +40,22 @@ def test_worker_logs_at_its_level_only():
     finally:
         root.setLevel(saved[0])
         root.handlers[:] = saved[1]
+
+
+def test_checkpoints_are_packed_below_the_pipelines_priority():
+    """The checkpoint thread runs at a lower priority than the pipeline's thread (Linux: per-thread niceness),
+    so that deflating a checkpoint does not delay segments on a small machine."""
+    import os
+    import threading
+
+    from streamer.app.worker import BACKGROUND_NICE, Pipeline
+
+    w = Worker(Settings())
+    pipe = Pipeline(w, loop=None)
+    try:
+        here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        there = pipe.packer.submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())).result()
+        assert there == min(here + BACKGROUND_NICE, 19)
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == here  # the caller's is unchanged
+    finally:
+        pipe.packer.shutdown()
