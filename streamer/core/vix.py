@@ -85,7 +85,7 @@ import datetime as dt
 import functools
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -420,7 +420,12 @@ def vix_batch(expiry_ts_ns: Iterable[int], strike: Iterable[float], right: Itera
 
 @dataclass(slots=True)
 class Term:
-    """One expiry's quotes on its sorted unique strikes (points; NaN = no quote on that side)."""
+    """One expiry's quotes on its sorted unique strikes (points; NaN = no quote on that side).
+
+    :func:`term_from_quotes` allocates the four quote arrays as rows of one (2, 2, n) block
+    ``quotes`` ([bids, asks] x [call, put]) so that :func:`term_detail` treats both sides in one
+    numpy call each; they are updated in place (``core.chain.ChainBook``). A term built with
+    separate arrays (``quotes=None``) gives the same results, a little slower."""
 
     expiry_ts_ns: int
     minutes: float            # settlement instant on the New York wall clock (``local_minutes``)
@@ -429,6 +434,8 @@ class Term:
     call_ask: np.ndarray
     put_bid: np.ndarray
     put_ask: np.ndarray
+    quotes: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _klist: tuple | None = field(default=None, repr=False, compare=False)  # (strikes, as floats)
 
 
 def term_from_quotes(expiry_ts_ns: int, strike: np.ndarray, is_call: np.ndarray, bid: np.ndarray,
@@ -439,9 +446,9 @@ def term_from_quotes(expiry_ts_ns: int, strike: np.ndarray, is_call: np.ndarray,
     b = np.asarray(bid, dtype=np.float64)
     a = np.asarray(ask, dtype=np.float64)
     ks = np.unique(k)
-    n = ks.shape[0]
-    term = Term(int(expiry_ts_ns), local_minutes(int(expiry_ts_ns)), ks, np.full(n, np.nan),
-                np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan))
+    blk = np.full((2, 2, ks.shape[0]), np.nan)
+    term = Term(int(expiry_ts_ns), local_minutes(int(expiry_ts_ns)), ks, blk[0, 0], blk[1, 0],
+                blk[0, 1], blk[1, 1], blk)
     pos = np.searchsorted(ks, k)
     for side, qb, qa in ((True, term.call_bid, term.call_ask), (False, term.put_bid, term.put_ask)):
         mm = call == side
@@ -450,23 +457,38 @@ def term_from_quotes(expiry_ts_ns: int, strike: np.ndarray, is_call: np.ndarray,
     return term
 
 
-def _strip(ks: np.ndarray, k0: int, cpos: np.ndarray, ppos: np.ndarray, cm: np.ndarray,
-           pm: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool, bool]:
-    """(included strikes ascending, their Q, put-side cut reached, call-side cut reached), from
-    the strikes, K0, where the call / put bids are > 0 and the call / put mids.
+def _term_arrays(term: Term) -> tuple[list, np.ndarray, np.ndarray]:
+    """(strikes as a list of floats (cached), bids (2, n), asks (2, n)), rows [call, put]."""
+    ks = term.strikes
+    kl = term._klist
+    if kl is None or kl[0] is not ks:
+        kl = term._klist = (ks, ks.tolist())
+    blk = term.quotes
+    if (blk is None or term.call_bid.base is not blk or term.put_bid.base is not blk
+            or term.call_ask.base is not blk or term.put_ask.base is not blk):
+        blk = np.array(((term.call_bid, term.put_bid), (term.call_ask, term.put_ask)),
+                       dtype=np.float64)
+    return kl[1], blk[0], blk[1]
 
-    Puts below K0 walking down and calls above K0 walking up, skipping zero bids and stopping at
-    the first two consecutive zero bids (module docstring); K0 itself always."""
-    n = ks.shape[0]
-    # last pair of consecutive zero put bids below K0, first pair of zero call bids above it
-    p_pairs = np.flatnonzero(~(ppos[: max(k0 - 1, 0)] | ppos[1:k0])) if k0 >= 2 else ()
-    lo = int(p_pairs[-1]) + 2 if len(p_pairs) else 0
-    c_pairs = np.flatnonzero(~(cpos[k0 + 1: n - 1] | cpos[k0 + 2: n])) if n - k0 >= 3 else ()
-    hi = k0 + 1 + int(c_pairs[0]) if len(c_pairs) else n
-    # strikes lo..hi-1: puts below K0, K0 (mean of the two mids), calls above; zero bids out
-    use = np.concatenate((ppos[lo:k0], (True,), cpos[k0 + 1: hi]))
-    q = np.concatenate((pm[lo:k0], ((float(cm[k0]) + float(pm[k0])) / 2.0,), cm[k0 + 1: hi]))[use]
-    return ks[lo:hi][use], q, bool(len(p_pairs)), bool(len(c_pairs))
+
+def _strip_bounds(pos: np.ndarray, k0: int) -> tuple[int, int, bool, bool]:
+    """(lo, hi, put-side cut reached, call-side cut reached): the strip lies in strikes lo..hi-1,
+    cut below the last pair of consecutive zero put bids under K0 and above the first pair of zero
+    call bids over it (module docstring); ``pos`` rows: call / put bid > 0."""
+    n = pos.shape[1]
+    either = pos[:, :-1] | pos[:, 1:]         # False at i: strikes i and i+1 both bid zero
+    lo, hi, cut_p, cut_c = 0, n, False, False
+    if k0 >= 2:                               # pairs (i, i+1), i+1 <= K0-1: the last one
+        seg = either[1, k0 - 2::-1]
+        j = int(seg.argmin())
+        if not seg[j]:
+            lo, cut_p = k0 - j, True
+    if n - k0 >= 3:                           # pairs (i, i+1), i >= K0+1: the first one
+        seg = either[0, k0 + 1:]
+        j = int(seg.argmin())
+        if not seg[j]:
+            hi, cut_c = k0 + 1 + j, True
+    return lo, hi, cut_p, cut_c
 
 
 def term_detail(term: Term, now_min: float, rate: RateLike,
@@ -474,41 +496,53 @@ def term_detail(term: Term, now_min: float, rate: RateLike,
     """Variance of one expiry at ``now_min`` (New York wall-clock minutes), or a NaN reason code.
 
     Same steps and the same floating-point operations as :func:`vix_batch`, vectorized:
-    O(strikes of the expiry), a few dozen numpy calls. An open wing is flagged with its bound,
-    never refused here (``require_wings`` is applied to the index, :func:`vix_from_terms`; kept
-    for callers)."""
+    O(strikes of the expiry), about twenty numpy calls (each side's bids and mids in one call,
+    the strip as one mask). An open wing is flagged with its bound, never refused here
+    (``require_wings`` is applied to the index, :func:`vix_from_terms`; kept for callers)."""
     minutes = term.minutes - now_min
     t = minutes / MINUTES_PER_YEAR
     r = _rate_for(rate, t)
     growth = math.exp(r * t)
-    ks, cb, pb = term.strikes, term.call_bid, term.put_bid
-    cpos = cb > 0
-    ppos = pb > 0
-    both = cpos & ppos
-    cm = (cb + term.call_ask) / 2.0
-    pm = (pb + term.put_ask) / 2.0
-    d = cm - pm
-    kstar = int(np.argmin(np.where(both, np.abs(d), np.inf)))   # first minimum: lowest strike
+    kl, bid, ask = _term_arrays(term)
+    n = len(kl)
+    pos = bid > 0.0                            # rows: call, put bid > 0
+    mid = bid + ask
+    mid /= 2.0                                 # rows: call, put mid
+    cm, pm = mid
+    both = pos[0] & pos[1]
+    ad = cm - pm
+    np.abs(ad, out=ad)
+    kstar = int(np.argmin(np.where(both, ad, np.inf)))   # first minimum: lowest strike
     if not both[kstar] and not both.any():
         return "no_forward"
-    f = float(ks[kstar]) + growth * float(d[kstar])
-    k0 = bisect.bisect_right(ks, f) - 1
+    f = kl[kstar] + growth * (mid.item(kstar) - mid.item(n + kstar))
+    k0 = bisect.bisect_right(kl, f) - 1
     if k0 < 0:
         return "forward_below_strikes"
-    kk, q, cut_p, cut_c = _strip(ks, k0, cpos, ppos, cm, pm)
+    lo, hi, cut_p, cut_c = _strip_bounds(pos, k0)
+    # strikes lo..hi-1: puts below K0, K0 (mean of the two mids), calls above; zero bids out.
+    # K0 goes in the put rows (this call's temporaries) so that each is two slices.
+    pos[1, k0] = True
+    pm[k0] = (mid.item(k0) + mid.item(n + k0)) / 2.0
+    use = np.concatenate((pos[1, lo:k0 + 1], pos[0, k0 + 1:hi]))
+    q = np.concatenate((pm[lo:k0 + 1], cm[k0 + 1:hi]))[use]
+    kk = term.strikes[lo:hi][use]
     m = kk.shape[0]
     if m < 2:
         return "too_few_strikes"
+    k_lo, k_hi = kk.item(0), kk.item(m - 1)
     dk = np.empty(m)
     np.subtract(kk[2:], kk[:-2], out=dk[1:-1])
     dk[1:-1] /= 2.0
-    k_lo, k_hi = float(kk[0]), float(kk[-1])
-    dk[0] = float(kk[1]) - k_lo
-    dk[-1] = k_hi - float(kk[-2])
-    s = math.fsum((dk / (kk * kk) * q).tolist())
-    sigma2 = 2.0 / t * growth * s - (f / float(ks[k0]) - 1.0) ** 2 / t
-    tail = (0.0 if cut_p else float(q[0]) / k_lo) + (0.0 if cut_c else float(q[-1]) / k_hi)
-    return TermDetail(term.expiry_ts_ns, minutes, t, r, f, float(ks[kstar]), float(ks[k0]),
+    dk[0] = kk.item(1) - k_lo
+    dk[-1] = k_hi - kk.item(m - 2)
+    x = kk * kk
+    np.divide(dk, x, out=x)
+    x *= q
+    s = math.fsum(memoryview(x))
+    sigma2 = 2.0 / t * growth * s - (f / kl[k0] - 1.0) ** 2 / t
+    tail = (0.0 if cut_p else q.item(0) / k_lo) + (0.0 if cut_c else q.item(m - 1) / k_hi)
+    return TermDetail(term.expiry_ts_ns, minutes, t, r, f, kl[kstar], kl[k0],
                       sigma2, m, s, not (cut_p and cut_c), 2.0 / t * growth * tail)
 
 
