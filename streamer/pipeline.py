@@ -66,6 +66,8 @@ def sort_by_time(t: Table) -> Table:
     if not t or size(t) < 2:
         return t
     ts, off = t["ts_ns"], t["offset"]
+    if (ts[1:] > ts[:-1]).all():
+        return t  # strictly rising event times: ordered whatever the offsets (one test instead of three)
     if np.all(ts[1:] >= ts[:-1]) and np.all((ts[1:] > ts[:-1]) | (off[1:] > off[:-1])):
         return t  # already ordered: the usual case (a topic partition in event-time order)
     return take(t, np.lexsort((off, ts)))
@@ -96,20 +98,35 @@ class _Chunk:
     """One fetched chunk of a topic, sorted by (ts_ns, offset) on arrival; rows before ``cur`` are applied.
 
     Closing a segment takes the prefix ``[cur, searchsorted(end))`` as views (no copy of the rest), so a
-    chunk spanning many segments costs O(its rows) in all, not O(its rows) per segment."""
+    chunk spanning many segments costs O(its rows) in all, not O(its rows) per segment. The bounds a close
+    tests are kept as Python ints (``head_ts``, ``last_ts``, ``first_off``): a close visits every pending
+    chunk, and most of them hold nothing of the segment."""
 
     t: Table
     ts: np.ndarray
     min_off: np.ndarray              # min_off[i]: smallest offset of rows i.. (the resume offset in O(1))
+    n: int
+    head_ts: int                     # ts[cur]: the earliest pending row
+    last_ts: int                     # ts[n - 1]
+    first_off: int                   # min_off[cur]
     cur: int = 0
 
     @classmethod
     def of(cls, table: Table) -> _Chunk:
         t = sort_by_time(table)
-        return cls(t, t["ts_ns"], np.minimum.accumulate(t["offset"][::-1])[::-1])
+        ts = t["ts_ns"]
+        min_off = np.minimum.accumulate(t["offset"][::-1])[::-1]
+        n = ts.shape[0]
+        return cls(t, ts, min_off, n, int(ts[0]), int(ts[n - 1]), int(min_off[0]))
 
     def first_offset(self) -> int:
-        return int(self.min_off[self.cur])
+        return self.first_off
+
+    def advance(self, j: int) -> None:
+        self.cur = j
+        if j < self.n:
+            self.head_ts = int(self.ts[j])
+            self.first_off = int(self.min_off[j])
 
 
 @dataclass(slots=True)
@@ -158,9 +175,10 @@ class PartitionMerger:
         st = self.topics[kind]
         n = size(table)
         if n:
-            st.pending.append(_Chunk.of(table))
+            c = _Chunk.of(table)
+            st.pending.append(c)
             st.n_pending += n
-            st.max_ts = max(st.max_ts, int(table["ts_ns"].max()))
+            st.max_ts = max(st.max_ts, c.last_ts)
             st.last_arrival_ns = now_ns
         st.next_offset = max(st.next_offset, next_offset)
         if highwater >= 0:
@@ -183,7 +201,7 @@ class PartitionMerger:
     # -- output ----------------------------------------------------------------------------------
 
     def _earliest_pending(self) -> int | None:
-        ts = [int(c.ts[c.cur]) for st in self.topics for c in st.pending]
+        ts = [c.head_ts for st in self.topics for c in st.pending]
         return min(ts) if ts else None
 
     def _closable(self, end_ns: int, now_ns: int, flush: bool) -> bool:
@@ -226,28 +244,57 @@ class PartitionMerger:
 
     def _close(self, end_ns: int) -> list[Batch]:
         parts: list[Table] = []
+        closed = self.closed_until_ns
+        late = 0
         for st in self.topics:
             pieces = []
+            lo = hi = None       # earliest row of the topic in the segment; last row of the previous piece
+            ordered = True       # the pieces follow each other strictly in event time
+            done = False
             for c in st.pending:
-                j = int(np.searchsorted(c.ts, end_ns, side="left"))
-                if j > c.cur:
-                    pieces.append({k: v[c.cur:j] for k, v in c.t.items()})
-                    st.n_pending -= j - c.cur
-                    c.cur = j
-            st.pending = [c for c in st.pending if c.cur < c.ts.shape[0]]
-            # rows of several chunks: merged by (ts_ns, offset), as one sorted table would give them
-            parts.append(pieces[0] if len(pieces) == 1 else sort_by_time(concat(pieces)))
+                head = c.head_ts
+                if head >= end_ns:
+                    continue     # nothing of this chunk in the segment
+                cur = c.cur
+                if c.last_ts < end_ns:
+                    j, last = c.n, c.last_ts
+                    done = True
+                else:
+                    j = int(c.ts.searchsorted(end_ns))
+                    last = int(c.ts[j - 1])
+                pieces.append({k: v[cur:j] for k, v in c.t.items()})
+                st.n_pending -= j - cur
+                c.advance(j)
+                if lo is None:
+                    lo = head
+                else:
+                    lo = min(lo, head)
+                    ordered = ordered and hi < head
+                hi = last
+            if done:
+                st.pending = [c for c in st.pending if c.cur < c.n]
+            # rows of several chunks: merged by (ts_ns, offset), as one sorted table would give them (each
+            # piece is; pieces strictly after one another in event time are so already, as concatenated)
+            if len(pieces) == 1:
+                part = pieces[0]
+            elif ordered:
+                part = concat(pieces)
+            else:
+                part = sort_by_time(concat(pieces))
+            parts.append(part)
+            if lo is not None and lo < closed:
+                late += int((part["ts_ns"] < closed).sum())
             # offsets applied now that lie above the first still-pending one (out-of-order event times);
             # those below it are covered by the resume offset and need not be kept
             if st.pending:
-                first_pending = min(c.first_offset() for c in st.pending)
-                st.applied_above = [o for o in st.applied_above if o > first_pending]
-                if parts[-1]:
-                    off = parts[-1]["offset"]
+                first_pending = min([c.first_off for c in st.pending])
+                if st.applied_above:
+                    st.applied_above = [o for o in st.applied_above if o > first_pending]
+                if part:
+                    off = part["offset"]
                     st.applied_above.extend(off[off > first_pending].tolist())
             else:
                 st.applied_above.clear()
-        late = sum(int((p["ts_ns"] < self.closed_until_ns).sum()) for p in parts if p)
         self.n_late += late
         self.closed_until_ns = end_ns
         return split_by_underlying(end_ns, parts, late)
@@ -277,13 +324,10 @@ def split_by_underlying(end_ns: int, parts: list[Table], late: int = 0) -> list[
             # the usual partition holds one underlying: one comparison instead of sorting objects
             found.update([col[0]] if (col == col[0]).all() else np.unique(col).tolist())
     names = sorted(found)
-    out = []
-    for u in names:
-        sel = [take(p, np.flatnonzero(p["underlying"] == u)) if p else {} for p in parts]
-        if len(names) == 1:
-            sel = parts
-        out.append(Batch(u, end_ns, *sel, late=late if len(names) == 1 else 0))
-    return out
+    if len(names) == 1:
+        return [Batch(names[0], end_ns, *parts, late=late)]
+    return [Batch(u, end_ns, *[take(p, np.flatnonzero(p["underlying"] == u)) if p else {} for p in parts])
+            for u in names]
 
 
 def decode_chunk(kind: int, values: list, keys: list, offsets: np.ndarray) -> tuple[Table, list]:
