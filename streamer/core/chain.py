@@ -298,11 +298,13 @@ def _point_greeks(spot: float, strike: np.ndarray, t: np.ndarray, rate: float, q
 
 
 def gex_rows(log_grid: np.ndarray, grid_pct: np.ndarray, strike: np.ndarray, t: np.ndarray,
-             rate: float, q: float, iv: np.ndarray, m: np.ndarray) -> np.ndarray:
+             rate: float, q: float, iv: np.ndarray, m: np.ndarray,
+             out: np.ndarray | None = None) -> np.ndarray:
     """Signed GEX $ per 1% (rows: contracts, columns: grid spots) with IV held fixed:
     gamma_on_grid(x) × m × x² × 0.01, written as exp(−u²) × f_row × (x × 0.01) with
     u = (ln x − ln K + (r − q + σ²/2)T) / (σ√(2T)) and f_row = e^{−qT} m / (σ√T √(2π)): one exp
-    per cell and no log of grid/K (log_grid = ln x, grid_pct = x × 0.01, per grid spot). Equals
+    per cell and no log of grid/K (log_grid = ln x, grid_pct = x × 0.01, per grid spot; written
+    into ``out`` if given, rows × grid). Equals
     ``gamma_on_grid``'s product to ~1e-14 relative (ln x − ln K rounds differently from
     ln(x/K); ~1e-12 of a 1-hour contract's peak). Requires T > 0, iv > 0 (the live contracts).
 
@@ -316,7 +318,7 @@ def gex_rows(log_grid: np.ndarray, grid_pct: np.ndarray, strike: np.ndarray, t: 
     c = (rate - q + 0.5 * iv * iv) * t - np.log(strike)
     w = math.sqrt(0.5) / vs
     f = np.exp(-q * t) * m / (vs * math.sqrt(2.0 * math.pi))
-    u = np.add(log_grid, c[:, None])
+    u = np.add(log_grid, c[:, None], out=out)
     u *= w[:, None]
     np.square(u, out=u)
     np.negative(u, out=u)
@@ -446,10 +448,23 @@ _CELL_MAX = 2.0 ** 80          # cells from |x| ≥ 2^48 $ (or NaN/inf) are not 
 _PROFILE_CHUNK = 2048
 
 
+def _limbs(cells: np.ndarray) -> np.ndarray:
+    """Rows of [hi | lo] limbs of cells (integers in float64 below 2^80): hi = floor(c / 2^40),
+    lo = c − hi × 2^40 (exact: the bits of c below 2^40)."""
+    g = cells.shape[1]
+    limbs = np.empty((cells.shape[0], 2 * g))      # [hi | lo]: one reduction for both
+    hi, low = limbs[:, :g], limbs[:, g:]
+    np.multiply(cells, 1.0 / _LIMB, out=hi)
+    np.floor(hi, out=hi)
+    np.multiply(hi, -_LIMB, out=low)
+    low += cells
+    return limbs
+
+
 class _Buckets:
     """Aggregate table keyed by strike or expiry: six sums, contracts, live calls/puts; ids reused.
 
-    ``add`` is revert-then-add for a batch (``np.add.at``, in batch order: O(batch)); a bucket
+    ``add_sums``/``add_counts`` are revert-then-add for a batch (``np.add.at``, in batch order: O(batch)); a bucket
     whose live calls (puts) drop to zero gets its call (put) gamma set to exactly 0.0, and its
     signed sums too once nothing live is left, so rounding residue never shows up as a phantom
     wall or exposure. ``rebuild`` resums from scratch (``np.bincount``, slot order).
@@ -506,29 +521,33 @@ class _Buckets:
     def ids_of(self, keys: np.ndarray) -> np.ndarray:
         """Ids of keys (−1: unknown), vectorized: a binary search of the sorted keys (kept until a
         key is added or released)."""
-        if self._sorted is None:
-            u = np.flatnonzero(self.used[:self.hw])
-            o = np.argsort(self.key[u], kind="stable")
-            self._sorted = (self.key[u][o], u[o])
-        ks, ids = self._sorted
+        ks, ids = self.sorted()
         if ks.shape[0] == 0:
             return np.full(keys.shape[0], -1, dtype=np.int64)
         p = np.minimum(np.searchsorted(ks, keys), ks.shape[0] - 1)
         return np.where(ks[p] == keys, ids[p], -1)
 
-    def add(self, ids: np.ndarray, delta: np.ndarray, dlc: np.ndarray, dlp: np.ndarray) -> None:
+    def add_sums(self, ids: np.ndarray, delta: np.ndarray) -> None:
+        """Add rows of ``delta`` to the sums of buckets ``ids``, in batch order."""
         # on the flat sums: numpy's 1-d add.at fast path; the same additions in the same order
         np.add.at(self.sums.reshape(-1), (ids[:, None] * _NCOL + _COLS).ravel(), delta.ravel())
+
+    def add_counts(self, ids: np.ndarray, dlc: np.ndarray, dlp: np.ndarray) -> None:
+        """Change the live call/put counts of buckets ``ids`` (after ``add_sums``) and reset the
+        emptied ones' sums to exactly 0.0."""
         np.add.at(self.lc, ids, dlc)
         np.add.at(self.lp, ids, dlp)
         self._zero_empty(ids)
 
-    def add_one(self, delta: np.ndarray, dlc: np.ndarray, dlp: np.ndarray) -> None:
-        """``add`` with every row into bucket 0 (the totals): the same sequential sums."""
+    def add_one(self, delta: np.ndarray) -> None:
+        """``add_sums`` with every row into bucket 0 (the totals): the same sequential sums."""
         acc = np.empty((delta.shape[0] + 1, _NCOL))
         acc[0] = self.sums[0]
         acc[1:] = delta
         self.sums[0] = np.add.accumulate(acc, axis=0)[-1]
+
+    def add_counts_one(self, dlc: np.ndarray, dlp: np.ndarray) -> None:
+        """``add_counts`` into bucket 0."""
         self.lc[0] += int(dlc.sum())
         self.lp[0] += int(dlp.sum())
         self._zero_empty(np.zeros(1, dtype=np.int64))
@@ -550,10 +569,19 @@ class _Buckets:
         self.lc[:] = np.bincount(ids, weights=lc, minlength=n).astype(np.int64)
         self.lp[:] = np.bincount(ids, weights=lp, minlength=n).astype(np.int64)
 
+    def sorted(self) -> tuple[np.ndarray, np.ndarray]:
+        """(keys in use ascending, their ids), kept until a key is added or released (read-only)."""
+        if self._sorted is None:
+            u = np.flatnonzero(self.used[:self.hw])
+            o = np.argsort(self.key[u], kind="stable")
+            self._sorted = (self.key[u][o], u[o])
+            for x in self._sorted:
+                x.flags.writeable = False
+        return self._sorted
+
     def active(self) -> np.ndarray:
-        """Ids in use, sorted by key."""
-        u = np.flatnonzero(self.used[:self.hw])
-        return u[np.argsort(self.key[u], kind="stable")]
+        """Ids in use, sorted by key (read-only)."""
+        return self.sorted()[1]
 
     def to_state(self, prefix: str) -> dict:
         d = {f"{prefix}.{n}": getattr(self, n).copy() for n in self._ARRAYS}
@@ -942,8 +970,9 @@ class ChainBook:
             x.flags.writeable = False            # handed out by profile()
         return grid, self._grid_of[2], self._grid_of[3]
 
-    def _evaluate(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Contributions (rows × 6) and live flags of slots at the eval point, vectorized.
+    def _evaluate(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple | None]:
+        """Contributions (rows × 6) and live flags of slots at the eval point, vectorized, and the
+        live rows' (slots, strike, T, IV, m) for their profile cells (None if no row is live).
 
         Same per-contract formulas, in the same operation order, as ``exposures_batch``."""
         a = self._a
@@ -955,21 +984,25 @@ class ChainBook:
         if not (s > 0.0 and math.isfinite(s)):
             live[:] = False
         i = np.flatnonzero(live)
-        if 0 < i.size <= _EVAL_SCALAR_BELOW and bs.SCALAR_MIRRORS_EXACT:
-            self._evaluate_small(slots[i], i, t[i], iv[i], oi[i], out)
-        elif i.size:
-            out[i] = self._evaluate_rows(slots[i], t[i], iv[i], oi[i])
-        return out, live
+        if i.size == 0:
+            return out, live, None
+        si, t, iv, oi = slots[i], t[i], iv[i], oi[i]
+        k, call = a["strike"][si], a["call"][si]
+        m = a["sign"][si] * oi * self.config.multiplier
+        if i.size <= _EVAL_SCALAR_BELOW and bs.SCALAR_MIRRORS_EXACT:
+            self._evaluate_small(i, k, call, m, t, iv, oi, out)
+        else:
+            out[i] = self._evaluate_rows(k, call, m, t, iv, oi)
+        return out, live, (si, k, t, iv, m)
 
-    def _evaluate_rows(self, si: np.ndarray, t: np.ndarray, iv: np.ndarray,
-                       oi: np.ndarray) -> np.ndarray:
-        """Contributions (rows × 6) of live slots ``si``, vectorized."""
-        a, cfg = self._a, self.config
+    def _evaluate_rows(self, k: np.ndarray, call: np.ndarray, m: np.ndarray, t: np.ndarray,
+                       iv: np.ndarray, oi: np.ndarray) -> np.ndarray:
+        """Contributions (rows × 6) of live contracts (strike, right, m = sign × OI × multiplier,
+        T, IV, OI), vectorized."""
+        cfg = self.config
         s = self.eval_spot
-        out = np.empty((si.shape[0], _NCOL))
-        call = a["call"][si]
-        gam, dlt, van, chm = bs.live_greeks(s, a["strike"][si], t, cfg.rate, cfg.div_yield, iv, call)
-        m = a["sign"][si] * oi * cfg.multiplier
+        out = np.empty((k.shape[0], _NCOL))
+        gam, dlt, van, chm = bs.live_greeks(s, k, t, cfg.rate, cfg.div_yield, iv, call)
         out[:, _GEX] = gam * m * s * s * 0.01
         out[:, _DEX] = dlt * m * s
         out[:, _VAN] = van * m * s * 0.01
@@ -979,45 +1012,48 @@ class ChainBook:
         out[:, _PUTG] = np.where(call, 0.0, gabs)
         return out
 
-    def _evaluate_small(self, si: np.ndarray, i: np.ndarray, t: np.ndarray, iv: np.ndarray,
-                        oi: np.ndarray, out: np.ndarray) -> None:
-        """``_evaluate``'s live rows one by one with ``bs.live_greeks1`` (the scalar mirror of
+    def _evaluate_small(self, i: np.ndarray, k: np.ndarray, call: np.ndarray, m: np.ndarray,
+                        t: np.ndarray, iv: np.ndarray, oi: np.ndarray, out: np.ndarray) -> None:
+        """``_evaluate``'s live rows ``i`` one by one with ``bs.live_greeks1`` (the scalar mirror of
         ``bs.greeks``): the same operations in the same order, so the same bits as the vector
         branch; numpy's per-call cost dominates small batches. A row whose arithmetic raises
         (where numpy would go through inf/NaN) is redone by the vector branch."""
-        a, cfg = self._a, self.config
+        cfg = self.config
         s, r, q, mult = self.eval_spot, cfg.rate, cfg.div_yield, cfg.multiplier
-        rows = zip(i.tolist(), a["strike"][si].tolist(), t.tolist(), iv.tolist(),
-                   a["call"][si].tolist(), a["sign"][si].tolist(), oi.tolist())
+        rows = zip(i.tolist(), k.tolist(), t.tolist(), iv.tolist(), call.tolist(), m.tolist(),
+                   oi.tolist())
         redo = []
-        for j, k, tj, v, c, sign, o in rows:
+        for j, kj, tj, v, c, mj, o in rows:
             try:
-                gam, dlt, van, chm = bs.live_greeks1(s, k, tj, r, q, v, 1.0 if c else -1.0)
-                m = sign * o * mult
+                gam, dlt, van, chm = bs.live_greeks1(s, kj, tj, r, q, v, 1.0 if c else -1.0)
                 gabs = gam * o * mult * s * s * 0.01
-                out[j] = (gam * m * s * s * 0.01, dlt * m * s, van * m * s * 0.01,
-                          chm * m * s / 365.0, gabs if c else 0.0, 0.0 if c else gabs)
+                out[j] = (gam * mj * s * s * 0.01, dlt * mj * s, van * mj * s * 0.01,
+                          chm * mj * s / 365.0, gabs if c else 0.0, 0.0 if c else gabs)
             except (ArithmeticError, ValueError):
                 redo.append(j)
         if redo:
-            ri = np.array(redo, dtype=np.int64)
-            p = np.searchsorted(i, ri)
-            out[ri] = self._evaluate_rows(si[p], t[p], iv[p], oi[p])
+            p = np.searchsorted(i, np.array(redo, dtype=np.int64))
+            out[i[p]] = self._evaluate_rows(k[p], call[p], m[p], t[p], iv[p], oi[p])
 
-    def _profile_cells(self, si: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _profile_cells(self, si: np.ndarray, ev: tuple | None = None,
+                       out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(cells, sign, bad) of live slots ``si``: rint(|GEX $| × 2^32) at each grid spot
         (``gex_rows`` with |m| × 2^32: exactly 2^32 × its |value|), the sign of m, and rows that
-        cannot be held (non-finite or ≥ 2^48 $: zero cells, flagged)."""
+        cannot be held (non-finite or ≥ 2^48 $: zero cells, flagged). ``ev``: the slots' (strike,
+        T, IV, m) as ``_evaluate`` gathered them (same values); ``out``: where to write the cells."""
         a, cfg = self._a, self.config
         _, lg, gp = self._grid()
-        t = (a["exp"][si] - self.eval_ts_ns) / NS_PER_YEAR
-        m = a["sign"][si] * a["oi"][si] * cfg.multiplier
+        if ev is None:
+            t = (a["exp"][si] - self.eval_ts_ns) / NS_PER_YEAR
+            ev = (a["strike"][si], t, a["iv"][si], a["sign"][si] * a["oi"][si] * cfg.multiplier)
+        k, t, iv, m = ev
         with np.errstate(all="ignore"):
-            cells = gex_rows(lg, gp, a["strike"][si], t, cfg.rate, cfg.div_yield, a["iv"][si],
-                             np.abs(m) * _QUANTA)
+            cells = gex_rows(lg, gp, k, t, cfg.rate, cfg.div_yield, iv, np.abs(m) * _QUANTA, out)
             np.rint(cells, out=cells)
-        bad = ~(cells.max(axis=1) < _CELL_MAX)
         sign = np.sign(m)
+        if cells.max() < _CELL_MAX:                  # no row to drop (NaN fails the test too)
+            return cells, sign, np.zeros(cells.shape[0], dtype=bool)
+        bad = ~(cells.max(axis=1) < _CELL_MAX)
         if bad.any():
             cells[bad] = 0.0
             sign[bad] = 0.0
@@ -1026,65 +1062,96 @@ class ChainBook:
     def _profile_add(self, cells: np.ndarray, sign: np.ndarray, weight: float) -> None:
         """Add rows of cells × ``weight`` (±1) to the running limb sums, exactly: the signed sums
         with each row's ``sign`` (±1, or 0 for a row of zeros), the gross with 1."""
-        g = cells.shape[1]
         for lo in range(0, cells.shape[0], _PROFILE_CHUNK):
             c = cells[lo:lo + _PROFILE_CHUNK]
             neg = sign[lo:lo + _PROFILE_CHUNK] < 0.0
-            limbs = np.empty((c.shape[0], 2 * g))      # [hi | lo]: one reduction for both
-            hi, low = limbs[:, :g], limbs[:, g:]
-            np.multiply(c, 1.0 / _LIMB, out=hi)
-            np.floor(hi, out=hi)
-            np.multiply(hi, -_LIMB, out=low)
-            low += c                                   # exact: the bits of c below 2^40
-            # sums of integers < 2^53: exact in any order. Small blocks by a matrix product (fewer
-            # calls), large ones by reductions (a large product may go multi-threaded in BLAS)
             if c.shape[0] <= 256:
-                w = np.ones((2, c.shape[0]))
-                w[0, neg] = -1.0
-                r = (w @ limbs).astype(np.int64)
-            else:
-                gross = limbs.sum(axis=0)
-                signed = gross - 2.0 * limbs[neg].sum(axis=0) if neg.any() else gross
-                r = np.stack([signed, gross]).astype(np.int64)
+                w = np.full((2, c.shape[0]), weight)
+                w[0, neg] = -weight
+                self._profile_sum(c, w)
+                continue
+            # large blocks by reductions (a large matrix product may go multi-threaded in BLAS)
+            limbs = _limbs(c)
+            gross = limbs.sum(axis=0)
+            signed = gross - 2.0 * limbs[neg].sum(axis=0) if neg.any() else gross
+            r = np.stack([signed, gross]).astype(np.int64)
             if weight < 0.0:
                 r = -r
-            self._psum[0::2] += r[:, :g]
-            self._psum[1::2] += r[:, g:]
+            self._psum += r.reshape(self._psum.shape)
 
-    def _set_contrib(self, slots: np.ndarray, new: np.ndarray, live: np.ndarray) -> None:
+    def _profile_sum(self, cells: np.ndarray, w: np.ndarray) -> None:
+        """Add w[0] @ limbs to the signed, w[1] @ limbs to the gross limb sums (w: ±1 or 0 per
+        row, at most _PROFILE_CHUNK rows): sums of integers < 2^53, exact in any order, so one
+        product of revert and add rows leaves the bits of two."""
+        r = (w @ _limbs(cells)).astype(np.int64)         # [signed hi | lo], [gross hi | lo]
+        self._psum += r.reshape(self._psum.shape)
+
+    def _set_contrib(self, slots: np.ndarray, new: np.ndarray, live: np.ndarray,
+                     ev: tuple | None = None) -> None:
         """Revert the slots' old contributions and add the new ones in every table and in the
-        GEX profile sums (O(len(slots)), O(len(slots) × grid) for the profile)."""
+        GEX profile sums (O(len(slots)), O(len(slots) × grid) for the profile). ``ev``: the live
+        rows' inputs from ``_evaluate``."""
         a = self._a
-        call = a["call"][slots]
         old_live = a["live"][slots]
         delta = new - self._contrib[slots]
-        dlc = (live & call).astype(np.int64) - (old_live & call)
-        dlp = (live & ~call).astype(np.int64) - (old_live & ~call)
         eb = a["eb"][slots]
-        self._strikes.add(a["sb"][slots], delta, dlc, dlp)
-        self._expiries.add(eb, delta, dlc, dlp)
-        self._total.add_one(delta, dlc, dlp)
         z = self._expiries.zdte[eb]
-        if z.any():
-            self._zdte.add_one(delta[z], dlc[z], dlp[z])
+        zany = bool(z.any())
+        self._strikes.add_sums(a["sb"][slots], delta)
+        self._expiries.add_sums(eb, delta)
+        self._total.add_one(delta)
+        if zany:
+            self._zdte.add_one(delta[z])
+        moved = live != old_live
+        if moved.any():
+            # live counts change: a bucket left without live calls (puts) is reset to exactly
+            # 0.0. Without a change the reset is a no-op: such a bucket was 0.0 and only gets
+            # deltas 0.0 − 0.0 (a contract that is not live contributes zeros)
+            call = a["call"][slots]
+            dlc = (live & call).astype(np.int64) - (old_live & call)
+            dlp = (live & ~call).astype(np.int64) - (old_live & ~call)
+            self._strikes.add_counts(a["sb"][slots], dlc, dlp)
+            self._expiries.add_counts(eb, dlc, dlp)
+            self._total.add_counts_one(dlc, dlp)
+            if zany:
+                self._zdte.add_counts_one(dlc[z], dlp[z])
+            a["live"][slots] = live
         self._contrib[slots] = new
-        a["live"][slots] = live
         # profile: revert the old cells (rows that had any), add the new ones (live rows)
         had = self._rsign[slots] != 0.0
-        if had.any():
-            so = slots[had]
-            self._profile_add(self._rows[so], self._rsign[so], -1.0)
+        nh = int(had.sum())
+        so = slots[had] if nh else None
+        if self._nbad:
+            rbad = self._rbad[slots]
+            if rbad.any():
+                self._nbad -= int(rbad.sum())
+                self._rbad[slots] = False
+        sn = ev[0] if ev is not None else (slots[live] if live.any() else None)
+        nn = 0 if sn is None else sn.shape[0]
+        if nh and nn and nh + nn <= 256:
+            # one exact product for the revert and the add (same bits as two)
+            cells_all = np.empty((nh + nn, self._rows.shape[1]))
+            np.take(self._rows, so, axis=0, out=cells_all[:nh])
+            cells, sign, bad = self._profile_cells(sn, None if ev is None else ev[1:],
+                                                   out=cells_all[nh:])
+            w = np.empty((2, nh + nn))
+            w[:, :nh] = -1.0
+            w[0, :nh][self._rsign[so] < 0.0] = 1.0
+            w[:, nh:] = 1.0
+            w[0, nh:][sign < 0.0] = -1.0
+            self._profile_sum(cells_all, w)
+        else:
+            if nh:
+                self._profile_add(self._rows[so], self._rsign[so], -1.0)
+            if nn:
+                cells, sign, bad = self._profile_cells(sn, None if ev is None else ev[1:])
+                self._profile_add(cells, sign, 1.0)
+        if nh:
             gone = so[~live[had]]
-            self._rows[gone] = 0.0
-            self._rsign[gone] = 0.0
-        rbad = self._rbad[slots]
-        if rbad.any():
-            self._nbad -= int(rbad.sum())
-            self._rbad[slots] = False
-        if live.any():
-            sn = slots[live]
-            cells, sign, bad = self._profile_cells(sn)
-            self._profile_add(cells, sign, 1.0)
+            if gone.shape[0]:
+                self._rows[gone] = 0.0
+                self._rsign[gone] = 0.0
+        if nn:
             self._rows[sn] = cells
             self._rsign[sn] = sign
             if bad.any():
@@ -1122,7 +1189,7 @@ class ChainBook:
         for e, i in ex.index.items():
             ex.zdte[i] = ny_date_ordinal(e) == self._today
         u = self._used()
-        new, live = self._evaluate(u)
+        new, live, _ = self._evaluate(u)
         self._contrib[:] = 0.0
         self._contrib[u] = new
         a["live"][:] = False
@@ -1173,9 +1240,10 @@ class ChainBook:
 
         Their exposure (at the eval point) leaves the totals, 0DTE and strike sums; the expiry
         buckets and emptied strike buckets are released (exactly 0.0); slots go to the free list."""
-        gone = sorted(e for e in self._expiries.index if e <= now_ts_ns)
-        if not gone:
+        ks = self._expiries.sorted()[0]
+        if ks.shape[0] == 0 or ks[0] > now_ts_ns:
             return Rolloff((), 0, ExposureTotals())
+        gone = sorted(e for e in self._expiries.index if e <= now_ts_ns)
         slots = np.sort(np.array([s for e in gone for s in self._eslots[e]], dtype=np.int64))
         removed = ExposureTotals(*(float(x) for x in self._contrib[slots, :4].sum(axis=0)))
         self._set_contrib(slots, np.zeros((slots.shape[0], _NCOL)), np.zeros(slots.shape[0], bool))
@@ -1205,11 +1273,11 @@ class ChainBook:
         """(expiry, its exposure) of the nearest expiry settling after ``now`` (default eval time):
         the gamma and charm that roll off at the next settlement. O(expiries)."""
         now = self.eval_ts_ns if now_ts_ns is None else int(now_ts_ns)
-        later = [e for e in self._expiries.index if e > now]
-        if not later:
+        ks, ids = self._expiries.sorted()
+        p = int(np.searchsorted(ks, now, side="right"))
+        if p == ks.shape[0]:
             return None
-        e = min(later)
-        return e, self.by_expiry(e)
+        return int(ks[p]), self._totals_of(self._expiries, int(ids[p]))
 
     # ------------------------------------------------------------------ O(1) reads
     @staticmethod
@@ -1241,7 +1309,7 @@ class ChainBook:
 
     def expiries(self) -> list[int]:
         """Listed expiries (UTC ns), ascending."""
-        return sorted(self._expiries.index)
+        return self._expiries.sorted()[0].tolist()
 
     # ------------------------------------------------------------------ snapshot-cadence reads
     def profile(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
