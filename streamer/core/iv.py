@@ -39,7 +39,8 @@ from enum import IntEnum
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from streamer.core.bs import SCALAR_MIRRORS_EXACT, norm_cdf, norm_cdf1
+from streamer.core.bs import (_INV_SQRT_PI, _PLAN2, _PLAN3, _STACKED_BELOW, _XBIG,
+                              SCALAR_MIRRORS_EXACT, erfc, norm_cdf, norm_cdf1)
 
 __all__ = [
     "IVReason",
@@ -59,6 +60,14 @@ _STEP_TOL = 1e-7  # relative step below which the next (4th-order) step is negli
 _MAX_ITER = 60
 _TV_FLOOR = 4.0 * 2.220446049250313e-16  # time value below this x premium is rounding
 _FLOOR = 8.0 * 2.220446049250313e-16  # |b - beta| below this x (larger term) is noise
+# the constants of the vector kernels as 0-d arrays: numpy converts a Python float operand on
+# every call (~0.4 us each, a few percent of a batch of hundreds); same values, same bits
+(_ZERO, _QUARTER, _HALF, _MHALF, _ONE, _TWO, _THREE, _FOUR, _SIX, _SIXTEEN, _M2, _SMALL_Y,
+ _XBIG_A, _NEG_INV_SQRT2, _INV_SQRT_PI_A, _INV_SQRT_2PI_A, _STEP_TOL_A, _FLOOR_A, _COLLAPSE,
+ _TV_FLOOR_A, _TINY, _INF) = (np.array(v) for v in (
+    0.0, 0.25, 0.5, -0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 16.0, -2.0, 0.46875,
+    _XBIG, -_INV_SQRT2, _INV_SQRT_PI, _INV_SQRT_2PI, _STEP_TOL, _FLOOR, 4e-16,
+    _TV_FLOOR, 1e-300, math.inf))
 
 
 class IVReason(IntEnum):
@@ -97,18 +106,89 @@ def normalized_black(x: ArrayLike, s: ArrayLike) -> FloatArray:
 
 def _b_and_vega(x: FloatArray, ex: FloatArray,
                 s: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """b(x, s), db/ds and the size of b's larger term (for the rounding floor); s > 0."""
-    h = x / s
-    t = 0.5 * s
-    n = h.shape[0]
-    both = np.empty(2 * n)
-    both[:n] = h + t
-    both[n:] = h - t
-    cdf = norm_cdf(both)
-    big = ex * cdf[:n]
-    b = big - cdf[n:] / ex
-    vega = _INV_SQRT_2PI * np.exp(-0.5 * (h * h + t * t))
-    return b, vega, big
+    """b(x, s), db/ds and the size of b's larger term (for the rounding floor); s > 0.
+
+    ``norm_cdf`` written out for this use (below ``bs._STACKED_BELOW`` CDF arguments, its
+    stacked erfc kernel), per element the same operations, in few numpy calls (their fixed
+    cost dominates batches of hundreds): the two CDF arguments in one array, the Horner ratios
+    of all branches in one division, exp(-y^2)'s two factors and the vega's exponential in one
+    ``np.exp``, constants as 0-d arrays. Callers ignore floating-point errors. A NaN gives
+    some NaN (``erfc`` makes it the default NaN; no output depends on which)."""
+    n = x.shape[0]
+    n2 = 2 * n
+    ht = np.empty((2, n))
+    h, t = ht
+    np.divide(x, s, out=h)
+    np.multiply(s, _HALF, out=t)
+    flat = np.empty(n2)                                  # -(h + t)/sqrt 2, -(h - t)/sqrt 2
+    np.add(h, t, out=flat[:n])
+    np.subtract(h, t, out=flat[n:])
+    flat *= _NEG_INV_SQRT2
+    ht *= ht
+    if n2 >= _STACKED_BELOW:   # bs.erfc's per-branch path (less arithmetic)
+        out = erfc(flat)
+        ev = np.add(h, t, out=h)
+        ev *= _MHALF
+        np.exp(ev, out=ev)
+    else:
+        # bs._erfc_stacked's operations; rows of v: the mid, [large,] small branches' variables
+        v = np.empty((3, 1, n2))
+        yc = v[0, 0]
+        np.abs(flat, out=yc)
+        large = yc > _FOUR
+        three = np.count_nonzero(large) != 0
+        if three:
+            init, steps, last = _PLAN3
+            np.minimum(yc, _XBIG_A, out=yc)  # the large branch's min(y, XBIG): y elsewhere
+            np.divide(_ONE, np.multiply(yc, yc, out=v[1, 0]), out=v[1, 0])
+        else:
+            init, steps, last = _PLAN2
+            v = v[::2]
+        np.multiply(flat, flat, out=v[-1, 0])
+        p = init * v
+        for m, co in steps:
+            pm = p[:m]
+            pm += co
+            pm *= v[:m]
+        p += last
+        # exp(-y^2) = exp(-ysq ysq) exp(-(y - ysq)(y + ysq)) (bs._exp_minus_sq) and the vega's
+        # exp(-(h^2 + t^2)/2) in one exp: [-ysq, ysq - y] * [ysq, y + ysq] (negating a
+        # product or a difference is exact) and the vega's argument
+        ab = np.empty((2, 2, n2))
+        e = np.empty(5 * n)
+        ysq = ab[1, 0]
+        np.multiply(yc, _SIXTEEN, out=ysq)
+        np.trunc(ysq, out=ysq)
+        ysq /= _SIXTEEN
+        np.negative(ysq, out=ab[0, 0])
+        np.subtract(ysq, yc, out=ab[0, 1])
+        np.add(yc, ysq, out=ab[1, 1])
+        np.multiply(ab[0], ab[1], out=e[:2 * n2].reshape(2, n2))
+        ev = e[2 * n2:]
+        np.add(h, t, out=ev)
+        ev *= _MHALF
+        np.exp(e, out=e)
+        em = e[:n2] * e[n2:2 * n2]
+        # Horner ratios: mid P/Q, [large (P/y^2)/Q,] small (x P)/Q
+        if three:
+            p[1, 0] *= v[1, 0]
+        p[-1, 0] *= flat
+        rat = p[:, 0] / p[:, 1]
+        out = rat[0] * em
+        if three:
+            lg = _INV_SQRT_PI_A - rat[1]
+            lg /= yc
+            lg *= em
+            np.copyto(lg, _ZERO, where=yc >= _XBIG_A)
+            np.copyto(out, lg, where=large)
+        # erfc(-y) = 2 - erfc(y) for the mid/large branches (the small branch is signed)
+        np.copyto(out, _TWO - out, where=flat < _ZERO)
+        np.copyto(out, _ONE - rat[-1], where=yc <= _SMALL_Y)
+    out *= _HALF                                         # Phi(h + t), Phi(h - t)
+    big = ex * out[:n]
+    b = big - out[n:] / ex
+    ev *= _INV_SQRT_2PI_A
+    return b, ev, big
 
 
 # --------------------------------------------------------------------------------------
@@ -172,6 +252,7 @@ _G_SCALE = np.array([[1.0 / _HX], [1.0 / _HU]])
 _G_LO = np.array([[0.0], [-8.0]])
 _G_HI = np.array([[_NX - 1.0 + 2.0], [_NU - 1.0 + 400.0]])  # flat below, short extrapolation above
 _G_IHI = np.array([[_NX - 2.0], [_NU - 2.0]])
+_NU_A = np.array(float(_NU))
 
 
 def _guess(x: FloatArray, lnbeta: FloatArray) -> FloatArray:
@@ -182,15 +263,20 @@ def _guess(x: FloatArray, lnbeta: FloatArray) -> FloatArray:
     cell indices stay floats, exact, until the gather)."""
     n = x.shape[0]
     f = np.empty((2, n))
-    np.maximum(-x, 1e-300, out=f[0])
-    np.subtract(0.5 * x, lnbeta, out=f[1])
+    np.maximum(-x, _TINY, out=f[0])
+    np.subtract(_HALF * x, lnbeta, out=f[1])
     np.log(f, out=f)
     f -= _G_OFF
     f *= _G_SCALE
-    f = np.minimum(np.maximum(f, _G_LO), _G_HI)          # fi, fj
-    ij = np.minimum(np.maximum(np.floor(f), 0.0), _G_IHI)  # i, j
-    w = f - ij                                              # wi, wj
-    k = (ij[0] * _NU + ij[1]).astype(np.intp)
+    np.maximum(f, _G_LO, out=f)
+    np.minimum(f, _G_HI, out=f)                             # fi, fj
+    ij = np.floor(f)
+    np.maximum(ij, _ZERO, out=ij)
+    np.minimum(ij, _G_IHI, out=ij)                          # i, j
+    w = np.subtract(f, ij, out=f)                           # wi, wj
+    k = ij[0] * _NU_A
+    k += ij[1]
+    k = k.astype(np.intp)
     q = _table().corners.take(k, axis=1)                    # t00, t01-t00, t10, t11-t10
     ac = q[0::2] + w[1] * q[1::2]                           # a, c
     a = ac[0]
@@ -222,55 +308,108 @@ def _guess1(x: float, lnbeta: float) -> float:
 # Householder iteration on the normalized OTM price
 
 
-def _solve_normalized(x: FloatArray, beta: FloatArray) -> tuple[FloatArray, NDArray[np.bool_]]:
+def _solve_normalized(x: FloatArray, beta: FloatArray,
+                      ex: FloatArray | None = None) -> tuple[FloatArray, NDArray[np.bool_]]:
     """Total vol s with b(x, s) = beta for x <= 0, 0 < beta < e^{x/2}; returns (s, ok).
 
-    Written for few numpy calls (their fixed cost dominates batches of hundreds): loop
-    invariants hoisted, and no compaction when every remaining option converges at once (the
-    usual second step). Per element the operations of ``_solve_mirror1``."""
+    ``ex`` is e^{x/2} if the caller has it. Written for few numpy calls (their fixed cost
+    dominates batches of hundreds): loop invariants hoisted, in-place updates, the branches of
+    the step computed only where some option takes them, the full convergence test only when
+    the step test alone does not settle every option, and no compaction when every remaining
+    option converges at once (the usual second step). Per element the operations of
+    ``_solve_mirror1``."""
     n = x.shape[0]
-    ex = np.exp(0.5 * x)
+    cnz = np.count_nonzero
     with np.errstate(all="ignore"):
+        if ex is None:
+            ex = np.exp(_HALF * x)
         lnbeta = np.log(beta)
         s = _guess(x, lnbeta)
         lo = np.zeros(n)
         hi = np.full(n, np.inf)
         idx = None  # positions of the remaining options once some have converged
         x2 = x * x
-        x2_3 = 3.0 * x2
-        m2x = -2.0 * x
+        x2_3 = _THREE * x2
+        m2x = _M2 * x
         for _ in range(_MAX_ITER):
+            m = s.shape[0]
             b, vega, big = _b_and_vega(x, ex, s)
             below = b < beta
-            lo = np.where(below, np.maximum(lo, s), lo)
-            hi = np.where(below, hi, np.minimum(hi, s))
+            np.copyto(lo, np.maximum(lo, s), where=below)
+            hs = np.minimum(hi, s)
+            np.copyto(hs, hi, where=below)
+            hi = hs
             s2 = s * s
-            h2 = x2 / (s2 * s) - 0.25 * s
-            h3 = h2 * h2 - x2_3 / (s2 * s2) - 0.25
+            h2 = s2 * s
+            np.divide(x2, h2, out=h2)
+            h2 -= _QUARTER * s
+            s4 = s2 * s2
+            np.divide(x2_3, s4, out=s4)
+            h3 = h2 * h2
+            h3 -= s4
+            h3 -= _QUARTER
             use_log = s2 < m2x  # below the inflection point s_c = sqrt(2|x|)
-            w = vega / b
-            nu = np.where(use_log, (lnbeta - np.log(b)) / w, (beta - b) / vega)
-            hal = np.where(use_log, h2 - w, h2)
-            hh3 = np.where(use_log, h3 - 3.0 * w * h2 + 2.0 * w * w, h3)
-            step = nu * (1.0 + 0.5 * hal * nu) / (1.0 + nu * (hal + hh3 * nu / 6.0))
+            nlog = cnz(use_log)
+            if nlog == 0:
+                nu = beta - b
+                nu /= vega
+                hal, hh3 = h2, h3
+            else:
+                w = vega / b
+                lnu = np.log(b)
+                np.subtract(lnbeta, lnu, out=lnu)
+                lnu /= w
+                hal = h2 - w
+                hh3 = _THREE * w
+                hh3 *= h2
+                np.subtract(h3, hh3, out=hh3)
+                w2 = _TWO * w
+                w2 *= w
+                hh3 += w2
+                if nlog == m:
+                    nu = lnu
+                else:
+                    nu = beta - b
+                    nu /= vega
+                    np.copyto(nu, lnu, where=use_log)
+                    lin = ~use_log
+                    np.copyto(hal, h2, where=lin)
+                    np.copyto(hh3, h3, where=lin)
+            # step = nu (1 + hal nu / 2) / (1 + nu (hal + hh3 nu / 6))
+            num = _HALF * hal
+            num *= nu
+            num += _ONE
+            num *= nu
+            den = hh3 * nu
+            den /= _SIX
+            den += hal
+            den *= nu
+            den += _ONE
+            step = num
+            step /= den
             new = s + step
-            inside = (new >= lo) & (new <= hi)  # False for NaN
-            if not inside.all():
+            inside = new >= lo
+            inside &= new <= hi  # False for NaN
+            all_in = cnz(inside) == m
+            if not all_in:
                 bis = np.where(np.isfinite(hi), np.where(lo > 0.0, np.sqrt(lo * hi), 0.5 * hi),
                                2.0 * s)
                 new = np.where(inside, new, bis)
             # done: tiny last step, or the residual is at b's rounding floor (then the
             # price cannot pin s any better), or the bracket has collapsed
-            conv = ((inside
-                     & ((np.abs(step) <= _STEP_TOL * s) | (np.abs(b - beta) <= _FLOOR * big)))
-                    | (hi - lo <= 4e-16 * s))
-            if conv.all():
+            conv = np.abs(step) <= _STEP_TOL_A * s
+            if not (all_in and cnz(conv) == m):
+                conv |= np.abs(b - beta) <= _FLOOR_A * big
+                conv &= inside
+                conv |= hi - lo <= _COLLAPSE * s
+            nc = cnz(conv)
+            if nc == m:
                 if idx is None:
                     return new, np.ones(n, dtype=bool)
                 out[idx] = new
                 ok[idx] = True
                 break
-            if conv.any():
+            if nc:
                 if idx is None:
                     out = np.full(n, np.nan)
                     ok = np.zeros(n, dtype=bool)
@@ -426,25 +565,33 @@ def _ivs_vector(P: FloatArray, S: FloatArray, K: FloatArray, T: FloatArray, r: f
                 is_call: NDArray[np.bool_]) -> FloatArray:
     """``implied_vol_batch``'s IVs (same operations) without broadcasting or reason codes."""
     n = P.shape[0]
-    iv = np.full(n, np.nan)
     if not (math.isfinite(r) and math.isfinite(q)):
-        return iv
+        return np.full(n, np.nan)
     with np.errstate(all="ignore"):
-        x = np.log(S / K) + (r - q) * T
-        beta = P * np.exp(r * T) / (np.sqrt(S * K) * np.exp((r - q) * (0.5 * T)))
+        x = np.log(S / K)
+        x += (r - q) * T
+        beta = P * np.exp(r * T)
+        beta /= np.sqrt(S * K) * np.exp((r - q) * (_HALF * T))
         ax = np.abs(x)
-        beta_otm = beta - np.where(np.where(is_call, x, -x) > 0.0, 2.0 * np.sinh(0.5 * ax), 0.0)
+        beta_otm = beta - np.where(np.where(is_call, x, -x) > _ZERO, _TWO * np.sinh(_HALF * ax),
+                                   _ZERO)
         xn = -ax
+        ex = np.exp(_HALF * xn)
         # no test on P: a zero, NaN or infinite premium makes beta 0, NaN or infinite, and
         # such a beta fails one of the two beta tests (as in implied_vol_batch, where the
-        # premium's own tests come first)
-        good = ((S > 0.0) & (K > 0.0) & (T > 0.0) & np.isfinite(S) & np.isfinite(K)
-                & np.isfinite(T) & (beta_otm > _TV_FLOOR * beta) & (beta_otm < np.exp(0.5 * xn)))
-    if good.all():
-        return _solve_normalized(xn, beta_otm)[0] / np.sqrt(T)
-    good = np.flatnonzero(good)
-    if good.size:
-        iv[good] = _solve_normalized(xn[good], beta_otm[good])[0] / np.sqrt(T[good])
+        # premium's own tests come first); S, K, T > 0 and finite as min > 0 and max < inf
+        # (NaN fails both)
+        good = np.minimum(np.minimum(S, K), T) > _ZERO
+        good &= np.maximum(np.maximum(S, K), T) < _INF
+        good &= beta_otm > _TV_FLOOR_A * beta
+        good &= beta_otm < ex
+    ng = np.count_nonzero(good)
+    if ng == n:
+        return _solve_normalized(xn, beta_otm, ex)[0] / np.sqrt(T)
+    iv = np.full(n, np.nan)
+    if ng:
+        good = np.flatnonzero(good)
+        iv[good] = _solve_normalized(xn[good], beta_otm[good], ex[good])[0] / np.sqrt(T[good])
     return iv
 
 
@@ -542,7 +689,7 @@ def implied_vol_batch(prices: ArrayLike, S: ArrayLike, K: ArrayLike, T: ArrayLik
     reason[m & ~(beta_otm < bmax)] = IVReason.ABOVE_MAX
     good = np.flatnonzero(reason == 0)
     if good.size:
-        s, ok = _solve_normalized(xn[good], beta_otm[good])
+        s, ok = _solve_normalized(xn[good], beta_otm[good], bmax[good])
         iv[good] = s / np.sqrt(T_[good])
         reason[good[~ok]] = IVReason.NO_CONVERGENCE
     return iv.reshape(shape), reason.reshape(shape)

@@ -221,3 +221,65 @@ def test_implied_vols_give_the_batch_bits_whatever_the_batch_size():
                                            T[i:i + size], R, Q, call[i:i + size])
                               for i in range(0, n, size)])
         assert got.tobytes() == ref.tobytes(), size
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal bit for bit, any NaN equal to any NaN."""
+    na, nb = np.isnan(a), np.isnan(b)
+    return bool(np.array_equal(na, nb) and a[~na].tobytes() == b[~nb].tobytes())
+
+
+def test_b_and_vega_kernel_gives_norm_cdf_bits():
+    """The solver's fused kernel (norm_cdf's erfc written out, one exp for three factors) gives
+    the bits of the plain formula on bs.norm_cdf, with and without erfc's large branch, on both
+    sides of bs._STACKED_BELOW, for s = 0, inf and NaN too."""
+    from streamer.core.iv import _b_and_vega
+
+    def ref(x, ex, s):
+        h, t = x / s, 0.5 * s
+        cdf = bs.norm_cdf(np.concatenate([h + t, h - t]))
+        big = ex * cdf[:x.size]
+        return big - cdf[x.size:] / ex, 0.3989422804014327 * np.exp(-0.5 * (h * h + t * t)), big
+
+    rng = np.random.default_rng(11)
+    seen = set()
+    for n, xscale in ((1, 0.1), (7, 1.0), (300, 0.001), (300, 3.0), (511, 10.0), (512, 3.0),
+                      (2000, 1.0)):
+        x = -np.abs(rng.normal(0.0, xscale, n))
+        s = 10 ** rng.uniform(-2.0, 1.0, n)
+        with np.errstate(all="ignore"):   # erfc's large branch: |h +- t| / sqrt 2 > 4
+            seen.add((n < 512, bool(np.any(np.abs(x / s) + 0.5 * s > 4.0 * math.sqrt(2)))))
+        s[::17], s[5::23], s[9::29] = 0.0, np.inf, np.nan
+        ex = np.exp(0.5 * x)
+        with np.errstate(all="ignore"):
+            got, want = _b_and_vega(x, ex, s), ref(x, ex, s)
+        for g, w in zip(got, want):
+            assert _same_bits(g, w), n
+    assert {(True, False), (True, True), (False, True)} <= seen
+
+
+@pytest.mark.skipif(not bs.SCALAR_MIRRORS_EXACT, reason="libm differs from numpy here")
+def test_vector_solver_gives_the_scalar_mirror_bits():
+    """``_solve_normalized`` equals its scalar mirror element by element in batches where the
+    Householder branches are all log, all linear or mixed, and options converge at different
+    steps (compaction)."""
+    from streamer.core.iv import _solve_mirror1, _solve_normalized, normalized_black
+
+    rng = np.random.default_rng(5)
+    cases = {"low vol (log)": (-rng.uniform(0.2, 2.0, 200), rng.uniform(0.01, 0.1, 200)),
+             "high vol (linear)": (-rng.uniform(0.0, 0.1, 200), rng.uniform(0.5, 2.0, 200)),
+             "mixed": (-np.abs(rng.normal(0.0, 0.5, 400)), 10 ** rng.uniform(-3.0, 0.5, 400)),
+             "tiny and wide": (-10 ** rng.uniform(-9.0, 1.0, 300), 10 ** rng.uniform(-4.0, 1.0, 300))}
+    for name, (x, s) in cases.items():
+        beta = normalized_black(x, s)
+        ok = (beta > 0.0) & (beta < np.exp(0.5 * x))
+        x, beta = x[ok], beta[ok]
+        for size in (1, 5, 50, x.size):
+            for i in range(0, x.size, size):
+                got = _solve_normalized(x[i:i + size], beta[i:i + size])[0]
+                for j in range(got.size):
+                    try:
+                        want = _solve_mirror1(float(x[i + j]), float(beta[i + j]))
+                    except (ArithmeticError, ValueError):
+                        continue
+                    assert got[j].tobytes() == np.float64(want).tobytes(), (name, size)
