@@ -424,8 +424,8 @@ class Term:
 
     :func:`term_from_quotes` allocates the four quote arrays as rows of one (2, 2, n) block
     ``quotes`` ([bids, asks] x [call, put]) so that :func:`term_detail` treats both sides in one
-    numpy call each; they are updated in place (``core.chain.ChainBook``). A term built with
-    separate arrays (``quotes=None``) gives the same results, a little slower."""
+    numpy call each; they may be updated in place between reads (``core.chain.ChainBook``), the
+    strikes may not. A term built with separate arrays (``quotes=None``) gives the same results."""
 
     expiry_ts_ns: int
     minutes: float            # settlement instant on the New York wall clock (``local_minutes``)
@@ -436,6 +436,7 @@ class Term:
     put_ask: np.ndarray
     quotes: np.ndarray | None = field(default=None, repr=False, compare=False)
     _klist: tuple | None = field(default=None, repr=False, compare=False)  # (strikes, as floats)
+    _memo: _StripMemo | None = field(default=None, repr=False, compare=False)
 
 
 def term_from_quotes(expiry_ts_ns: int, strike: np.ndarray, is_call: np.ndarray, bid: np.ndarray,
@@ -457,8 +458,8 @@ def term_from_quotes(expiry_ts_ns: int, strike: np.ndarray, is_call: np.ndarray,
     return term
 
 
-def _term_arrays(term: Term) -> tuple[list, np.ndarray, np.ndarray]:
-    """(strikes as a list of floats (cached), bids (2, n), asks (2, n)), rows [call, put]."""
+def _term_arrays(term: Term) -> tuple[list, np.ndarray]:
+    """(strikes as a list of floats (cached), quotes (2, 2, n): [bids, asks] x [call, put])."""
     ks = term.strikes
     kl = term._klist
     if kl is None or kl[0] is not ks:
@@ -468,7 +469,7 @@ def _term_arrays(term: Term) -> tuple[list, np.ndarray, np.ndarray]:
             or term.call_ask.base is not blk or term.put_ask.base is not blk):
         blk = np.array(((term.call_bid, term.put_bid), (term.call_ask, term.put_ask)),
                        dtype=np.float64)
-    return kl[1], blk[0], blk[1]
+    return kl[1], blk
 
 
 def _strip_bounds(pos: np.ndarray, k0: int) -> tuple[int, int, bool, bool]:
@@ -491,20 +492,115 @@ def _strip_bounds(pos: np.ndarray, k0: int) -> tuple[int, int, bool, bool]:
     return lo, hi, cut_p, cut_c
 
 
+@dataclass(slots=True)
+class _StripMemo:
+    """What :func:`term_detail` read from a term's quotes at its last full evaluation (the quotes'
+    bits, per-strike bid signs, mids and |C - P|, K0 and the strip with its terms), so that a
+    read after a few quotes changed, with no bid crossing zero and K0 where it was, updates just
+    those strikes with the same scalar operations (same bits)."""
+
+    strikes: np.ndarray
+    quotes: np.ndarray        # the quote block read, its int64 view, and a copy of that view
+    view: np.ndarray
+    bits: np.ndarray
+    cpos: list                # call / put bid > 0, per strike
+    ppos: list
+    cm: list                  # call / put mid, per strike
+    pm: list
+    ad: np.ndarray            # |C - P| where both bids > 0, else inf
+    k0: int
+    cut_p: bool
+    cut_c: bool
+    slot: list                # strike -> index in the strip, -1 when not in it
+    kk: list                  # the strip: strikes, DeltaK, Q, DeltaK/K^2 Q
+    dk: list
+    q: list
+    x: list
+
+
+_MAX_UPDATE = 32              # more changed strikes than this: evaluate from scratch
+
+
+def _update(memo: _StripMemo, blk: np.ndarray, kl: list, growth: float) -> tuple | None:
+    """(K* index, F, K0 index) with ``memo`` brought up to ``blk``, or None when the strip's
+    structure may have changed (a full evaluation is needed)."""
+    bits = memo.view if blk is memo.quotes else blk.view(np.int64)
+    changed = (bits != memo.bits).ravel().nonzero()[0]       # bitwise: NaN == NaN
+    if changed.shape[0] > _MAX_UPDATE:
+        return None
+    cpos, ppos, cm, pm, ad = memo.cpos, memo.ppos, memo.cm, memo.pm, memo.ad
+    js: list = []
+    if changed.shape[0]:
+        n = len(kl)
+        js = list({i % n for i in changed.tolist()})
+        (cbs, pbs), (cas, pas) = blk.take(js, axis=2).tolist()
+        for j, cb, pb, ca, pa in zip(js, cbs, pbs, cas, pas):
+            if (cb > 0.0) is not cpos[j] or (pb > 0.0) is not ppos[j]:
+                return None
+            c = cm[j] = (cb + ca) / 2.0
+            p = pm[j] = (pb + pa) / 2.0
+            if cpos[j] and ppos[j]:
+                ad[j] = abs(c - p)
+        memo.bits[...] = bits
+    kstar = int(ad.argmin())
+    if not (cpos[kstar] and ppos[kstar]):
+        return None
+    f = kl[kstar] + growth * (cm[kstar] - pm[kstar])
+    k0 = bisect.bisect_right(kl, f) - 1
+    if k0 != memo.k0:
+        return None
+    slot, kk, dk, q, x = memo.slot, memo.kk, memo.dk, memo.q, memo.x
+    for j in js:
+        i = slot[j]
+        if i >= 0:
+            v = q[i] = (cm[j] + pm[j]) / 2.0 if j == k0 else pm[j] if j < k0 else cm[j]
+            x[i] = dk[i] / (kk[i] * kk[i]) * v
+    return kstar, f, k0
+
+
 def term_detail(term: Term, now_min: float, rate: RateLike,
                 require_wings: bool = True) -> TermDetail | str:
     """Variance of one expiry at ``now_min`` (New York wall-clock minutes), or a NaN reason code.
 
     Same steps and the same floating-point operations as :func:`vix_batch`, vectorized:
     O(strikes of the expiry), about twenty numpy calls (each side's bids and mids in one call,
-    the strip as one mask). An open wing is flagged with its bound, never refused here
+    the strip as one mask). When only a few quotes changed since the last read of ``term``, no
+    bid crossed zero and K0 is the same strike, the strip is updated at those strikes only
+    (:class:`_StripMemo`, same bits). An open wing is flagged with its bound, never refused here
     (``require_wings`` is applied to the index, :func:`vix_from_terms`; kept for callers)."""
     minutes = term.minutes - now_min
     t = minutes / MINUTES_PER_YEAR
     r = _rate_for(rate, t)
     growth = math.exp(r * t)
-    kl, bid, ask = _term_arrays(term)
+    kl, blk = _term_arrays(term)
+    memo = term._memo
+    got = None
+    if memo is not None and memo.strikes is term.strikes:
+        got = _update(memo, blk, kl, growth)
+    if got is None:
+        got = _full(term, kl, blk, growth)
+        if isinstance(got, str):
+            return got
+        memo = term._memo
+    assert memo is not None
+    kstar, f, k0 = got
+    q, kk = memo.q, memo.kk
+    s = math.fsum(memo.x)
+    m = len(kk)
+    k_lo, k_hi = kk[0], kk[m - 1]
+    cut_p, cut_c = memo.cut_p, memo.cut_c
+    sigma2 = 2.0 / t * growth * s - (f / kl[k0] - 1.0) ** 2 / t
+    tail = (0.0 if cut_p else q[0] / k_lo) + (0.0 if cut_c else q[m - 1] / k_hi)
+    return TermDetail(term.expiry_ts_ns, minutes, t, r, f, kl[kstar], kl[k0],
+                      sigma2, m, s, not (cut_p and cut_c), 2.0 / t * growth * tail)
+
+
+def _full(term: Term, kl: list, blk: np.ndarray, growth: float) -> tuple | str:
+    """Forward, K0 and strip of ``term`` from scratch into a new memo: (K* index, F, K0 index),
+    or a NaN reason code (memo dropped)."""
+    term._memo = None
     n = len(kl)
+    bid, ask = blk
     pos = bid > 0.0                            # rows: call, put bid > 0
     mid = bid + ask
     mid /= 2.0                                 # rows: call, put mid
@@ -512,7 +608,8 @@ def term_detail(term: Term, now_min: float, rate: RateLike,
     both = pos[0] & pos[1]
     ad = cm - pm
     np.abs(ad, out=ad)
-    kstar = int(np.argmin(np.where(both, ad, np.inf)))   # first minimum: lowest strike
+    ad = np.where(both, ad, np.inf)
+    kstar = int(np.argmin(ad))                 # first minimum: lowest strike
     if not both[kstar] and not both.any():
         return "no_forward"
     f = kl[kstar] + growth * (mid.item(kstar) - mid.item(n + kstar))
@@ -520,30 +617,33 @@ def term_detail(term: Term, now_min: float, rate: RateLike,
     if k0 < 0:
         return "forward_below_strikes"
     lo, hi, cut_p, cut_c = _strip_bounds(pos, k0)
+    cpos, ppos = pos.tolist()
+    cml, pml = mid.tolist()
     # strikes lo..hi-1: puts below K0, K0 (mean of the two mids), calls above; zero bids out.
     # K0 goes in the put rows (this call's temporaries) so that each is two slices.
     pos[1, k0] = True
-    pm[k0] = (mid.item(k0) + mid.item(n + k0)) / 2.0
+    pm[k0] = (cml[k0] + pml[k0]) / 2.0
     use = np.concatenate((pos[1, lo:k0 + 1], pos[0, k0 + 1:hi]))
     q = np.concatenate((pm[lo:k0 + 1], cm[k0 + 1:hi]))[use]
     kk = term.strikes[lo:hi][use]
     m = kk.shape[0]
     if m < 2:
         return "too_few_strikes"
-    k_lo, k_hi = kk.item(0), kk.item(m - 1)
     dk = np.empty(m)
     np.subtract(kk[2:], kk[:-2], out=dk[1:-1])
     dk[1:-1] /= 2.0
-    dk[0] = kk.item(1) - k_lo
-    dk[-1] = k_hi - kk.item(m - 2)
+    dk[0] = kk.item(1) - kk.item(0)
+    dk[-1] = kk.item(m - 1) - kk.item(m - 2)
     x = kk * kk
     np.divide(dk, x, out=x)
     x *= q
-    s = math.fsum(memoryview(x))
-    sigma2 = 2.0 / t * growth * s - (f / kl[k0] - 1.0) ** 2 / t
-    tail = (0.0 if cut_p else q.item(0) / k_lo) + (0.0 if cut_c else q.item(m - 1) / k_hi)
-    return TermDetail(term.expiry_ts_ns, minutes, t, r, f, kl[kstar], kl[k0],
-                      sigma2, m, s, not (cut_p and cut_c), 2.0 / t * growth * tail)
+    slot = np.full(n, -1)
+    slot[lo + np.flatnonzero(use)] = np.arange(m)
+    bits = blk.view(np.int64)
+    term._memo = _StripMemo(term.strikes, blk, bits, bits.copy(), cpos, ppos, cml, pml, ad,
+                            k0, cut_p, cut_c, slot.tolist(), kk.tolist(), dk.tolist(),
+                            q.tolist(), x.tolist())
+    return kstar, f, k0
 
 
 def vix_from_terms(exp_minutes: dict[int, float], eligible: dict[int, bool],
