@@ -547,15 +547,16 @@ class UnderlyingEngine:
         out: dict[str, float] = self.flows.signals()
         out.update(chain)
         for sym, s in self.series.items():
-            p = sym.lower()
-            out[f"{p}_last"] = s.last
-            out[f"{p}_prev_close"] = s.prev_close
-            out[f"{p}_change_ratio"] = s.change_ratio
-        if self.underlying in self.series:
-            out["spot"] = self.series[self.underlying].last
-            out["rv_1m_ewma_annual"] = self.rv_value("rv_ewma")
-            out["rv_1m_session_annual"] = self.rv_value("rv_intraday")
-            out["rv_cc_20d_annual"] = self.rv_value("rv_close")
+            k = _SERIES_KEYS.get(sym) or _series_keys(sym)
+            out[k[0]] = s.last
+            out[k[1]] = s.prev_close
+            out[k[2]] = s.change_ratio
+        s = self.series.get(self.underlying)
+        if s is not None:   # rv_value's three estimators
+            out["spot"] = s.last
+            out["rv_1m_ewma_annual"] = _minute_vol_annual(s.rv_ewma.get())
+            out["rv_1m_session_annual"] = s.rv_intraday.get()
+            out["rv_cc_20d_annual"] = s.rv_close.get()
         return out
 
     def values(self) -> dict[str, float | None]:
@@ -564,7 +565,11 @@ class UnderlyingEngine:
         n, sig = self._signals_at
         if n != self.n_inputs:
             sig = self.signals()
-        return {k: (None if v != v else v) for k, v in sig.items()}
+        out = sig.copy()   # a copy and a few writes: cheaper than a new dict of every item
+        for k, v in sig.items():
+            if v != v:
+                out[k] = None
+        return out
 
     def catalogue(self, symbols: Iterable[str] = ()) -> dict[str, catalogue.Concrete]:
         """The signals this engine emits (:meth:`signals`' keys): the catalogue expanded for its series
@@ -590,6 +595,16 @@ class UnderlyingEngine:
     def snapshot(self) -> AnalyticsSnapshot:
         self.last_snapshot_ns = self.last_ts_ns
         return AnalyticsSnapshot(self.underlying, self.last_ts_ns, self.values(), input_seq=self.n_inputs)
+
+
+#: per series symbol: its signal names ({p}_last, {p}_prev_close, {p}_change_ratio), made once
+_SERIES_KEYS: dict[str, tuple[str, str, str]] = {}
+
+
+def _series_keys(symbol: str) -> tuple[str, str, str]:
+    p = symbol.lower()
+    k = _SERIES_KEYS[symbol] = (f"{p}_last", f"{p}_prev_close", f"{p}_change_ratio")
+    return k
 
 
 #: the chain's signals, from the catalogue (NaN before the first quote)

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import operator
 import re
 import tomllib
 from collections import deque
@@ -52,7 +53,7 @@ from typing import Any, Collection, Mapping
 
 from streamer.core.flows import RankHistory
 
-OPS = {"<=": lambda x, t: x <= t, ">=": lambda x, t: x >= t, "<": lambda x, t: x < t, ">": lambda x, t: x > t}
+OPS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt}
 DEFAULT_RULES_PATH = Path(__file__).resolve().parents[1] / "rules" / "default.toml"
 DIRECTIONS = ("buy", "sell")
 SEVERITIES = ("info", "warning", "critical")
@@ -205,8 +206,8 @@ class Leaf:
             return x, False, False
         f = OPS[self.op]
         hit = f(x, self.value)
-        still = f(x, self.rearm) if self.rearm is not None else hit
-        return x, hit, still
+        rearm = self.rearm
+        return x, hit, (hit if rearm is None else f(x, rearm))
 
     def describe(self, x: float) -> str:
         return f"{self.key} {fmt_value(self.key, x)} {self.op} {fmt_value(self.key, self.value)}"
@@ -225,17 +226,24 @@ class Group:
             out.extend(it.leaves() if isinstance(it, Group) else [it])
         return out
 
-    def combine(self, results: dict[int, tuple[float, bool, bool]]) -> tuple[bool, bool]:
-        hs, ss = [], []
+    def evaluate(self, signals: Mapping[str, float | None], ts_ns: int,
+                 out: list[tuple[Leaf, tuple[float, bool, bool]]]) -> tuple[bool, bool]:
+        """(hit, hit at the re-arm levels) of the group. Every leaf is evaluated (each updates its history
+        whatever the others gave), in :meth:`leaves` order; ``(leaf, result)`` pairs are appended to ``out``."""
+        every = self.kind == "all"
+        h = s = every
         for it in self.items:
             if isinstance(it, Group):
-                h, s = it.combine(results)
+                hi, si = it.evaluate(signals, ts_ns, out)
             else:
-                _, h, s = results[id(it)]
-            hs.append(h)
-            ss.append(s)
-        f = all if self.kind == "all" else any
-        return f(hs), f(ss)
+                r = it.evaluate(signals, ts_ns)
+                out.append((it, r))
+                hi, si = r[1], r[2]
+            if every:
+                h, s = h and hi, s and si
+            else:
+                h, s = h or hi, s or si
+        return h, s
 
 
 @dataclass(slots=True)
@@ -290,13 +298,11 @@ class Rule:
 
     def evaluate(self, signals: Mapping[str, float | None], ts_ns: int) -> Fired | None:
         """Evaluate once (updates histories); a Fired record exactly when the rule fires."""
-        leaves = self.when.leaves()
-        res = {id(lf): lf.evaluate(signals, ts_ns) for lf in leaves}
-        hit, still = self.when.combine(res)
+        res: list[tuple[Leaf, tuple[float, bool, bool]]] = []
+        hit, still = self.when.evaluate(signals, ts_ns, res)
         crit = False
         if self.critical is not None:
-            cres = {id(lf): lf.evaluate(signals, ts_ns) for lf in self.critical.leaves()}
-            crit = self.critical.combine(cres)[0]
+            crit = self.critical.evaluate(signals, ts_ns, [])[0]
         if not self.armed:
             if not still:
                 self.armed = True
@@ -314,13 +320,12 @@ class Rule:
         inputs: dict[str, float | None] = {}
         thresholds: dict[str, float | None] = {}
         parts = []
-        for lf in leaves:
-            x = res[id(lf)][0]
+        for lf, (x, h, _) in res:
             inputs[lf.key] = None if x != x else x
             thresholds[f"{lf.key}_{_OP_WORD[lf.op]}"] = lf.value
             if lf.rearm is not None:
                 thresholds[f"{lf.key}_rearm"] = lf.rearm
-            if res[id(lf)][1]:
+            if h:
                 parts.append(lf.describe(x))
         for k in self.context:
             v = signals.get(k)
