@@ -63,11 +63,11 @@ _FLOOR = 8.0 * 2.220446049250313e-16  # |b - beta| below this x (larger term) is
 # the constants of the vector kernels as 0-d arrays: numpy converts a Python float operand on
 # every call (~0.4 us each, a few percent of a batch of hundreds); same values, same bits
 (_ZERO, _QUARTER, _HALF, _MHALF, _ONE, _TWO, _THREE, _FOUR, _SIX, _SIXTEEN, _M2, _SMALL_Y,
- _XBIG_A, _NEG_INV_SQRT2, _INV_SQRT_PI_A, _INV_SQRT_2PI_A, _STEP_TOL_A, _FLOOR_A, _COLLAPSE,
- _TV_FLOOR_A, _TINY, _INF) = (np.array(v) for v in (
+ _XBIG_A, _NEG_INV_SQRT2, _INV_SQRT_PI_A, _INV_SQRT_2PI_A, _FLOOR_A, _TV_FLOOR_A, _TINY,
+ _INF) = (np.array(v) for v in (
     0.0, 0.25, 0.5, -0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 16.0, -2.0, 0.46875,
-    _XBIG, -_INV_SQRT2, _INV_SQRT_PI, _INV_SQRT_2PI, _STEP_TOL, _FLOOR, 4e-16,
-    _TV_FLOOR, 1e-300, math.inf))
+    _XBIG, -_INV_SQRT2, _INV_SQRT_PI, _INV_SQRT_2PI, _FLOOR, _TV_FLOOR, 1e-300, math.inf))
+_STEP_SCALES = np.array([[0.25], [_STEP_TOL], [4e-16]])  # _solve_normalized's multiples of s
 
 
 class IVReason(IntEnum):
@@ -255,7 +255,7 @@ _G_IHI = np.array([[_NX - 2.0], [_NU - 2.0]])
 _NU_A = np.array(float(_NU))
 
 
-def _guess(x: FloatArray, lnbeta: FloatArray) -> FloatArray:
+def _guess(x: FloatArray, lnbeta: FloatArray, out: FloatArray | None = None) -> FloatArray:
     """Initial total vol s from the table (x <= 0, ln beta < x/2).
 
     Both grid coordinates in one (2, n) array (numpy's per-call cost dominates batches of
@@ -280,7 +280,7 @@ def _guess(x: FloatArray, lnbeta: FloatArray) -> FloatArray:
     q = _table().corners.take(k, axis=1)                    # t00, t01-t00, t10, t11-t10
     ac = q[0::2] + w[1] * q[1::2]                           # a, c
     a = ac[0]
-    return np.exp(a + w[0] * (ac[1] - a))
+    return np.exp(a + w[0] * (ac[1] - a), out=out)
 
 
 def _guess1(x: float, lnbeta: float) -> float:
@@ -324,14 +324,17 @@ def _solve_normalized(x: FloatArray, beta: FloatArray,
         if ex is None:
             ex = np.exp(_HALF * x)
         lnbeta = np.log(beta)
-        s = _guess(x, lnbeta)
+        ss = np.empty((2, n))  # the iterate s and s^2
+        _guess(x, lnbeta, out=ss[0])
         lo = np.zeros(n)
         hi = np.full(n, np.inf)
         idx = None  # positions of the remaining options once some have converged
-        x2 = x * x
-        x2_3 = _THREE * x2
+        x2 = np.empty((2, n))  # x^2, 3 x^2
+        np.multiply(x, x, out=x2[0])
+        np.multiply(_THREE, x2[0], out=x2[1])
         m2x = _M2 * x
         for _ in range(_MAX_ITER):
+            s, s2 = ss
             m = s.shape[0]
             b, vega, big = _b_and_vega(x, ex, s)
             below = b < beta
@@ -339,14 +342,14 @@ def _solve_normalized(x: FloatArray, beta: FloatArray,
             hs = np.minimum(hi, s)
             np.copyto(hs, hi, where=below)
             hi = hs
-            s2 = s * s
-            h2 = s2 * s
-            np.divide(x2, h2, out=h2)
-            h2 -= _QUARTER * s
-            s4 = s2 * s2
-            np.divide(x2_3, s4, out=s4)
+            np.multiply(s, s, out=s2)
+            h23 = ss * s2
+            np.divide(x2, h23, out=h23)  # x^2 / (s^2 s), 3 x^2 / (s^2 s^2)
+            qs = _STEP_SCALES * s        # s/4, _STEP_TOL s, 4e-16 s
+            h2 = h23[0]
+            h2 -= qs[0]
             h3 = h2 * h2
-            h3 -= s4
+            h3 -= h23[1]
             h3 -= _QUARTER
             use_log = s2 < m2x  # below the inflection point s_c = sqrt(2|x|)
             nlog = cnz(use_log)
@@ -387,21 +390,22 @@ def _solve_normalized(x: FloatArray, beta: FloatArray,
             den += _ONE
             step = num
             step /= den
-            new = s + step
+            ssn = np.empty((2, m))
+            new = np.add(s, step, out=ssn[0])
             inside = new >= lo
             inside &= new <= hi  # False for NaN
             all_in = cnz(inside) == m
             if not all_in:
                 bis = np.where(np.isfinite(hi), np.where(lo > 0.0, np.sqrt(lo * hi), 0.5 * hi),
                                2.0 * s)
-                new = np.where(inside, new, bis)
+                np.copyto(new, bis, where=~inside)
             # done: tiny last step, or the residual is at b's rounding floor (then the
             # price cannot pin s any better), or the bracket has collapsed
-            conv = np.abs(step) <= _STEP_TOL_A * s
+            conv = np.abs(step) <= qs[1]
             if not (all_in and cnz(conv) == m):
                 conv |= np.abs(b - beta) <= _FLOOR_A * big
                 conv &= inside
-                conv |= hi - lo <= _COLLAPSE * s
+                conv |= hi - lo <= qs[2]
             nc = cnz(conv)
             if nc == m:
                 if idx is None:
@@ -419,10 +423,10 @@ def _solve_normalized(x: FloatArray, beta: FloatArray,
                 keep = ~conv
                 idx = idx[keep]
                 x, ex, beta, lnbeta = x[keep], ex[keep], beta[keep], lnbeta[keep]
-                x2, x2_3, m2x = x2[keep], x2_3[keep], m2x[keep]
-                lo, hi, s = lo[keep], hi[keep], new[keep]
+                x2, m2x = x2[:, keep], m2x[keep]
+                lo, hi, ss = lo[keep], hi[keep], ssn[:, keep]
             else:
-                s = new
+                ss = ssn
     if idx is None:  # nothing converged in _MAX_ITER steps
         return np.full(n, np.nan), np.zeros(n, dtype=bool)
     return out, ok
