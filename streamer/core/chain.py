@@ -483,6 +483,7 @@ class _Buckets:
         self.hw = 0                                 # high-water mark of ids ever used
         self.index: dict = {}
         self._sorted: tuple[np.ndarray, np.ndarray] | None = None   # (keys ascending, their ids)
+        self._probe: tuple[np.ndarray, np.ndarray] = self._sorted  # type: ignore[assignment]
 
     _ARRAYS = ("key", "sums", "count", "lc", "lp", "used", "fwd", "zdte")
 
@@ -521,10 +522,10 @@ class _Buckets:
     def ids_of(self, keys: np.ndarray) -> np.ndarray:
         """Ids of keys (−1: unknown), vectorized: a binary search of the sorted keys (kept until a
         key is added or released)."""
-        ks, ids = self.sorted()
-        if ks.shape[0] == 0:
-            return np.full(keys.shape[0], -1, dtype=np.int64)
-        p = np.minimum(np.searchsorted(ks, keys), ks.shape[0] - 1)
+        if self._sorted is None:
+            self.sorted()
+        ks, ids = self._probe                   # sorted keys and ids + a sentinel (id −1)
+        p = np.searchsorted(ks, keys)
         return np.where(ks[p] == keys, ids[p], -1)
 
     def add_sums(self, ids: np.ndarray, delta: np.ndarray) -> None:
@@ -577,6 +578,8 @@ class _Buckets:
             self._sorted = (self.key[u][o], u[o])
             for x in self._sorted:
                 x.flags.writeable = False
+            top = np.nan if self.key.dtype.kind == "f" else np.iinfo(self.key.dtype).max
+            self._probe = (np.append(self._sorted[0], top), np.append(self._sorted[1], -1))
         return self._sorted
 
     def active(self) -> np.ndarray:
@@ -782,9 +785,11 @@ class ChainBook:
         table, expiry and strike ids by binary search of the tables' sorted keys: vectorized."""
         eb = self._expiries.ids_of(exp)
         sb = self._strikes.ids_of(strike)
-        known = (eb >= 0) & (sb >= 0)
+        known = (eb | sb) >= 0                      # ids ≥ 0, −1 unknown
+        if known.all():
+            return self._slot_of[eb, sb, call.view(np.int8)]
         gid = np.full(exp.shape[0], -1, dtype=np.int64)
-        gid[known] = self._slot_of[eb[known], sb[known], call[known].astype(np.intp)]
+        gid[known] = self._slot_of[eb[known], sb[known], call[known].view(np.int8)]
         return gid
 
     def _fit_slot_table(self) -> None:
@@ -810,8 +815,7 @@ class ChainBook:
             keys = list(zip(exp.tolist(), strike.tolist(), call.tolist()))
             for i in miss.tolist():
                 gid[i] = base + new_keys.setdefault(keys[i], len(new_keys))
-        pos = np.arange(n)
-        order = np.lexsort((pos, gid) if ts is None else (pos, ts, gid))
+        order = np.lexsort((gid,) if ts is None else (ts, gid))   # stable: later row last on ties
         g = gid[order]
         last = np.ones(n, dtype=bool)
         last[:-1] = g[1:] != g[:-1]
@@ -832,7 +836,9 @@ class ChainBook:
         n = exp.shape[0]
         if n == 0:
             return 0
-        ts = np.broadcast_to(np.asarray(ts_ns, dtype=np.int64), (n,))
+        ts = np.asarray(ts_ns, dtype=np.int64)
+        if ts.shape != (n,):
+            ts = np.broadcast_to(ts, (n,))
         k = np.asarray(strike, dtype=np.float64).ravel()
         call = np.asarray(is_call, dtype=bool).ravel()
         win, slots = self._conflate(exp, k, call, ts)
@@ -896,42 +902,50 @@ class ChainBook:
         r, q = cfg.rate, cfg.div_yield
         eb, k, call = a["eb"][slots], a["strike"][slots], a["call"][slots]
         t = (a["exp"][slots] - ts) / NS_PER_YEAR
-        o = np.argsort(eb, kind="stable")      # np.unique(eb, return_index/inverse), less overhead
-        se = eb[o]
-        head = np.ones(se.shape[0], dtype=bool)
-        head[1:] = se[1:] != se[:-1]
-        ue, first = se[head], o[head]
-        inv = np.empty(se.shape[0], dtype=np.int64)
-        inv[o] = np.cumsum(head) - 1
-        t_e = t[first]                          # an expiry's T: at its first applied quote
-        fwd = np.full(ue.shape[0], _NAN)
-        # this batch's call/put pairs: sorted by (expiry, strike, put before call)
+        # sorted by (expiry, strike, put before call): the expiries' groups and the call/put pairs
         o = np.lexsort((call, k, eb))
-        pair = (eb[o[1:]] == eb[o[:-1]]) & (k[o[1:]] == k[o[:-1]])
+        se = eb[o]
+        same = se[1:] == se[:-1]
+        starts = np.flatnonzero(np.concatenate(([True], ~same)))
+        ue = se[starts]                          # the batch's expiry ids, ascending
+        t_e = t[np.minimum.reduceat(o, starts)]  # an expiry's T: at its first applied quote
+        emap = np.empty(self._expiries.key.shape[0], dtype=np.int64)
+        emap[ue] = np.arange(ue.shape[0])
+        inv = emap[eb]
+        fwd = self._expiries.fwd[ue]             # stored forwards, replaced by this batch's pairs
+        ko = k[o]
+        pair = same & (ko[1:] == ko[:-1])
         ci, pi = o[1:][pair], o[:-1][pair]
         d = mid[ci] - mid[pi]
         ok = np.isfinite(d)
         if ok.any():
             ci, d = ci[ok], d[ok]
-            best = np.lexsort((k[ci], np.abs(d), eb[ci]))   # min |C − P|, lowest strike on ties
-            e_sorted = eb[ci][best]
-            head = np.ones(best.shape[0], dtype=bool)
-            head[1:] = e_sorted[1:] != e_sorted[:-1]
-            sel = best[head]
-            j = np.searchsorted(ue, eb[ci][sel])
+            ec = eb[ci]
+            if ci.shape[0] > 1:
+                best = np.lexsort((k[ci], np.abs(d), ec))   # min |C − P|, lowest strike on ties
+                e_sorted = ec[best]
+                head = np.ones(best.shape[0], dtype=bool)
+                head[1:] = e_sorted[1:] != e_sorted[:-1]
+                sel = best[head]
+            else:
+                sel = np.zeros(1, dtype=np.intp)
+            j = emap[ec[sel]]
             fwd[j] = k[ci][sel] + np.exp(r * t_e[j]) * d[sel]
             self._expiries.fwd[ue[j]] = fwd[j]
-        miss = np.flatnonzero(np.isnan(fwd))
-        if miss.size:
-            fwd[miss] = self._expiries.fwd[ue[miss]]
-            for j in np.flatnonzero(np.isnan(fwd)).tolist():   # no forward yet: from the book
+        nan = np.isnan(fwd)
+        if nan.any():
+            for j in np.flatnonzero(nan).tolist():   # no forward yet: from the book
                 f = self._parity(int(self._expiries.key[ue[j]]), float(t_e[j]))
                 if f is not None:
                     fwd[j] = self._expiries.fwd[ue[j]] = f[0]
         spot_eq = fwd[inv] * np.exp(-(r - q) * t)      # S = F e^{-(r-q)T}
-        spot_eq = np.where(np.isnan(spot_eq), self.spot, spot_eq)
-        vols = np.full(slots.shape[0], _NAN)
+        nan = np.isnan(spot_eq)
+        if nan.any():
+            spot_eq[nan] = self.spot
         ok = np.isfinite(spot_eq) & np.isfinite(mid)
+        if ok.all():
+            return ivsolve.implied_vols(mid, spot_eq, k, t, r, q, call)
+        vols = np.full(slots.shape[0], _NAN)
         if ok.any():
             vols[ok] = ivsolve.implied_vols(mid[ok], spot_eq[ok], k[ok], t[ok], r, q, call[ok])
         return vols
@@ -1093,7 +1107,7 @@ class ChainBook:
         rows' inputs from ``_evaluate``."""
         a = self._a
         old_live = a["live"][slots]
-        delta = new - self._contrib[slots]
+        delta = new - self._contrib.take(slots, axis=0)
         eb = a["eb"][slots]
         z = self._expiries.zdte[eb]
         zany = bool(z.any())
@@ -1142,7 +1156,7 @@ class ChainBook:
             self._profile_sum(cells_all, w)
         else:
             if nh:
-                self._profile_add(self._rows[so], self._rsign[so], -1.0)
+                self._profile_add(self._rows.take(so, axis=0), self._rsign[so], -1.0)
             if nn:
                 cells, sign, bad = self._profile_cells(sn, None if ev is None else ev[1:])
                 self._profile_add(cells, sign, 1.0)
