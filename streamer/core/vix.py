@@ -422,10 +422,11 @@ def vix_batch(expiry_ts_ns: Iterable[int], strike: Iterable[float], right: Itera
 class Term:
     """One expiry's quotes on its sorted unique strikes (points; NaN = no quote on that side).
 
-    :func:`term_from_quotes` allocates the four quote arrays as rows of one (2, 2, n) block
-    ``quotes`` ([bids, asks] x [call, put]) so that :func:`term_detail` treats both sides in one
-    numpy call each; they may be updated in place between reads (``core.chain.ChainBook``), the
-    strikes may not. A term built with separate arrays (``quotes=None``) gives the same results."""
+    :func:`term_from_quotes` allocates the four quote arrays as the columns of one (n, 4) block
+    ``quotes`` (call bid, put bid, call ask, put ask; a strike's quotes side by side, so that
+    :func:`term_detail` finds the strikes whose quotes changed in one comparison). They may be
+    updated in place between reads (``core.chain.ChainBook``), the strikes may not. A term built
+    with separate arrays (``quotes=None``) gives the same results."""
 
     expiry_ts_ns: int
     minutes: float            # settlement instant on the New York wall clock (``local_minutes``)
@@ -447,9 +448,9 @@ def term_from_quotes(expiry_ts_ns: int, strike: np.ndarray, is_call: np.ndarray,
     b = np.asarray(bid, dtype=np.float64)
     a = np.asarray(ask, dtype=np.float64)
     ks = np.unique(k)
-    blk = np.full((2, 2, ks.shape[0]), np.nan)
-    term = Term(int(expiry_ts_ns), local_minutes(int(expiry_ts_ns)), ks, blk[0, 0], blk[1, 0],
-                blk[0, 1], blk[1, 1], blk)
+    blk = np.full((ks.shape[0], 4), np.nan)
+    term = Term(int(expiry_ts_ns), local_minutes(int(expiry_ts_ns)), ks, blk[:, 0], blk[:, 2],
+                blk[:, 1], blk[:, 3], blk)
     pos = np.searchsorted(ks, k)
     for side, qb, qa in ((True, term.call_bid, term.call_ask), (False, term.put_bid, term.put_ask)):
         mm = call == side
@@ -459,7 +460,7 @@ def term_from_quotes(expiry_ts_ns: int, strike: np.ndarray, is_call: np.ndarray,
 
 
 def _term_arrays(term: Term) -> tuple[list, np.ndarray]:
-    """(strikes as a list of floats (cached), quotes (2, 2, n): [bids, asks] x [call, put])."""
+    """(strikes as a list of floats (cached), quotes (n, 4): call bid, put bid, call ask, put ask)."""
     ks = term.strikes
     kl = term._klist
     if kl is None or kl[0] is not ks:
@@ -467,7 +468,7 @@ def _term_arrays(term: Term) -> tuple[list, np.ndarray]:
     blk = term.quotes
     if (blk is None or term.call_bid.base is not blk or term.put_bid.base is not blk
             or term.call_ask.base is not blk or term.put_ask.base is not blk):
-        blk = np.array(((term.call_bid, term.put_bid), (term.call_ask, term.put_ask)),
+        blk = np.stack((term.call_bid, term.put_bid, term.call_ask, term.put_ask), axis=1,
                        dtype=np.float64)
     return kl[1], blk
 
@@ -525,16 +526,15 @@ def _update(memo: _StripMemo, blk: np.ndarray, kl: list, growth: float) -> tuple
     """(K* index, F, K0 index) with ``memo`` brought up to ``blk``, or None when the strip's
     structure may have changed (a full evaluation is needed)."""
     bits = memo.view if blk is memo.quotes else blk.view(np.int64)
-    changed = (bits != memo.bits).ravel().nonzero()[0]       # bitwise: NaN == NaN
+    # strikes with a changed quote (bitwise: NaN == NaN): a row's 4 flags read as one uint32
+    changed = (bits != memo.bits).view(np.uint32).ravel().nonzero()[0]
     if changed.shape[0] > _MAX_UPDATE:
         return None
     cpos, ppos, cm, pm, ad = memo.cpos, memo.ppos, memo.cm, memo.pm, memo.ad
     js: list = []
     if changed.shape[0]:
-        n = len(kl)
-        js = list({i % n for i in changed.tolist()})
-        (cbs, pbs), (cas, pas) = blk.take(js, axis=2).tolist()
-        for j, cb, pb, ca, pa in zip(js, cbs, pbs, cas, pas):
+        js = changed.tolist()
+        for j, (cb, pb, ca, pa) in zip(js, blk.take(changed, 0).tolist()):
             if (cb > 0.0) is not cpos[j] or (pb > 0.0) is not ppos[j]:
                 return None
             c = cm[j] = (cb + ca) / 2.0
@@ -600,7 +600,8 @@ def _full(term: Term, kl: list, blk: np.ndarray, growth: float) -> tuple | str:
     or a NaN reason code (memo dropped)."""
     term._memo = None
     n = len(kl)
-    bid, ask = blk
+    rows = np.ascontiguousarray(blk.T)
+    bid, ask = rows[:2], rows[2:]              # (2, n) each, rows call, put
     pos = bid > 0.0                            # rows: call, put bid > 0
     mid = bid + ask
     mid /= 2.0                                 # rows: call, put mid
