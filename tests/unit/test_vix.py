@@ -278,3 +278,64 @@ def test_range_cut_chain_error_stays_inside_the_bound_and_is_refused_when_materi
     assert strict.reason == ("strip_truncated" if material else "ok")
     if half_width <= 0.03:
         assert material                                          # a near-the-money subset
+
+
+def _fields(d) -> tuple:
+    """A TermDetail (or reason code) as comparable bits: floats by their IEEE pattern."""
+    if isinstance(d, str):
+        return (d,)
+    return tuple(np.float64(v).view(np.int64).item() if isinstance(v, float) else v
+                 for v in (getattr(d, f) for f in d.__slots__))
+
+
+def test_term_read_after_in_place_quote_updates_equals_a_fresh_term_bit_for_bit() -> None:
+    """``ChainBook`` writes quotes into a cached :class:`Term` and reads it every segment;
+    ``term_detail`` then updates only the strikes that changed (``_StripMemo``) unless a bid
+    crossed zero, K0 moved or many quotes changed. After every random step (a few price moves;
+    bids to zero and back; NaN, negative and infinite asks; forward shifts that move K* and K0;
+    the clock) the live term must give the same bits as a term built from scratch, and a term
+    built from separate arrays (no quote block) the same again; both paths must have run."""
+    from streamer.core.vix import Term, term_detail, term_from_quotes
+
+    rng = np.random.default_rng(7)
+    expiry = ny_ts_ns(2024, 2, 16, 9, 30)
+    now_min = local_minutes(NOW)
+    e, k, r, b, a = (np.array(c) for c in _chain([expiry], NOW))
+    call = r == "C"
+    live = term_from_quotes(expiry, k, call, b, a)
+    quotes = [live.call_bid, live.call_ask, live.put_bid, live.put_ask]
+    n = live.strikes.shape[0]
+    updated = full = 0
+    for step in range(400):
+        kind, j = rng.random(), rng.integers(0, n, int(rng.choice([1, 3, 8, 40])))
+        side = 2 * int(rng.integers(0, 2))                  # 0: calls, 2: puts
+        bid, ask = quotes[side], quotes[side + 1]
+        if kind < 0.6:                                      # price moves, zero bids stay zero
+            d = np.round(rng.uniform(-0.3, 0.3, j.shape[0]) * 20) / 20
+            bid[j] = np.where(bid[j] > 0, np.maximum(bid[j] + d, 0.05), bid[j])
+            ask[j] += d
+        elif kind < 0.75:                                   # a bid to zero or back
+            bid[j] = rng.choice([0.0, 0.05])
+        elif kind < 0.8:                                    # bad asks
+            ask[j[:1]] = rng.choice([np.nan, -1.0, np.inf])
+        elif kind < 0.9:                                    # the forward moves
+            dd = rng.uniform(-30.0, 30.0)
+            for q, s in ((quotes[0], 1.0), (quotes[2], -1.0)):
+                q[:] = np.where(q > 0, np.maximum(q + s * dd, 0.05), q)
+            quotes[1][:] += dd
+            quotes[3][:] -= dd
+        now_min += float(rng.choice([0.0, 1 / 6000, 30.0]))
+        before = live._memo
+        got = _fields(term_detail(live, now_min, RATE))
+        if before is not None and live._memo is before:
+            updated += 1
+        elif live._memo is not None:
+            full += 1
+        kk = np.concatenate((live.strikes, live.strikes))
+        ref = term_from_quotes(expiry, kk, np.r_[np.ones(n, bool), np.zeros(n, bool)],
+                               np.concatenate((quotes[0], quotes[2])),
+                               np.concatenate((quotes[1], quotes[3])))
+        assert got == _fields(term_detail(ref, now_min, RATE)), step
+        loose = Term(expiry, live.minutes, live.strikes, *(q.copy() for q in quotes))
+        assert loose.quotes is None and got == _fields(term_detail(loose, now_min, RATE)), step
+    assert updated > 100 and full > 20
