@@ -196,10 +196,16 @@ def local_minutes(ts_ns: int) -> float:
     >>> local_minutes(0)
     -300.0
     """
-    secs = ts_ns // 1_000_000_000
+    return ts_ns / _NS_PER_MIN + _ny_offset_minutes(ts_ns // 1_000_000_000)
+
+
+@functools.lru_cache(maxsize=1024)
+def _ny_offset_minutes(secs: int) -> float:
+    """UTC offset of New York at ``secs`` (Unix seconds), in minutes (cached: the live path
+    converts the same evaluation second for VIX and VIX9D, segment after segment)."""
     off = dt.datetime.fromtimestamp(secs, tz=NY).utcoffset()
     assert off is not None
-    return ts_ns / _NS_PER_MIN + off.total_seconds() / 60.0
+    return off.total_seconds() / 60.0
 
 
 def eligible_expiries(expiries: Iterable[int], friday_only: bool = True) -> dict[int, bool]:
@@ -255,12 +261,20 @@ def select_terms(exp_minutes: dict[int, float], eligible: dict[int, bool], now_m
     near = nxt = None
     near_key = nxt_key = None
     lo, target, hi = spec.min_days, spec.target_days, spec.max_days
+    order = _calendar_order(exp_minutes, eligible)
+    if order is None:           # a settlement minute that is not finite: the plain loop
+        order = ([], [(m, e, None) for m, e in sorted(zip(exp_minutes.values(), exp_minutes))
+                      if eligible.get(e, False)])
+    ms, rows = order
     # by settlement instant (ties: by expiry): selection days never decrease along this order
-    for m, e in sorted((m, e) for e, m in exp_minutes.items()):
-        if m <= now_minutes or not eligible.get(e, False):
+    for i in range(bisect.bisect_right(ms, now_minutes) if ms else 0, len(rows)):
+        m, e, sday = rows[i]
+        if m <= now_minutes:
             continue
-        day = math.floor(m / MINUTES_PER_DAY)
-        days = day + _holiday_shift(day) - today          # selection_day(m) - today
+        if sday is None:
+            day = math.floor(m / MINUTES_PER_DAY)
+            sday = day + _holiday_shift(day)                # selection_day(m)
+        days = sday - today
         if days > hi:
             break
         key = (days, m)     # same day count: the later settlement (never both eligible)
@@ -269,6 +283,30 @@ def select_terms(exp_minutes: dict[int, float], eligible: dict[int, bool], now_m
         elif target < days and (nxt_key is None or key < nxt_key):
             nxt, nxt_key = e, key
     return near, nxt
+
+
+_ORDERS: dict[int, tuple] = {}
+
+
+def _calendar_order(exp_minutes: dict[int, float], eligible: dict[int, bool]) -> tuple | None:
+    """(settlement minutes, rows (minutes, expiry, selection day)) of the eligible expiries in
+    (minutes, expiry) order, or None if a minute is not finite. Cached per calendar (by identity
+    and content: ``ChainBook.vix`` passes the same dicts at every read, VIX and VIX9D alike)."""
+    c = _ORDERS.get(id(exp_minutes))
+    if c is not None and c[0] is exp_minutes and c[1] == exp_minutes and c[2] == eligible:
+        return c[3]
+    rows = []
+    for m, e in sorted(zip(exp_minutes.values(), exp_minutes)):
+        if eligible.get(e, False):
+            if not math.isfinite(m):
+                return None
+            day = math.floor(m / MINUTES_PER_DAY)
+            rows.append((m, e, day + _holiday_shift(day)))
+    order = ([m for m, _, _ in rows], rows)
+    if len(_ORDERS) >= 16:
+        _ORDERS.clear()
+    _ORDERS[id(exp_minutes)] = (exp_minutes, dict(exp_minutes), dict(eligible), order)
+    return order
 
 
 def _rate_for(rate: RateLike, t_years: float) -> float:
