@@ -76,7 +76,10 @@ arrays, selects the near and next terms from its expiry calendar and hands only 
 :func:`vix_from_terms`, which evaluates each (:func:`term_from_quotes`, :func:`term_detail`)
 vectorized with the same floating-point operations as the reference: O(strikes of the two terms)
 per read, nothing per quote. Both sum the strip with ``math.fsum``; on the shared SPX chains they
-give the same bits (the tests allow 1e-12 relative).
+give the same bits (the tests allow 1e-12 relative). The book updates a term's quotes in place
+between reads; a read that finds only a few changed strikes, no bid crossing zero and K0 where
+it was recomputes just those strikes' terms (same scalar operations) before the exact sum, and
+gives the same bits as a read from scratch (tests/unit/test_vix.py).
 """
 from __future__ import annotations
 
