@@ -379,17 +379,16 @@ def _solve_normalized(x: FloatArray, beta: FloatArray,
                     np.copyto(hal, h2, where=lin)
                     np.copyto(hh3, h3, where=lin)
             # step = nu (1 + hal nu / 2) / (1 + nu (hal + hh3 nu / 6))
-            num = _HALF * hal
-            num *= nu
-            num += _ONE
-            num *= nu
-            den = hh3 * nu
-            den /= _SIX
-            den += hal
-            den *= nu
-            den += _ONE
-            step = num
-            step /= den
+            nd = np.empty((2, m))
+            np.multiply(_HALF, hal, out=nd[0])
+            nd[0] *= nu
+            np.multiply(hh3, nu, out=nd[1])
+            nd[1] /= _SIX
+            nd[1] += hal
+            nd[1] *= nu
+            nd += _ONE
+            step = nd[0] * nu
+            step /= nd[1]
             ssn = np.empty((2, m))
             new = np.add(s, step, out=ssn[0])
             inside = new >= lo
@@ -402,11 +401,12 @@ def _solve_normalized(x: FloatArray, beta: FloatArray,
             # done: tiny last step, or the residual is at b's rounding floor (then the
             # price cannot pin s any better), or the bracket has collapsed
             conv = np.abs(step) <= qs[1]
-            if not (all_in and cnz(conv) == m):
+            nc = cnz(conv) if all_in else -1
+            if nc != m:
                 conv |= np.abs(b - beta) <= _FLOOR_A * big
                 conv &= inside
                 conv |= hi - lo <= qs[2]
-            nc = cnz(conv)
+                nc = cnz(conv)
             if nc == m:
                 if idx is None:
                     return new, np.ones(n, dtype=bool)
@@ -572,21 +572,31 @@ def _ivs_vector(P: FloatArray, S: FloatArray, K: FloatArray, T: FloatArray, r: f
     if not (math.isfinite(r) and math.isfinite(q)):
         return np.full(n, np.nan)
     with np.errstate(all="ignore"):
+        e3 = np.empty((3, n))  # r T, (r - q) T/2, x_n/2 = -|x|/2, then their exps
+        np.multiply(T, r, out=e3[0])
+        np.multiply(_HALF, T, out=e3[1])
+        e3[1] *= r - q
         x = np.log(S / K)
         x += (r - q) * T
-        beta = P * np.exp(r * T)
-        beta /= np.sqrt(S * K) * np.exp((r - q) * (_HALF * T))
         ax = np.abs(x)
-        beta_otm = beta - np.where(np.where(is_call, x, -x) > _ZERO, _TWO * np.sinh(_HALF * ax),
-                                   _ZERO)
+        np.multiply(ax, _MHALF, out=e3[2])
+        np.exp(e3, out=e3)
+        beta = P * e3[0]
+        beta /= np.sqrt(S * K) * e3[1]
+        # in the money: lose the intrinsic 2 sinh(|x|/2) (0 at x = 0, so x = 0 may count as
+        # either; a NaN x fails the S, K, T test below)
+        intr = _HALF * ax
+        np.sinh(intr, out=intr)
+        intr *= _TWO
+        np.copyto(intr, _ZERO, where=(x > _ZERO) != is_call)
+        beta_otm = beta - intr
         xn = -ax
-        ex = np.exp(_HALF * xn)
-        # no test on P: a zero, NaN or infinite premium makes beta 0, NaN or infinite, and
-        # such a beta fails one of the two beta tests (as in implied_vol_batch, where the
-        # premium's own tests come first); S, K, T > 0 and finite as min > 0 and max < inf
-        # (NaN fails both)
+        ex = e3[2]  # e^{x_n/2}, the maximum
+        # no test on P, and none of S, K, T being finite: a zero, NaN or infinite premium makes
+        # beta 0, NaN or infinite, and so does an infinite S, K or T with the others > 0 (as in
+        # implied_vol_batch, whose own tests come first); such a beta fails the first beta test
+        # (beta_otm <= beta)
         good = np.minimum(np.minimum(S, K), T) > _ZERO
-        good &= np.maximum(np.maximum(S, K), T) < _INF
         good &= beta_otm > _TV_FLOOR_A * beta
         good &= beta_otm < ex
     ng = np.count_nonzero(good)
