@@ -40,7 +40,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from streamer.core.bs import (_INV_SQRT_PI, _PLAN2, _PLAN3, _STACKED_BELOW, _XBIG,
-                              SCALAR_MIRRORS_EXACT, erfc, norm_cdf, norm_cdf1)
+                              SCALAR_MIRRORS_EXACT, erfc, erfc1, norm_cdf)
 
 __all__ = [
     "IVReason",
@@ -500,30 +500,34 @@ def _solve_mirror1(x: float, beta: float) -> float:
 
     Raises (ZeroDivisionError, ValueError, OverflowError) where the vector code would go
     through inf/NaN: the caller then solves that element with the vector code."""
-    ex = math.exp(0.5 * x)
-    lnbeta = math.log(beta)
+    exp, log = math.exp, math.log
+    ex = exp(0.5 * x)
+    lnbeta = log(beta)
     s = _guess_mirror1(x, lnbeta)
     lo, hi = 0.0, math.inf
     x2 = x * x
-    ncdf = norm_cdf1
+    x2_3 = 3.0 * x2
+    m2x = -2.0 * x
+    c = -_INV_SQRT2  # norm_cdf1(z) = 0.5 erfc1(-z / sqrt 2), written out
     for _ in range(_MAX_ITER):
         if s != s:
             raise ValueError("NaN iterate")
         h = x / s
         t = 0.5 * s
-        big = ex * ncdf(h + t)
-        b = big - ncdf(h - t) / ex
-        vega = _INV_SQRT_2PI * math.exp(-0.5 * (h * h + t * t))
+        big = ex * (0.5 * erfc1(c * (h + t)))
+        b = big - 0.5 * erfc1(c * (h - t)) / ex
+        vega = _INV_SQRT_2PI * exp(-0.5 * (h * h + t * t))
         if b < beta:
-            lo = max(lo, s)
-        else:
-            hi = min(hi, s)
+            if s > lo:  # lo = max(lo, s)
+                lo = s
+        elif s < hi:  # hi = min(hi, s)
+            hi = s
         s2 = s * s
         h2 = x2 / (s2 * s) - 0.25 * s
-        h3 = h2 * h2 - 3.0 * x2 / (s2 * s2) - 0.25
-        if s * s < -2.0 * x:
+        h3 = h2 * h2 - x2_3 / (s2 * s2) - 0.25
+        if s2 < m2x:
             w = vega / b
-            nu = (lnbeta - math.log(b)) / w
+            nu = (lnbeta - log(b)) / w
             hal = h2 - w
             hh3 = h3 - 3.0 * w * h2 + 2.0 * w * w
         else:
@@ -534,7 +538,7 @@ def _solve_mirror1(x: float, beta: float) -> float:
         new = s + step
         bad = not (new >= lo and new <= hi)
         if bad:
-            if math.isfinite(hi):
+            if hi < math.inf:  # isfinite: hi is never NaN
                 new = math.sqrt(lo * hi) if lo > 0.0 else 0.5 * hi
             else:
                 new = 2.0 * s
