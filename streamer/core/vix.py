@@ -537,9 +537,10 @@ def _strip_bounds(pos: np.ndarray, k0: int) -> tuple[int, int, bool, bool]:
 @dataclass(slots=True)
 class _StripMemo:
     """What :func:`term_detail` read from a term's quotes at its last full evaluation (the quotes'
-    bits, per-strike bid signs, mids and |C - P|, K0 and the strip with its terms), so that a
-    read after a few quotes changed, with no bid crossing zero and K0 where it was, updates just
-    those strikes with the same scalar operations (same bits)."""
+    bits, per-strike bid signs and |C - P|, K0 and the strip with its terms), so that a read
+    after a few quotes changed, with K0 where it was and no bid crossing zero where that could
+    move the strip's ends or change its strikes, updates just those strikes with the same scalar
+    operations (same bits)."""
 
     strikes: np.ndarray
     quotes: np.ndarray        # the quote block read, its int64 view, and a copy of that view
@@ -547,56 +548,84 @@ class _StripMemo:
     bits: np.ndarray
     cpos: list                # call / put bid > 0, per strike
     ppos: list
-    cm: list                  # call / put mid, per strike
-    pm: list
-    ad: np.ndarray            # |C - P| where both bids > 0, else inf
+    ad: np.ndarray            # |C - P| where both bids > 0, else inf, per strike
     k0: int
+    lo: int                   # the strip lies in strikes lo..hi-1 (_strip_bounds)
+    hi: int
     cut_p: bool
     cut_c: bool
-    slot: list                # strike -> index in the strip, -1 when not in it
-    kk: list                  # the strip: strikes, DeltaK, Q, DeltaK/K^2 Q
-    dk: list
-    q: list
+    cum: np.ndarray           # strip strikes among lo..lo+i (index in the strip + 1)
+    w: np.ndarray             # per strip strike: DeltaK/K^2, and DeltaK/K^2 Q (the summands)
     x: list
+    k_lo: float               # the strip's first and last strikes and their Q
+    k_hi: float
+    q_lo: float
+    q_hi: float
 
 
 _MAX_UPDATE = 32              # more changed strikes than this: evaluate from scratch
 
 
 def _update(memo: _StripMemo, blk: np.ndarray, kl: list, growth: float) -> tuple | None:
-    """(K* index, F, K0 index) with ``memo`` brought up to ``blk``, or None when the strip's
-    structure may have changed (a full evaluation is needed)."""
+    """(K* index, F, K0 index) with ``memo`` brought up to ``blk``, or None when the strip may
+    have changed (a full evaluation is needed)."""
     bits = memo.view if blk is memo.quotes else blk.view(np.int64)
     # strikes with a changed quote (bitwise: NaN == NaN): a row's 4 flags read as one uint32
     changed = (bits != memo.bits).view(np.uint32).ravel().nonzero()[0]
     if changed.shape[0] > _MAX_UPDATE:
         return None
-    cpos, ppos, cm, pm, ad = memo.cpos, memo.ppos, memo.cm, memo.pm, memo.ad
-    js: list = []
+    cpos, ppos, ad, k0 = memo.cpos, memo.ppos, memo.ad, memo.k0
+    mids = {}
     if changed.shape[0]:
-        js = changed.tolist()
-        for j, (cb, pb, ca, pa) in zip(js, blk.take(changed, 0).tolist()):
-            if (cb > 0.0) is not cpos[j] or (pb > 0.0) is not ppos[j]:
-                return None
-            c = cm[j] = (cb + ca) / 2.0
-            p = pm[j] = (pb + pa) / 2.0
-            if cpos[j] and ppos[j]:
-                ad[j] = abs(c - p)
+        for j, (cb, pb, ca, pa) in zip(changed.tolist(), blk.take(changed, 0).tolist()):
+            c, p = cb > 0.0, pb > 0.0
+            # a bid crossing zero where it can add or drop a strip strike or move a cut
+            # (calls above K0 up to the first zero pair, puts below it down to the last one)
+            if c is not cpos[j]:
+                if k0 < j <= memo.hi + 1:
+                    return None
+                cpos[j] = c
+            if p is not ppos[j]:
+                if memo.lo - 2 <= j < k0:
+                    return None
+                ppos[j] = p
+            cm, pm = mids[j] = ((cb + ca) / 2.0, (pb + pa) / 2.0)
+            ad[j] = abs(cm - pm) if c and p else math.inf
         memo.bits[...] = bits
     kstar = int(ad.argmin())
     if not (cpos[kstar] and ppos[kstar]):
         return None
-    f = kl[kstar] + growth * (cm[kstar] - pm[kstar])
-    k0 = bisect.bisect_right(kl, f) - 1
-    if k0 != memo.k0:
+    cm, pm = mids.get(kstar) or _mids(blk, kstar)
+    f = kl[kstar] + growth * (cm - pm)
+    if bisect.bisect_right(kl, f) - 1 != k0:
         return None
-    slot, kk, dk, q, x = memo.slot, memo.kk, memo.dk, memo.q, memo.x
-    for j in js:
-        i = slot[j]
-        if i >= 0:
-            v = q[i] = (cm[j] + pm[j]) / 2.0 if j == k0 else pm[j] if j < k0 else cm[j]
-            x[i] = dk[i] / (kk[i] * kk[i]) * v
+    lo, hi, cum, w, x = memo.lo, memo.hi, memo.cum, memo.w, memo.x
+    last = len(x) - 1
+    for j, (cm, pm) in mids.items():
+        if lo <= j < hi:                # in the strip: K0, a put below it, a call above it
+            if j == k0:
+                v = (cm + pm) / 2.0
+            elif j < k0:
+                if not ppos[j]:
+                    continue
+                v = pm
+            elif cpos[j]:
+                v = cm
+            else:
+                continue
+            i = cum.item(j - lo) - 1
+            x[i] = w.item(i) * v
+            if i == 0:
+                memo.q_lo = v
+            if i == last:
+                memo.q_hi = v
     return kstar, f, k0
+
+
+def _mids(blk: np.ndarray, j: int) -> tuple[float, float]:
+    """(call mid, put mid) of strike ``j``."""
+    cb, pb, ca, pa = blk[j].tolist()
+    return (cb + ca) / 2.0, (pb + pa) / 2.0
 
 
 def term_detail(term: Term, now_min: float, rate: RateLike,
@@ -605,10 +634,10 @@ def term_detail(term: Term, now_min: float, rate: RateLike,
 
     Same steps and the same floating-point operations as :func:`vix_batch`, vectorized:
     O(strikes of the expiry), about twenty numpy calls (each side's bids and mids in one call,
-    the strip as one mask). When only a few quotes changed since the last read of ``term``, no
-    bid crossed zero and K0 is the same strike, the strip is updated at those strikes only
-    (:class:`_StripMemo`, same bits). An open wing is flagged with its bound, never refused here
-    (``require_wings`` is applied to the index, :func:`vix_from_terms`; kept for callers)."""
+    the strip as one mask). When only a few quotes changed since the last read of ``term`` and
+    K0 is the same strike, the strip is updated at those strikes only (:class:`_StripMemo`, same
+    bits). An open wing is flagged with its bound, never refused here (``require_wings`` is
+    applied to the index, :func:`vix_from_terms`; kept for callers)."""
     minutes = term.minutes - now_min
     t = minutes / MINUTES_PER_YEAR
     r = _rate_for(rate, t)
@@ -625,15 +654,12 @@ def term_detail(term: Term, now_min: float, rate: RateLike,
         memo = term._memo
     assert memo is not None
     kstar, f, k0 = got
-    q, kk = memo.q, memo.kk
     s = math.fsum(memo.x)
-    m = len(kk)
-    k_lo, k_hi = kk[0], kk[m - 1]
     cut_p, cut_c = memo.cut_p, memo.cut_c
     sigma2 = 2.0 / t * growth * s - (f / kl[k0] - 1.0) ** 2 / t
-    tail = (0.0 if cut_p else q[0] / k_lo) + (0.0 if cut_c else q[m - 1] / k_hi)
-    return TermDetail(term.expiry_ts_ns, minutes, t, r, f, kl[kstar], kl[k0],
-                      sigma2, m, s, not (cut_p and cut_c), 2.0 / t * growth * tail)
+    tail = (0.0 if cut_p else memo.q_lo / memo.k_lo) + (0.0 if cut_c else memo.q_hi / memo.k_hi)
+    return TermDetail(term.expiry_ts_ns, minutes, t, r, f, kl[kstar], kl[k0], sigma2,
+                      len(memo.x), s, not (cut_p and cut_c), 2.0 / t * growth * tail)
 
 
 def _full(term: Term, kl: list, blk: np.ndarray, growth: float) -> tuple | str:
@@ -660,11 +686,10 @@ def _full(term: Term, kl: list, blk: np.ndarray, growth: float) -> tuple | str:
         return "forward_below_strikes"
     lo, hi, cut_p, cut_c = _strip_bounds(pos, k0)
     cpos, ppos = pos.tolist()
-    cml, pml = mid.tolist()
     # strikes lo..hi-1: puts below K0, K0 (mean of the two mids), calls above; zero bids out.
     # K0 goes in the put rows (this call's temporaries) so that each is two slices.
     pos[1, k0] = True
-    pm[k0] = (cml[k0] + pml[k0]) / 2.0
+    pm[k0] = (mid.item(k0) + mid.item(n + k0)) / 2.0
     use = np.concatenate((pos[1, lo:k0 + 1], pos[0, k0 + 1:hi]))
     q = np.concatenate((pm[lo:k0 + 1], cm[k0 + 1:hi]))[use]
     kk = term.strikes[lo:hi][use]
@@ -676,15 +701,12 @@ def _full(term: Term, kl: list, blk: np.ndarray, growth: float) -> tuple | str:
     dk[1:-1] /= 2.0
     dk[0] = kk.item(1) - kk.item(0)
     dk[-1] = kk.item(m - 1) - kk.item(m - 2)
-    x = kk * kk
-    np.divide(dk, x, out=x)
-    x *= q
-    slot = np.full(n, -1)
-    slot[lo + np.flatnonzero(use)] = np.arange(m)
+    w = kk * kk
+    np.divide(dk, w, out=w)
     bits = blk.view(np.int64)
-    term._memo = _StripMemo(term.strikes, blk, bits, bits.copy(), cpos, ppos, cml, pml, ad,
-                            k0, cut_p, cut_c, slot.tolist(), kk.tolist(), dk.tolist(),
-                            q.tolist(), x.tolist())
+    term._memo = _StripMemo(term.strikes, blk, bits, bits.copy(), cpos, ppos, ad, k0, lo, hi,
+                            cut_p, cut_c, np.cumsum(use), w, (w * q).tolist(), kk.item(0),
+                            kk.item(m - 1), q.item(0), q.item(m - 1))
     return kstar, f, k0
 
 
