@@ -541,8 +541,8 @@ def live_greeks(S: float, K: FloatArray, T: FloatArray, r: float, q: float, sigm
     True
     """
     th = np.where(is_call, 1.0, -1.0)
-    eq, F = np.exp(np.multiply.outer((-q, r - q), T))    # e^{-qT}, e^{(r-q)T}: one exp call
-    F *= S
+    eq = np.exp(-q * T)
+    F = S * np.exp((r - q) * T)
     sqt = np.sqrt(T)
     sd = sigma * sqt
     d1 = np.log(F / K) / sd + 0.5 * sd

@@ -1046,16 +1046,12 @@ class ChainBook:
         cfg = self.config
         s = self.eval_spot
         out = np.empty((k.shape[0], _NCOL))
-        g4 = np.stack(bs.live_greeks(s, k, t, cfg.rate, cfg.div_yield, iv, call))
-        gabs = g4[0] * oi * cfg.multiplier * s * s * 0.01
-        # gam × m × s × s × 0.01, dlt × m × s, van × m × s × 0.01, chm × m × s / 365: the same
-        # operations in the same order, on the stack's rows together where they agree
-        g4 *= m
-        g4 *= s
-        g4[0] *= s
-        g4[0::2] *= 0.01
-        g4[3] /= 365.0
-        out[:, :4] = g4.T
+        gam, dlt, van, chm = bs.live_greeks(s, k, t, cfg.rate, cfg.div_yield, iv, call)
+        out[:, _GEX] = gam * m * s * s * 0.01
+        out[:, _DEX] = dlt * m * s
+        out[:, _VAN] = van * m * s * 0.01
+        out[:, _CHM] = chm * m * s / 365.0
+        gabs = gam * oi * cfg.multiplier * s * s * 0.01
         out[:, _CALLG] = np.where(call, gabs, 0.0)
         out[:, _PUTG] = np.where(call, 0.0, gabs)
         return out
@@ -1150,20 +1146,23 @@ class ChainBook:
         self._total.add_one(delta)
         if zany:
             self._zdte.add_one(delta[z])
-        moved = live != old_live
-        if moved.any():
-            # live counts change: a bucket left without live calls (puts) is reset to exactly
-            # 0.0. Without a change the reset is a no-op: such a bucket was 0.0 and only gets
-            # deltas 0.0 − 0.0 (a contract that is not live contributes zeros)
-            call = a["call"][slots]
-            dlc = (live & call).astype(np.int64) - (old_live & call)
-            dlp = (live & ~call).astype(np.int64) - (old_live & ~call)
-            self._strikes.add_counts(a["sb"][slots], dlc, dlp)
-            self._expiries.add_counts(eb, dlc, dlp)
+        mv = np.flatnonzero(live != old_live)
+        if mv.shape[0]:
+            # the rows whose live flag changed: live counts, and the reset to exactly 0.0 of a
+            # bucket left without live calls (puts). For the other buckets the reset is a no-op:
+            # one without live calls (puts) was reset when it lost them and since then gets only
+            # deltas 0.0 − 0.0 in those columns (a contract that is not live contributes zeros)
+            sm = slots[mv]
+            call, lv = a["call"][sm], live[mv]
+            dlc = np.where(call, np.where(lv, 1, -1), 0)
+            dlp = np.where(call, 0, np.where(lv, 1, -1))
+            self._strikes.add_counts(a["sb"][sm], dlc, dlp)
+            self._expiries.add_counts(eb[mv], dlc, dlp)
             self._total.add_counts_one(dlc, dlp)
-            if zany:
-                self._zdte.add_counts_one(dlc[z], dlp[z])
-            a["live"][slots] = live
+            zm = z[mv]
+            if zm.any():
+                self._zdte.add_counts_one(dlc[zm], dlp[zm])
+            a["live"][sm] = lv
         self._contrib[slots] = new
         # profile: revert the old cells (rows that had any), add the new ones (live rows)
         had = self._rsign[slots] != 0.0
@@ -1412,7 +1411,8 @@ class ChainBook:
     def walls(self) -> tuple[float, float, float]:
         """(call wall, put wall, abs-gamma strike): strikes of the largest unsigned call, put and
         call + put gamma $ (lowest strike on ties; nan if none). O(strikes log strikes)."""
-        ks, cols = self._strike_columns()
+        ks, ids = self._strikes.sorted()
+        cols = self._strikes.sums.take(ids, axis=0)
         c, p = cols[:, _CALLG], cols[:, _PUTG]
         return _wall(ks, c), _wall(ks, p), _wall(ks, c + p)
 
@@ -1430,7 +1430,8 @@ class ChainBook:
             return ExposureTotals(gex0, dex0, van0, chm0)
         g, prof, _ = self.profile()
         if g[0] <= s <= g[-1] and g[0] <= s0 <= g[-1]:
-            gex = gex0 + float(np.interp(s, g, prof) - np.interp(s0, g, prof))
+            at = np.interp((s, s0), g, prof)
+            gex = gex0 + float(at[0] - at[1])
         else:
             gex = gex0 * (s / s0) ** 2
         sum_m_gamma = gex0 / (0.01 * s0 * s0)
