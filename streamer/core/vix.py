@@ -501,7 +501,7 @@ def term_from_quotes(expiry_ts_ns: int, strike: np.ndarray, is_call: np.ndarray,
 
 
 def _term_arrays(term: Term) -> tuple[list, np.ndarray]:
-    """(strikes as a list of floats (cached), quotes (n, 4): call bid, put bid, call ask, put ask)."""
+    """(strikes as a list of floats (cached), quotes (n, 4): call/put bid, call/put ask)."""
     ks = term.strikes
     kl = term._klist
     if kl is None or kl[0] is not ks:

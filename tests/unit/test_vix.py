@@ -294,7 +294,8 @@ def test_term_read_after_in_place_quote_updates_equals_a_fresh_term_bit_for_bit(
     crossed zero, K0 moved or many quotes changed. After every random step (a few price moves;
     bids to zero and back; NaN, negative and infinite asks; forward shifts that move K* and K0;
     the clock) the live term must give the same bits as a term built from scratch, and a term
-    built from separate arrays (no quote block) the same again; both paths must have run."""
+    built from separate arrays (no quote block) the same again; both paths must have run, the
+    update also after a bid crossed zero (away from the strip's strikes and cuts)."""
     from streamer.core.vix import Term, term_detail, term_from_quotes
 
     rng = np.random.default_rng(7)
@@ -305,7 +306,8 @@ def test_term_read_after_in_place_quote_updates_equals_a_fresh_term_bit_for_bit(
     live = term_from_quotes(expiry, k, call, b, a)
     quotes = [live.call_bid, live.call_ask, live.put_bid, live.put_ask]
     n = live.strikes.shape[0]
-    updated = full = 0
+    updated = full = flipped = 0
+    signs = np.stack(quotes[::2]) > 0                     # the bids
     for step in range(400):
         kind, j = rng.random(), rng.integers(0, n, int(rng.choice([1, 3, 8, 40])))
         side = 2 * int(rng.integers(0, 2))                  # 0: calls, 2: puts
@@ -327,10 +329,13 @@ def test_term_read_after_in_place_quote_updates_equals_a_fresh_term_bit_for_bit(
         now_min += float(rng.choice([0.0, 1 / 6000, 30.0]))
         before = live._memo
         got = _fields(term_detail(live, now_min, RATE))
+        now_signs = np.stack(quotes[::2]) > 0
         if before is not None and live._memo is before:
             updated += 1
+            flipped += bool((now_signs != signs).any())
         elif live._memo is not None:
             full += 1
+        signs = now_signs
         kk = np.concatenate((live.strikes, live.strikes))
         ref = term_from_quotes(expiry, kk, np.r_[np.ones(n, bool), np.zeros(n, bool)],
                                np.concatenate((quotes[0], quotes[2])),
@@ -338,4 +343,32 @@ def test_term_read_after_in_place_quote_updates_equals_a_fresh_term_bit_for_bit(
         assert got == _fields(term_detail(ref, now_min, RATE)), step
         loose = Term(expiry, live.minutes, live.strikes, *(q.copy() for q in quotes))
         assert loose.quotes is None and got == _fields(term_detail(loose, now_min, RATE)), step
-    assert updated > 100 and full > 20
+    assert updated > 100 and full > 20 and flipped > 10
+
+
+def test_term_read_after_single_bid_flips_equals_a_fresh_term_bit_for_bit() -> None:
+    """One bid at a time to 0, 0.05 or 0.10 anywhere on the chain (inside the strip, at its cut
+    pairs, beyond them, at K0): an update where the strip cannot change, a full evaluation where
+    it can; either way the bits of a term built from scratch."""
+    from streamer.core.vix import term_detail, term_from_quotes
+
+    rng = np.random.default_rng(11)
+    expiry = ny_ts_ns(2024, 2, 16, 9, 30)
+    now_min = local_minutes(NOW)
+    e, k, r, b, a = (np.array(c) for c in _chain([expiry], NOW))
+    live = term_from_quotes(expiry, k, r == "C", b, a)
+    n = live.strikes.shape[0]
+    kk = np.concatenate((live.strikes, live.strikes))
+    call = np.r_[np.ones(n, bool), np.zeros(n, bool)]
+    kept = 0
+    for step in range(1500):
+        bid = live.call_bid if rng.random() < 0.5 else live.put_bid
+        bid[rng.integers(0, n)] = rng.choice([0.0, 0.05, 0.10])
+        now_min += 1 / 6000
+        before = live._memo
+        got = _fields(term_detail(live, now_min, RATE))
+        kept += before is not None and live._memo is before
+        ref = term_from_quotes(expiry, kk, call, np.concatenate((live.call_bid, live.put_bid)),
+                               np.concatenate((live.call_ask, live.put_ask)))
+        assert got == _fields(term_detail(ref, now_min, RATE)), step
+    assert 300 < kept < 1500
