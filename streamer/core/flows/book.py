@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import struct
 from datetime import date as _date
 from typing import Any, Mapping, Sequence
 
@@ -23,6 +24,14 @@ SIGNAL_UNITS = {"_usd": "US dollars", "_ratio": "decimal fraction", "_annual": "
                 "_pct_rank": "fraction of window <= value"}
 
 _STATE_VERSION = 1
+
+#: per leveraged-fund group: its signal name, made once
+_LEV_KEYS: dict[str, str] = {}
+
+
+def _lev_key(index: str) -> str:
+    k = _LEV_KEYS[index] = f"flow_leveraged_etf_{index.lower()}_usd"
+    return k
 
 
 class FlowBook:
@@ -208,7 +217,7 @@ class FlowBook:
         by = self._lev_by_index(r)
         out["flow_leveraged_etf_close_usd"] = sum(by.values())
         for k, v in by.items():
-            out[f"flow_leveraged_etf_{k.lower()}_usd"] = v
+            out[_LEV_KEYS.get(k) or _lev_key(k)] = v
         d = self.dealer
         g = d.gamma_flow(spx, ps) if ps > 0 else NAN
         v = d.vanna_flow(vix, pv) if pv > 0 else NAN
@@ -225,7 +234,7 @@ class FlowBook:
         kept until an input moves (the SPX return, the underlyings' returns, the date; floats keyed by
         their bits, so a -0.0 never reuses a 0.0)."""
         rets = self.underlyings.returns()
-        key = (spx_return.hex(), tuple((k, v.hex()) for k, v in rets.items()), self.last_date)
+        key = (struct.pack(f"{len(rets) + 1}d", spx_return, *rets.values()), tuple(rets), self.last_date)
         if self._lev_by[0] != key:
             by: dict[str, float] = {}
             for row in self.lev.per_fund(spx_return, rets, self.last_date or None):
