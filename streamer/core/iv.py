@@ -576,26 +576,28 @@ def _ivs_vector(P: FloatArray, S: FloatArray, K: FloatArray, T: FloatArray, r: f
     if not (math.isfinite(r) and math.isfinite(q)):
         return np.full(n, np.nan)
     with np.errstate(all="ignore"):
-        e3 = np.empty((3, n))  # r T, (r - q) T/2, x_n/2 = -|x|/2, then their exps
-        np.multiply(T, r, out=e3[0])
-        np.multiply(_HALF, T, out=e3[1])
-        e3[1] *= r - q
+        # rows: r T, (r - q) T/2, x_n/2 = -|x|/2 (then their exps), x_n, beta_otm: the
+        # solver's inputs e^{x_n/2}, x_n, beta_otm in consecutive rows (one gather)
+        buf = np.empty((5, n))
+        np.multiply(T, r, out=buf[0])
+        np.multiply(_HALF, T, out=buf[1])
+        buf[1] *= r - q
         x = np.log(S / K)
         x += (r - q) * T
         ax = np.abs(x)
-        np.multiply(ax, _MHALF, out=e3[2])
-        np.exp(e3, out=e3)
-        beta = P * e3[0]
-        beta /= np.sqrt(S * K) * e3[1]
+        np.multiply(ax, _MHALF, out=buf[2])
+        np.exp(buf[:3], out=buf[:3])
+        beta = P * buf[0]
+        beta /= np.sqrt(S * K) * buf[1]
         # in the money: lose the intrinsic 2 sinh(|x|/2) (0 at x = 0, so x = 0 may count as
         # either; a NaN x fails the S, K, T test below)
         intr = _HALF * ax
         np.sinh(intr, out=intr)
         intr *= _TWO
         np.copyto(intr, _ZERO, where=(x > _ZERO) != is_call)
-        beta_otm = beta - intr
-        xn = -ax
-        ex = e3[2]  # e^{x_n/2}, the maximum
+        ex, xn, beta_otm = buf[2:]  # e^{x_n/2} is the maximum
+        np.subtract(beta, intr, out=beta_otm)
+        np.negative(ax, out=xn)
         # no test on P, and none of S, K, T being finite: a zero, NaN or infinite premium makes
         # beta 0, NaN or infinite, and so does an infinite S, K or T with the others > 0 (as in
         # implied_vol_batch, whose own tests come first); such a beta fails the first beta test
@@ -609,7 +611,8 @@ def _ivs_vector(P: FloatArray, S: FloatArray, K: FloatArray, T: FloatArray, r: f
     iv = np.full(n, np.nan)
     if ng:
         good = np.flatnonzero(good)
-        iv[good] = _solve_normalized(xn[good], beta_otm[good], ex[good])[0] / np.sqrt(T[good])
+        ex, xn, beta_otm = buf[2:, good]
+        iv[good] = _solve_normalized(xn, beta_otm, ex)[0] / np.sqrt(T[good])
     return iv
 
 
