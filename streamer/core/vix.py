@@ -546,8 +546,9 @@ class _StripMemo:
     quotes: np.ndarray        # the quote block read, its int64 view, and a copy of that view
     view: np.ndarray
     bits: np.ndarray
-    cpos: list                # call / put bid > 0, per strike
-    ppos: list
+    pos: np.ndarray           # call / put bid > 0, per strike (rows), and as lists once updated
+    cpos: list | None
+    ppos: list | None
     ad: np.ndarray            # |C - P| where both bids > 0, else inf, per strike
     k0: int
     lo: int                   # the strip lies in strikes lo..hi-1 (_strip_bounds)
@@ -574,6 +575,8 @@ def _update(memo: _StripMemo, blk: np.ndarray, kl: list, growth: float) -> tuple
     changed = (bits != memo.bits).view(np.uint32).ravel().nonzero()[0]
     if changed.shape[0] > _MAX_UPDATE:
         return None
+    if memo.cpos is None:
+        memo.cpos, memo.ppos = memo.pos.tolist()
     cpos, ppos, ad, k0 = memo.cpos, memo.ppos, memo.ad, memo.k0
     mids = {}
     if changed.shape[0]:
@@ -685,7 +688,7 @@ def _full(term: Term, kl: list, blk: np.ndarray, growth: float) -> tuple | str:
     if k0 < 0:
         return "forward_below_strikes"
     lo, hi, cut_p, cut_c = _strip_bounds(pos, k0)
-    cpos, ppos = pos.tolist()
+    sign = pos.copy()
     # strikes lo..hi-1: puts below K0, K0 (mean of the two mids), calls above; zero bids out.
     # K0 goes in the put rows (this call's temporaries) so that each is two slices.
     pos[1, k0] = True
@@ -704,7 +707,7 @@ def _full(term: Term, kl: list, blk: np.ndarray, growth: float) -> tuple | str:
     w = kk * kk
     np.divide(dk, w, out=w)
     bits = blk.view(np.int64)
-    term._memo = _StripMemo(term.strikes, blk, bits, bits.copy(), cpos, ppos, ad, k0, lo, hi,
+    term._memo = _StripMemo(term.strikes, blk, bits, bits.copy(), sign, None, None, ad, k0, lo, hi,
                             cut_p, cut_c, np.cumsum(use), w, (w * q).tolist(), kk.item(0),
                             kk.item(m - 1), q.item(0), q.item(m - 1))
     return kstar, f, k0
