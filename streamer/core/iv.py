@@ -327,7 +327,7 @@ def _solve_normalized(x: FloatArray, beta: FloatArray,
         ss = np.empty((2, n))  # the iterate s and s^2
         _guess(x, lnbeta, out=ss[0])
         lo = np.zeros(n)
-        hi = np.full(n, np.inf)
+        hi = None  # inf until the first bracket update
         idx = None  # positions of the remaining options once some have converged
         x2 = np.empty((2, n))  # x^2, 3 x^2
         np.multiply(x, x, out=x2[0])
@@ -338,10 +338,14 @@ def _solve_normalized(x: FloatArray, beta: FloatArray,
             m = s.shape[0]
             b, vega, big = _b_and_vega(x, ex, s)
             below = b < beta
-            np.copyto(lo, np.maximum(lo, s), where=below)
-            hs = np.minimum(hi, s)
-            np.copyto(hs, hi, where=below)
-            hi = hs
+            if hi is None:  # lo = 0, hi = inf and the guess s >= 0 (not NaN): max(lo, s) = s,
+                np.copyto(lo, s, where=below)  # min(hi, s) = s
+                hi = np.where(below, _INF, s)
+            else:
+                np.copyto(lo, np.maximum(lo, s), where=below)
+                hs = np.minimum(hi, s)
+                np.copyto(hs, hi, where=below)
+                hi = hs
             np.multiply(s, s, out=s2)
             h23 = ss * s2
             np.divide(x2, h23, out=h23)  # x^2 / (s^2 s), 3 x^2 / (s^2 s^2)
