@@ -89,9 +89,10 @@ NS_PER_YEAR = 365 * NS_PER_DAY
 _NY = ZoneInfo("America/New_York")
 _NAN = float("nan")
 
-_EVAL_SCALAR_BELOW = 48   # re-evaluations of at most this many live contracts go row by row
+_EVAL_SCALAR_BELOW = 40   # re-evaluations of at most this many live contracts go row by row
 # (``bs.live_greeks1``, ~2 us a row, vs ~0.1 ms of numpy calls whatever the size; re-measured
-# interleaved on the 20k chain: scalar/vector time 0.6 at 24 rows, 0.9-1.0 at 48, 1.2-1.4 at 64)
+# interleaved on the 20k chain: scalar/vector time 0.6 at 24 rows, 0.85-1.0 at 40, 0.9-1.03 at
+# 48, 1.2-1.4 at 64)
 
 Key = tuple[int, float, str]
 """Key of a contract for positioning: (expiry_ts_ns UTC ns, strike in index points, right 'C' or 'P')."""

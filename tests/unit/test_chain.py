@@ -9,6 +9,7 @@ import math
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import pytest
 
 from streamer.core import bs
 from streamer.core import iv as ivsolve
@@ -374,12 +375,18 @@ def test_small_batches_scalar_path_gives_the_vector_paths_bits():
     assert all(x.tobytes() == y.tobytes() for x, y in zip(pw, ps))     # exact profile sums
 
 
-def test_vix_with_cached_terms_equals_vix_batch_after_every_batch():
+@pytest.mark.parametrize("quote_block", [True, False])
+def test_vix_with_cached_terms_equals_vix_batch_after_every_batch(monkeypatch, quote_block):
     """``vix`` keeps each term's quote table (``forward``/``atm_iv`` each expiry's mids) and
     applied quotes are written into them; after every batch (requotes of random contracts, a new
     strike, quotes cut to zero bids) VIX and VIX9D equal ``vix_batch`` from scratch on the book's
-    contracts, and the forwards those of a restored book (no caches), value for value."""
+    contracts, and the forwards those of a restored book (no caches), value for value. Both ways
+    of writing into a term: one scatter per side into its (n, 4) quote block, and per column
+    (a term whose arrays are not that block)."""
+    from streamer.core import chain
     from streamer.core.vix import VIX, VIX9D, vix_batch
+    if not quote_block:
+        monkeypatch.setattr(chain, "_flat_quotes", lambda term: False)
     exps = (ny(2024, 1, 12, 16, 0), ny(2024, 1, 19, 16, 0), ny(2024, 2, 2, 16, 0),
             ny(2024, 2, 9, 16, 0))
     strikes = np.arange(60.0, 140.5, 1.0)
@@ -418,3 +425,39 @@ def test_vix_with_cached_terms_equals_vix_batch_after_every_batch():
             assert book.forward(e, now) == fresh.forward(e, now), (step, e)
         assert book.atm_iv(now) == fresh.atm_iv(now)
     assert seen_ok > 40
+
+
+def test_live_flag_flips_keep_counts_and_exact_zeros_of_a_rebuild():
+    """Batches that mix requotes of live contracts with quotes that take contracts out of the
+    book's exposure (zero bid: no mid, no IV) and back: the live call/put counts of every strike,
+    expiry and total, and the exact-zero reset of a bucket left without live calls or puts, equal
+    what a from-scratch rebuild (``reprice`` at the same point) gives; sums agree to rounding."""
+    book = ChainBook(100.0, T0, CFG)
+    cols = [priced(e, 100.0, 0.2) for e in (NEXT_DAY, MONTH)]
+    _, exp, k, call, bid, ask = (np.concatenate([c[i] for c in cols]) for i in range(6))
+    book.apply_open_interest(exp, k, call, np.full(exp.size, 500.0))
+    book.apply_quotes(T0, exp, k, call, bid, ask)
+    rng = np.random.default_rng(8)
+    for step in range(30):
+        j = rng.choice(exp.size, int(rng.integers(1, exp.size)), replace=False)
+        cut = rng.random(j.size) < 0.3                  # these leave the exposure (or stay out)
+        b = np.where(cut, 0.0, bid[j] * rng.uniform(0.98, 1.0, j.size))
+        book.apply_quotes(T0 + step + 1, exp[j], k[j], call[j], b, ask[j])
+        if step % 10 == 9:                              # every call of one strike out at once
+            m = call & (k == STRIKES[step // 10 + 2])
+            book.apply_quotes(T0 + step + 1, exp[m], k[m], call[m], np.zeros(m.sum()), ask[m])
+            assert book.by_strike(float(STRIKES[step // 10 + 2])).as_tuple() != (0.0,) * 4
+            assert book._strikes.sums[book._strikes.index[float(STRIKES[step // 10 + 2])], 4] == 0.0
+        inc = book.to_state()
+        ref = ChainBook.from_state(inc)
+        ref.reprice(book.eval_spot, book.eval_ts_ns)    # every table resummed from scratch
+        full = ref.to_state()
+        for name in ("strikes", "expiries", "total", "zdte"):
+            for part in ("lc", "lp"):
+                assert np.array_equal(inc[f"{name}.{part}"], full[f"{name}.{part}"]), (step, name)
+            a, r = inc[f"{name}.sums"], full[f"{name}.sums"]
+            nc, np_ = inc[f"{name}.lc"] == 0, inc[f"{name}.lp"] == 0
+            assert np.all(a[nc, 4] == 0.0) and np.all(a[np_, 5] == 0.0), (step, name)
+            assert np.all(a[nc & np_, :4] == 0.0), (step, name)   # nothing live: exact zeros
+            assert np.allclose(a, r, rtol=1e-9, atol=1e-6), (step, name)
+        assert inc["slot.live"].tobytes() == full["slot.live"].tobytes()
