@@ -55,7 +55,8 @@ def uptime() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def small_batches(sizes: tuple[int, ...] = (10, 25, 50, 100, 200, 500), rounds: int = 40) -> dict:
+def small_batches(sizes: tuple[int, ...] = (10, 20, 25, 32, 40, 50, 100, 200, 500),
+                  rounds: int = 40) -> dict:
     """ms per batch: the vector IV solve (``iv._ivs_vector``) vs the scalar mirrors
     (``iv._iv_mirror1`` one by one), ``bs.live_greeks`` vs ``bs.live_greeks1``. Each round times
     every variant once on 10 fresh batches, rounds interleaved; the 20th percentile of the rounds'
