@@ -166,6 +166,9 @@ class PartitionMerger:
         self._waiting: tuple[int, tuple, int] | None = None
         self.topics = [_TopicState() for _ in KINDS]
         self.closed_until_ns = closed_until_ns  # end of the last closed segment
+        #: after :meth:`pop_ready`: the wall clock (as its ``now_ns``) at which a pending segment that only a
+        #: bounded wait holds becomes closable with no new input (None: none such; new input closes it)
+        self.wake_ns: int | None = None
         self.n_late = 0
 
     # -- input -----------------------------------------------------------------------------------
@@ -224,7 +227,11 @@ class PartitionMerger:
             # wait per segment would close at most one short segment per fetch once the wait has run out)
             w = (end_ns, key, w[2])
         self._waiting = w
-        return now_ns - w[2] >= self.wait_ns
+        if now_ns - w[2] >= self.wait_ns:
+            return True
+        # closable without new input once the wait runs out or a holding topic turns idle
+        self.wake_ns = min(w[2] + self.wait_ns, min(a for _, a in slower) + self.idle_ns)
+        return False
 
     def pop_ready(self, now_ns: int, flush: bool = False) -> list[Batch]:
         """Every segment that can be closed now, as per-underlying batches in segment order.
@@ -232,6 +239,7 @@ class PartitionMerger:
         ``flush``: close everything pending (end of a finite input, e.g. a backtest or a test).
         """
         out: list[Batch] = []
+        self.wake_ns = None
         while True:
             first = self._earliest_pending()
             if first is None:

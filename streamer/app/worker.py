@@ -76,6 +76,8 @@ MAX_INPUT_RECORD_BYTES = 16 * 1024 * 1024
 OUTPUT_WAIT_MS = 30 * 86_400 * 1000
 #: on shutdown, how long the final checkpoint and the outputs still in flight may wait for the broker
 STOP_WAIT_S = 20.0
+#: the longest a fetch waits for new input (then the step runs: checkpoints, rebalances, watermark waits)
+FETCH_WAIT_MS = 100
 #: niceness of the checkpoint-packing thread (the pipeline's thread stays at the process's)
 BACKGROUND_NICE = 10
 
@@ -190,7 +192,8 @@ class Pipeline(mode.Service):
     async def step(self) -> None:
         """One fetch: decode, merge, apply closed segments, publish, checkpoint when due."""
         assert self.consumer is not None
-        data = await getmany_columns(self.consumer, timeout_ms=100, max_records=self.settings.fetch_max_records)
+        data = await getmany_columns(self.consumer, timeout_ms=self._fetch_timeout_ms(),
+                                     max_records=self.settings.fetch_max_records)
         now = time.monotonic_ns()
         for tp, cols in data.items():
             part = self.partitions.get(tp.partition)
@@ -210,6 +213,14 @@ class Pipeline(mode.Service):
             self.serving = True
             self.worker.on_ready()
 
+
+    def _fetch_timeout_ms(self) -> int:
+        """How long a fetch may wait for new input: 100 ms, or until a segment that only the watermark's bounded
+        wait holds becomes closable (else it would close only with the next input, or after the 100 ms)."""
+        wake = [part.merger.wake_ns for part in self.partitions.values() if part.merger.wake_ns is not None]
+        if not wake:
+            return FETCH_WAIT_MS
+        return max(0, min(FETCH_WAIT_MS, -(-(min(wake) - time.monotonic_ns()) // 1_000_000)))
 
     # -- input -----------------------------------------------------------------------------------
 

@@ -59,3 +59,28 @@ def test_checkpoints_are_packed_below_the_pipelines_priority():
         assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == here  # the caller's is unchanged
     finally:
         pipe.packer.shutdown()
+
+
+def test_a_fetch_waits_no_longer_than_the_watermarks_bounded_wait():
+    """A segment held only by the bounded wait closes when the wait runs out, not with the next input or the
+    fetch's 100 ms: the fetch timeout is cut to the mergers' earliest wake-up."""
+    import time
+
+    from streamer.app.worker import FETCH_WAIT_MS, PartitionState, Pipeline
+    from streamer.pipeline import PartitionMerger
+
+    pipe = Pipeline(Worker(Settings()), loop=None)
+    try:
+        assert pipe._fetch_timeout_ms() == FETCH_WAIT_MS  # no partition
+        a, b = (PartitionState(p, PartitionMerger(10_000_000, 5_000_000_000, 5_000_000)) for p in (0, 1))
+        pipe.partitions = {0: a, 1: b}
+        assert pipe._fetch_timeout_ms() == FETCH_WAIT_MS  # nothing held by a wait
+        a.merger.wake_ns = time.monotonic_ns() + 30_000_000
+        b.merger.wake_ns = time.monotonic_ns() + 7_000_000
+        assert 1 <= pipe._fetch_timeout_ms() <= 7
+        b.merger.wake_ns = time.monotonic_ns() - 1
+        assert pipe._fetch_timeout_ms() == 0  # overdue: do not wait for input
+        a.merger.wake_ns = b.merger.wake_ns = time.monotonic_ns() + 10 * FETCH_WAIT_MS * 1_000_000
+        assert pipe._fetch_timeout_ms() == FETCH_WAIT_MS
+    finally:
+        pipe.packer.shutdown()
