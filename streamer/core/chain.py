@@ -736,6 +736,7 @@ class ChainBook:
         # dropped when a contract is added to the expiry or it expires
         self._per_expiry: dict[int, dict[str, object]] = {}
         self._qdirty = np.zeros(capacity, dtype=bool)   # quoted since its expiry's cache was synced
+        self._mark = np.empty(0, dtype=np.int64)        # scratch: row of each slot (_conflate)
 
     # ------------------------------------------------------------------ slots
     def __len__(self) -> int:
@@ -831,6 +832,13 @@ class ChainBook:
             keys = list(zip(exp.tolist(), strike.tolist(), call.tolist()))
             for i in miss.tolist():
                 gid[i] = base + new_keys.setdefault(keys[i], len(new_keys))
+        else:   # every row wins if no contract repeats (usual for a segment): no sort
+            if self._mark.shape[0] < base:
+                self._mark = np.empty(base, dtype=np.int64)
+            pos = np.arange(n)
+            self._mark[gid] = pos           # a repeated slot cannot read back both its rows
+            if (self._mark[gid] == pos).all():
+                return pos, gid
         order = np.lexsort((gid,) if ts is None else (ts, gid))   # stable: later row last on ties
         g = gid[order]
         last = np.ones(n, dtype=bool)
@@ -1461,9 +1469,18 @@ class ChainBook:
         return ks, cm, pm
 
     def _parity(self, expiry_ts_ns: int, t_years: float) -> tuple[float, float] | None:
+        """``forward_from_parity`` on the expiry's mids (same result): the strikes are sorted and
+        unique, so the first minimum of |C − P| is the lowest strike among ties."""
         ks, cm, pm = self._expiry_mids(expiry_ts_ns)
-        f, k = forward_from_parity(ks, cm, pm, t_years, self.config.rate)
-        return None if math.isnan(k) else (f, k)
+        d = cm - pm
+        ad = np.abs(d)
+        ad[~(ad < np.inf)] = np.inf              # no pair (NaN) or not finite: never the minimum
+        if ks.shape[0] == 0:
+            return None
+        i = int(ad.argmin())
+        if not ad[i] < np.inf:
+            return None
+        return float(ks[i] + math.exp(self.config.rate * t_years) * d[i]), float(ks[i])
 
     def forward(self, expiry_ts_ns: int, now_ts_ns: int | None = None) -> Forward | None:
         """Parity forward of an expiry over the book's mids: K* = argmin |C − P| (lowest strike
