@@ -480,10 +480,11 @@ def _flat_quotes(term) -> np.ndarray | bool:
 class _Buckets:
     """Aggregate table keyed by strike or expiry: six sums, contracts, live calls/puts; ids reused.
 
-    ``add_sums``/``add_counts`` are revert-then-add for a batch (``np.add.at``, in batch order: O(batch)); a bucket
-    whose live calls (puts) drop to zero gets its call (put) gamma set to exactly 0.0, and its
-    signed sums too once nothing live is left, so rounding residue never shows up as a phantom
-    wall or exposure. ``rebuild`` resums from scratch (``np.bincount``, slot order).
+    ``add_sums``/``add_counts`` are revert-then-add for a batch (``np.add.at``, in batch order:
+    O(batch)); a bucket whose live calls (puts) drop to zero gets its call (put) gamma set to
+    exactly 0.0, and its signed sums too once nothing live is left, so rounding residue never
+    shows up as a phantom wall or exposure. ``rebuild`` resums from scratch (``np.bincount``,
+    slot order).
     """
 
     def __init__(self, key_dtype: type, cap: int = 16) -> None:
