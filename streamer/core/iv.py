@@ -317,120 +317,119 @@ def _solve_normalized(x: FloatArray, beta: FloatArray,
     the step computed only where some option takes them, the full convergence test only when
     the step test alone does not settle every option, and no compaction when every remaining
     option converges at once (the usual second step). Per element the operations of
-    ``_solve_mirror1``."""
+    ``_solve_mirror1``. Callers ignore floating-point errors (``np.errstate``)."""
     n = x.shape[0]
     cnz = np.count_nonzero
-    with np.errstate(all="ignore"):
-        if ex is None:
-            ex = np.exp(_HALF * x)
-        lnbeta = np.log(beta)
-        ss = np.empty((2, n))  # the iterate s and s^2
-        _guess(x, lnbeta, out=ss[0])
-        lo = np.zeros(n)
-        hi = None  # inf until the first bracket update
-        idx = None  # positions of the remaining options once some have converged
-        x2 = np.empty((2, n))  # x^2, 3 x^2
-        np.multiply(x, x, out=x2[0])
-        np.multiply(_THREE, x2[0], out=x2[1])
-        m2x = _M2 * x
-        for _ in range(_MAX_ITER):
-            s, s2 = ss
-            m = s.shape[0]
-            b, vega, big = _b_and_vega(x, ex, s)
-            below = b < beta
-            if hi is None:  # lo = 0, hi = inf and the guess s >= 0 (not NaN): max(lo, s) = s,
-                np.copyto(lo, s, where=below)  # min(hi, s) = s
-                hi = np.where(below, _INF, s)
+    if ex is None:
+        ex = np.exp(_HALF * x)
+    lnbeta = np.log(beta)
+    ss = np.empty((2, n))  # the iterate s and s^2
+    _guess(x, lnbeta, out=ss[0])
+    lo = np.zeros(n)
+    hi = None  # inf until the first bracket update
+    idx = None  # positions of the remaining options once some have converged
+    x2 = np.empty((2, n))  # x^2, 3 x^2
+    np.multiply(x, x, out=x2[0])
+    np.multiply(_THREE, x2[0], out=x2[1])
+    m2x = _M2 * x
+    for _ in range(_MAX_ITER):
+        s, s2 = ss
+        m = s.shape[0]
+        b, vega, big = _b_and_vega(x, ex, s)
+        below = b < beta
+        if hi is None:  # lo = 0, hi = inf and the guess s >= 0 (not NaN): max(lo, s) = s,
+            np.copyto(lo, s, where=below)  # min(hi, s) = s
+            hi = np.where(below, _INF, s)
+        else:
+            np.copyto(lo, np.maximum(lo, s), where=below)
+            hs = np.minimum(hi, s)
+            np.copyto(hs, hi, where=below)
+            hi = hs
+        np.multiply(s, s, out=s2)
+        h23 = ss * s2
+        np.divide(x2, h23, out=h23)  # x^2 / (s^2 s), 3 x^2 / (s^2 s^2)
+        qs = _STEP_SCALES * s        # s/4, _STEP_TOL s, 4e-16 s
+        h2 = h23[0]
+        h2 -= qs[0]
+        h3 = h2 * h2
+        h3 -= h23[1]
+        h3 -= _QUARTER
+        use_log = s2 < m2x  # below the inflection point s_c = sqrt(2|x|)
+        nlog = cnz(use_log)
+        if nlog == 0:
+            nu = beta - b
+            nu /= vega
+            hal, hh3 = h2, h3
+        else:
+            w = vega / b
+            lnu = np.log(b)
+            np.subtract(lnbeta, lnu, out=lnu)
+            lnu /= w
+            hal = h2 - w
+            hh3 = _THREE * w
+            hh3 *= h2
+            np.subtract(h3, hh3, out=hh3)
+            w2 = _TWO * w
+            w2 *= w
+            hh3 += w2
+            if nlog == m:
+                nu = lnu
             else:
-                np.copyto(lo, np.maximum(lo, s), where=below)
-                hs = np.minimum(hi, s)
-                np.copyto(hs, hi, where=below)
-                hi = hs
-            np.multiply(s, s, out=s2)
-            h23 = ss * s2
-            np.divide(x2, h23, out=h23)  # x^2 / (s^2 s), 3 x^2 / (s^2 s^2)
-            qs = _STEP_SCALES * s        # s/4, _STEP_TOL s, 4e-16 s
-            h2 = h23[0]
-            h2 -= qs[0]
-            h3 = h2 * h2
-            h3 -= h23[1]
-            h3 -= _QUARTER
-            use_log = s2 < m2x  # below the inflection point s_c = sqrt(2|x|)
-            nlog = cnz(use_log)
-            if nlog == 0:
                 nu = beta - b
                 nu /= vega
-                hal, hh3 = h2, h3
-            else:
-                w = vega / b
-                lnu = np.log(b)
-                np.subtract(lnbeta, lnu, out=lnu)
-                lnu /= w
-                hal = h2 - w
-                hh3 = _THREE * w
-                hh3 *= h2
-                np.subtract(h3, hh3, out=hh3)
-                w2 = _TWO * w
-                w2 *= w
-                hh3 += w2
-                if nlog == m:
-                    nu = lnu
-                else:
-                    nu = beta - b
-                    nu /= vega
-                    np.copyto(nu, lnu, where=use_log)
-                    lin = ~use_log
-                    np.copyto(hal, h2, where=lin)
-                    np.copyto(hh3, h3, where=lin)
-            # step = nu (1 + hal nu / 2) / (1 + nu (hal + hh3 nu / 6))
-            nd = np.empty((2, m))
-            np.multiply(_HALF, hal, out=nd[0])
-            nd[0] *= nu
-            np.multiply(hh3, nu, out=nd[1])
-            nd[1] /= _SIX
-            nd[1] += hal
-            nd[1] *= nu
-            nd += _ONE
-            step = nd[0] * nu
-            step /= nd[1]
-            ssn = np.empty((2, m))
-            new = np.add(s, step, out=ssn[0])
-            inside = new >= lo
-            inside &= new <= hi  # False for NaN
-            all_in = cnz(inside) == m
-            if not all_in:
-                bis = np.where(np.isfinite(hi), np.where(lo > 0.0, np.sqrt(lo * hi), 0.5 * hi),
-                               2.0 * s)
-                np.copyto(new, bis, where=~inside)
-            # done: tiny last step, or the residual is at b's rounding floor (then the
-            # price cannot pin s any better), or the bracket has collapsed
-            conv = np.abs(step) <= qs[1]
-            nc = cnz(conv) if all_in else -1
-            if nc != m:
-                conv |= np.abs(b - beta) <= _FLOOR_A * big
-                conv &= inside
-                conv |= hi - lo <= qs[2]
-                nc = cnz(conv)
-            if nc == m:
-                if idx is None:
-                    return new, np.ones(n, dtype=bool)
-                out[idx] = new
-                ok[idx] = True
-                break
-            if nc:
-                if idx is None:
-                    out = np.full(n, np.nan)
-                    ok = np.zeros(n, dtype=bool)
-                    idx = np.arange(n)
-                out[idx[conv]] = new[conv]
-                ok[idx[conv]] = True
-                keep = ~conv
-                idx = idx[keep]
-                x, ex, beta, lnbeta = x[keep], ex[keep], beta[keep], lnbeta[keep]
-                x2, m2x = x2[:, keep], m2x[keep]
-                lo, hi, ss = lo[keep], hi[keep], ssn[:, keep]
-            else:
-                ss = ssn
+                np.copyto(nu, lnu, where=use_log)
+                lin = ~use_log
+                np.copyto(hal, h2, where=lin)
+                np.copyto(hh3, h3, where=lin)
+        # step = nu (1 + hal nu / 2) / (1 + nu (hal + hh3 nu / 6))
+        nd = np.empty((2, m))
+        np.multiply(_HALF, hal, out=nd[0])
+        nd[0] *= nu
+        np.multiply(hh3, nu, out=nd[1])
+        nd[1] /= _SIX
+        nd[1] += hal
+        nd[1] *= nu
+        nd += _ONE
+        step = nd[0] * nu
+        step /= nd[1]
+        ssn = np.empty((2, m))
+        new = np.add(s, step, out=ssn[0])
+        inside = new >= lo
+        inside &= new <= hi  # False for NaN
+        all_in = cnz(inside) == m
+        if not all_in:
+            bis = np.where(np.isfinite(hi), np.where(lo > 0.0, np.sqrt(lo * hi), 0.5 * hi),
+                           2.0 * s)
+            np.copyto(new, bis, where=~inside)
+        # done: tiny last step, or the residual is at b's rounding floor (then the
+        # price cannot pin s any better), or the bracket has collapsed
+        conv = np.abs(step) <= qs[1]
+        nc = cnz(conv) if all_in else -1
+        if nc != m:
+            conv |= np.abs(b - beta) <= _FLOOR_A * big
+            conv &= inside
+            conv |= hi - lo <= qs[2]
+            nc = cnz(conv)
+        if nc == m:
+            if idx is None:
+                return new, np.ones(n, dtype=bool)
+            out[idx] = new
+            ok[idx] = True
+            break
+        if nc:
+            if idx is None:
+                out = np.full(n, np.nan)
+                ok = np.zeros(n, dtype=bool)
+                idx = np.arange(n)
+            out[idx[conv]] = new[conv]
+            ok[idx[conv]] = True
+            keep = ~conv
+            idx = idx[keep]
+            x, ex, beta, lnbeta = x[keep], ex[keep], beta[keep], lnbeta[keep]
+            x2, m2x = x2[:, keep], m2x[keep]
+            lo, hi, ss = lo[keep], hi[keep], ssn[:, keep]
+        else:
+            ss = ssn
     if idx is None:  # nothing converged in _MAX_ITER steps
         return np.full(n, np.nan), np.zeros(n, dtype=bool)
     return out, ok
@@ -609,14 +608,14 @@ def _ivs_vector(P: FloatArray, S: FloatArray, K: FloatArray, T: FloatArray, r: f
         good = np.minimum(np.minimum(S, K), T) > _ZERO
         good &= beta_otm > _TV_FLOOR_A * beta
         good &= beta_otm < ex
-    ng = np.count_nonzero(good)
-    if ng == n:
-        return _solve_normalized(xn, beta_otm, ex)[0] / np.sqrt(T)
-    iv = np.full(n, np.nan)
-    if ng:
-        good = np.flatnonzero(good)
-        ex, xn, beta_otm = buf[2:, good]
-        iv[good] = _solve_normalized(xn, beta_otm, ex)[0] / np.sqrt(T[good])
+        ng = np.count_nonzero(good)
+        if ng == n:
+            return _solve_normalized(xn, beta_otm, ex)[0] / np.sqrt(T)
+        iv = np.full(n, np.nan)
+        if ng:
+            good = np.flatnonzero(good)
+            ex, xn, beta_otm = buf[2:, good]
+            iv[good] = _solve_normalized(xn, beta_otm, ex)[0] / np.sqrt(T[good])
     return iv
 
 
@@ -716,7 +715,8 @@ def implied_vol_batch(prices: ArrayLike, S: ArrayLike, K: ArrayLike, T: ArrayLik
     reason[m & ~(beta_otm < bmax)] = IVReason.ABOVE_MAX
     good = np.flatnonzero(reason == 0)
     if good.size:
-        s, ok = _solve_normalized(xn[good], beta_otm[good], bmax[good])
+        with np.errstate(all="ignore"):
+            s, ok = _solve_normalized(xn[good], beta_otm[good], bmax[good])
         iv[good] = s / np.sqrt(T_[good])
         reason[good[~ok]] = IVReason.NO_CONVERGENCE
     return iv.reshape(shape), reason.reshape(shape)
