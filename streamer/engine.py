@@ -49,8 +49,8 @@ import numpy as np
 
 from streamer.core import realized
 from streamer.core import signals as catalogue
-from streamer.core.chain import ChainBook, ChainConfig, Positioning
-from streamer.core.dealer_reval import RevalJob, key_positioning
+from streamer.core.chain import ChainBook, ChainConfig
+from streamer.core.dealer_reval import RevalJob, book_positioning
 from streamer.core.flows.dealer import BASIS_CHAIN
 from streamer.core.flows import FlowBook, FlowConfig
 from streamer.core.rules import RuleSet
@@ -177,8 +177,10 @@ class UnderlyingEngine:
         self.flows = FlowBook(flow_config)
         self._fund_underlyings = frozenset(self.flows.config.leveraged_etf.symbols)
         self.rules = rules if rules is not None else load_rules(settings)
-        check_positioning(settings)   # a ConfigError naming the models the live chain takes
-        self._positioning: Positioning = key_positioning(settings.dealer_positioning)
+        check_positioning(settings)   # a ConfigError naming the models
+        # the chain's positioning argument: a per-contract callback, or the signs of a spot/clock model
+        # that the chain re-evaluates at each reprice (not state: the signs themselves are)
+        self._positioning = book_positioning(settings.dealer_positioning)
         self.chain: ChainBook | None = None
         self.last_snapshot_ns = 0
         self.last_eval_ns = 0
@@ -221,7 +223,7 @@ class UnderlyingEngine:
         eng._fund_underlyings = frozenset(eng.flows.config.leveraged_etf.symbols)
         eng.rules.load_state(state["rules"])
         if state.get("chain") is not None:
-            eng.chain = ChainBook.from_state(state["chain"], eng._positioning)
+            eng.chain = ChainBook.from_state(state["chain"], **eng._positioning)
         if state.get("dealer_reval") is not None:
             eng._reval = RevalJob.from_state(state["dealer_reval"])
         return eng
@@ -431,7 +433,7 @@ class UnderlyingEngine:
             # the error of the O(1) live reads in between)
             self.chain = ChainBook(s.last if s is not None else math.nan, ts_ns,
                                    ChainConfig(rate=self.settings.rate, div_yield=self.settings.div_yield,
-                                               reprice_max_age_ns=300 * NS), self._positioning)
+                                               reprice_max_age_ns=300 * NS), **self._positioning)
         return self.chain
 
     # -- outputs ---------------------------------------------------------------------------------

@@ -68,9 +68,11 @@ class Settings:
     #: dealer positioning model of the live chain (``streamer.core.dealer_reval.POSITIONINGS``; VALIDATION.md
     #: (d2) compares each with SqueezeMetrics' GEX): one sign per contract weights GEX, vanna, charm and the
     #: full-revaluation vanna/charm flows alike. ``naive`` (dealers long calls, short puts: SqueezeMetrics'
-    #: convention) or ``customer_long`` (dealers short both: Gârleanu–Pedersen–Poteshman 2009). ``otm_only``
-    #: and ``naive_ex0dte`` depend on spot and clock and are refused until ChainBook re-signs contracts at
-    #: each reprice (the backtest's ``--positioning`` takes all four)
+    #: convention), ``customer_long`` (dealers short both: Gârleanu–Pedersen–Poteshman 2009), ``otm_only``
+    #: (``naive`` on out-of-the-money contracts, 0 in the money) or ``naive_ex0dte`` (``naive``, 0 on
+    #: same-day expiries); the last two depend on spot and clock, so the chain re-signs every contract at
+    #: its evaluation point at each reprice (``ChainBook(positioning_signs=...)``), as the backtest's
+    #: ``--positioning`` signs its chain at its spot and date
     dealer_positioning: str = "naive"
     #: event-time interval between full revaluations of the live chain's dealer vanna/charm flows
     #: (``dealer_reval.reval_flows`` on every contract under the term-structure move of VIX9D/VIX/VIX3M since
@@ -132,23 +134,14 @@ def load_settings(path: str | os.PathLike | None = None, **overrides) -> Setting
     return s
 
 
-#: dealer positioning models the live chain can carry today (they depend on the contract alone)
-LIVE_POSITIONINGS = ("naive", "customer_long")
-
-
 def check_positioning(s: Settings) -> None:
-    """Raise ConfigError unless ``dealer_positioning`` is a model of ``core.dealer_reval.POSITIONINGS``
-    that the live chain supports (:data:`LIVE_POSITIONINGS`)."""
+    """Raise ConfigError unless ``dealer_positioning`` is a model of ``core.dealer_reval.POSITIONINGS``."""
     from streamer.core.dealer_reval import POSITIONINGS
 
     m = s.dealer_positioning
     if m not in POSITIONINGS:
         raise ConfigError(f"dealer_positioning {m!r}: expected one of {', '.join(POSITIONINGS)} "
                           "(streamer/core/dealer_reval.py, VALIDATION.md (d2))")
-    if m not in LIVE_POSITIONINGS:
-        raise ConfigError(f"dealer_positioning {m!r} depends on spot and clock; the live chain cannot re-sign "
-                          f"its contracts at each reprice yet: use one of {', '.join(LIVE_POSITIONINGS)} "
-                          "(the backtest's --positioning takes every model)")
 
 
 #: --help text of the commands that talk to Kafka (names settings, never values)

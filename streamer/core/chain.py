@@ -19,7 +19,11 @@ Exposures are the dealers' own position greeks (before hedging); the hedge flow 
 Default positioning (DOMAIN.md, SqueezeMetrics "naive" convention): customers sell calls and buy
 puts, so dealers are long calls (sign +1) and short puts (sign −1). A ``positioning`` mapping or
 callback ``(expiry_ts_ns, strike, 'C' | 'P') -> sign`` overrides it per contract when the contract
-is first seen (``set_dealer_sign`` later); the sign is part of the book's state.
+is first seen (``set_dealer_sign`` later); the sign is part of the book's state. A model that depends
+on spot or clock (``dealer_reval``'s ``otm_only``, ``naive_ex0dte``) is a vectorized
+``positioning_signs(expiry_ts_ns, strike, is_call, spot, now_ts_ns) -> signs`` instead: every contract
+is signed at the evaluation point, when it is first seen and again at each reprice, except those
+given a sign by ``set_dealer_sign``.
 
 Evaluation point. Every contribution is evaluated at one chain-wide point ``(eval_spot,
 eval_ts_ns)``, so that the running sums add up to what :func:`exposures_batch` computes from
@@ -98,6 +102,9 @@ Key = tuple[int, float, str]
 """Key of a contract for positioning: (expiry_ts_ns UTC ns, strike in index points, right 'C' or 'P')."""
 
 Positioning = Callable[[Key], float] | Mapping[Key, float]
+PositioningSigns = Callable[[np.ndarray, np.ndarray, np.ndarray, float, int], np.ndarray]
+"""Dealer signs of contracts (expiry_ts_ns, strike, is_call arrays) at an evaluation point (spot, now_ts_ns):
+``functools.partial(dealer_reval.dealer_signs, model)``."""
 
 
 def default_dealer_sign(key: Key) -> float:
@@ -687,12 +694,19 @@ class ChainBook:
     _SLOT_ARRAYS = {"exp": np.int64, "strike": np.float64, "call": bool, "bid": np.float64,
                     "ask": np.float64, "mid": np.float64, "iv": np.float64, "oi": np.float64,
                     "sign": np.float64, "qts": np.int64, "used": bool, "sb": np.int64,
-                    "eb": np.int64, "live": bool}
+                    "eb": np.int64, "live": bool, "ovr": bool}
 
     def __init__(self, spot: float = _NAN, now_ts_ns: int = 0, config: ChainConfig | None = None,
-                 positioning: Positioning | None = None, capacity: int = 64) -> None:
+                 positioning: Positioning | None = None, capacity: int = 64, *,
+                 positioning_signs: PositioningSigns | None = None) -> None:
         self.config = config if config is not None else ChainConfig()
-        if positioning is None:
+        # a model of spot/clock: signed vectorized at the eval point (_allocate, _recompute_all)
+        self._signs_at = positioning_signs
+        if positioning_signs is not None:
+            if positioning is not None:
+                raise ValueError("give positioning or positioning_signs, not both")
+            self._sign_of = lambda key: 0.0          # placeholder, replaced after the allocation
+        elif positioning is None:
             self._sign_of: Callable[[Key], float] = default_dealer_sign
         elif isinstance(positioning, Mapping):
             pos = positioning
@@ -796,7 +810,17 @@ class ChainBook:
             self._index[key] = s
             self._eslots.setdefault(e, []).append(s)
             out[j] = s
+        if self._signs_at is not None:
+            self._sign_slots(out)
         return out
+
+    def _sign_slots(self, slots: np.ndarray) -> None:
+        """Sign ``slots`` by ``positioning_signs`` at the eval point, except ``set_dealer_sign``'s."""
+        a = self._a
+        sg = np.asarray(self._signs_at(a["exp"][slots], a["strike"][slots], a["call"][slots],
+                                       self.eval_spot, self.eval_ts_ns), dtype=np.float64)
+        keep = a["ovr"][slots]
+        a["sign"][slots] = np.where(keep, a["sign"][slots], sg) if keep.any() else sg
 
     def _lookup(self, exp: np.ndarray, strike: np.ndarray, call: np.ndarray) -> np.ndarray:
         """Slots of contract keys (−1: unknown) through the dense (expiry id, strike id, right)
@@ -1005,9 +1029,11 @@ class ChainBook:
         return int(slots.shape[0])
 
     def set_dealer_sign(self, key: Key, sign: float) -> None:
-        """Override one existing contract's dealer position per unit OI (+1 long, −1 short, any real)."""
+        """Override one existing contract's dealer position per unit OI (+1 long, −1 short, any real),
+        until it expires (a ``positioning_signs`` model's reprices keep it: flag ``ovr``, in the state)."""
         s = self._index[(int(key[0]), float(key[1]), key[2] == "C")]
         self._a["sign"][s] = float(sign)
+        self._a["ovr"][s] = True     # kept by a positioning_signs model's re-signing
         self._reevaluate(np.array([s]))
 
     # ------------------------------------------------------------------ evaluation
@@ -1246,6 +1272,8 @@ class ChainBook:
         for e, i in ex.index.items():
             ex.zdte[i] = ny_date_ordinal(e) == self._today
         u = self._used()
+        if self._signs_at is not None:
+            self._sign_slots(u)
         new, live, _ = self._evaluate(u)
         self._contrib[:] = 0.0
         self._contrib[u] = new
@@ -1317,6 +1345,7 @@ class ChainBook:
             for n in ("bid", "ask", "mid", "iv"):
                 a[n][s] = _NAN
             a["oi"][s] = 0.0
+            a["ovr"][s] = False
             self._free.append(s)
         for e in gone:
             self._expiries.release(self._expiries.index[e])
@@ -1587,10 +1616,13 @@ class ChainBook:
         return d
 
     @classmethod
-    def from_state(cls, d: Mapping, positioning: Positioning | None = None) -> ChainBook:
-        """Inverse of :meth:`to_state` (the positioning callback, if any, is not part of the state)."""
+    def from_state(cls, d: Mapping, positioning: Positioning | None = None, *,
+                   positioning_signs: PositioningSigns | None = None) -> ChainBook:
+        """Inverse of :meth:`to_state` (the positioning callbacks, if any, are not part of the state: the
+        signs are, as evaluated when they were set)."""
         cfg = ChainConfig(**{n: d[f"config.{n}"] for n in ChainConfig.__dataclass_fields__})
-        bk = cls(float(d["eval_spot"]), int(d["eval_ts_ns"]), cfg, positioning)
+        bk = cls(float(d["eval_spot"]), int(d["eval_ts_ns"]), cfg, positioning,
+                 positioning_signs=positioning_signs)
         bk.spot, bk.spot_ts_ns = float(d["spot"]), int(d["spot_ts_ns"])
         bk.conflated_quotes = int(d["conflated_quotes"])
         bk.stale_quotes = int(d["stale_quotes"])
@@ -1598,6 +1630,8 @@ class ChainBook:
         bk._hw = int(d["hw"])
         bk._free = [int(x) for x in d["free"]]
         bk._contrib = np.array(d["contrib"], dtype=np.float64, copy=True)
+        if "slot.ovr" not in d:   # states before the override flags: no contract-only model reads them
+            d = {**d, "slot.ovr": np.zeros(np.asarray(d["slot.used"]).shape[0], dtype=bool)}
         bk._a = {n: np.array(d[f"slot.{n}"], dtype=t, copy=True)
                  for n, t in cls._SLOT_ARRAYS.items()}
         bk._strikes = _Buckets.from_state(d, "strikes", float)

@@ -43,25 +43,29 @@ Positioning models (``POSITIONINGS``; signs are the dealers' side, +1 long, −1
   Pedersen & Poteshman 2009, "Demand-Based Option Pricing", RFS 22(10): end users' net SPX
   positions 1996–2001); the dealer-short-gamma bound.
 
-``naive`` and ``customer_long`` depend on the contract alone (``key_positioning`` gives the
-``chain.Positioning`` callback the ChainBook takes today); ``naive_ex0dte`` and ``otm_only`` depend
-on the clock and spot, so a live book must re-evaluate them at each reprice (:func:`dealer_signs`
-is vectorized for that).
+``naive`` and ``customer_long`` depend on the contract alone (``KEY_POSITIONINGS``;
+``key_positioning`` gives the ``chain.Positioning`` callback a ChainBook calls once per new contract);
+``naive_ex0dte`` and ``otm_only`` depend on the clock and spot, so a live ChainBook takes
+``functools.partial(dealer_signs, model)`` as its ``positioning_signs`` and re-signs every contract at
+its evaluation point at each reprice (:func:`book_positioning` gives the ChainBook arguments of a model).
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
 from streamer.core import bs
-from streamer.core.chain import NS_PER_DAY, NS_PER_YEAR, Key, ny_date_ordinal
+from streamer.core.chain import NS_PER_DAY, NS_PER_YEAR, Key, Positioning, PositioningSigns, ny_date_ordinal
 
-__all__ = ["POSITIONINGS", "TERM_NODES_DAYS", "RevalFlows", "RevalJob", "dealer_signs", "key_positioning",
-           "iv_shift_by_days", "smile_roll_by_expiry", "reval_flows", "by_expiry"]
+__all__ = ["POSITIONINGS", "KEY_POSITIONINGS", "TERM_NODES_DAYS", "RevalFlows", "RevalJob", "dealer_signs",
+           "key_positioning", "book_positioning", "iv_shift_by_days", "smile_roll_by_expiry", "reval_flows",
+           "by_expiry"]
 
 POSITIONINGS = ("naive", "naive_ex0dte", "otm_only", "customer_long")
+KEY_POSITIONINGS = ("naive", "customer_long")   # the models that depend on the contract alone
 TERM_NODES_DAYS = (9.0, 30.0, 93.0)   # VIX9D, VIX, VIX3M constant maturities, calendar days (Cboe)
 LONG_ENDS = ("sqrt", "flat")
 
@@ -108,6 +112,21 @@ def key_positioning(model: str) -> Callable[[Key], float]:
     if model == "customer_long":
         return lambda key: -1.0
     raise ValueError(f"{model!r} depends on spot or clock; evaluate it with dealer_signs at each reprice")
+
+
+def book_positioning(model: str) -> dict[str, Positioning | PositioningSigns]:
+    """The ``chain.ChainBook`` keyword argument of a model (constructor and ``from_state``): a contract-only
+    model's ``positioning`` callback (one call per new contract, nothing per reprice), else
+    ``positioning_signs`` = :func:`dealer_signs` of the model (every contract re-signed at each reprice).
+
+    >>> sorted(book_positioning("naive")), sorted(book_positioning("otm_only"))
+    (['positioning'], ['positioning_signs'])
+    """
+    if model in KEY_POSITIONINGS:
+        return {"positioning": key_positioning(model)}
+    if model in POSITIONINGS:
+        return {"positioning_signs": partial(dealer_signs, model)}
+    raise ValueError(f"positioning must be one of {POSITIONINGS}, got {model!r}")
 
 
 def iv_shift_by_days(days: np.ndarray, d_vix9d: float, d_vix: float, d_vix3m: float,

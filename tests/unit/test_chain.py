@@ -461,3 +461,107 @@ def test_live_flag_flips_keep_counts_and_exact_zeros_of_a_rebuild():
             assert np.all(a[nc & np_, :4] == 0.0), (step, name)   # nothing live: exact zeros
             assert np.allclose(a, r, rtol=1e-9, atol=1e-6), (step, name)
         assert inc["slot.live"].tobytes() == full["slot.live"].tobytes()
+
+
+def _agree(book: ChainBook, ref) -> None:
+    """The book's exact reads equal ``exposures_batch`` (``ref``) to rounding of the gross by strike."""
+    gross = [np.abs(getattr(ref, f"strike_{n}")).sum() + 1e-300 for n in ("gex", "dex", "vanna", "charm")]
+    for got, want in ((book.totals(), ref.total), (book.zero_dte(), ref.zero_dte)):
+        for j in range(4):
+            assert abs(got.as_tuple()[j] - want.as_tuple()[j]) <= 1e-9 * gross[j], (j, got, want)
+    for i, k in enumerate(ref.strikes.tolist()):
+        assert abs(book.by_strike(k).gex_usd_per_pct - ref.strike_gex[i]) <= 1e-9 * gross[0]
+    for i, e in enumerate(ref.expiries.tolist()):
+        assert abs(book.by_expiry(e).gex_usd_per_pct - ref.expiry_gex[i]) <= 1e-9 * gross[0]
+    g, prof, pg = book.profile()
+    assert np.array_equal(g, ref.grid_spots) and np.all(np.abs(prof - ref.grid_gex) <= 1e-12 * pg.max())
+
+
+@pytest.mark.parametrize("model", ["otm_only", "naive_ex0dte"])
+def test_spot_and_clock_positioning_is_the_batch_reference_at_every_eval_point(model):
+    """A spot/clock model (``positioning_signs``): after every batch, a reprice across strikes, new
+    contracts and a 0DTE day boundary, the sign column is ``dealer_signs(model, ...)`` at the book's eval
+    point (``set_dealer_sign``'s override kept) and the exposures are ``exposures_batch`` with those signs;
+    a restored book (the callable passed again) goes on with the same bits."""
+    from functools import partial
+
+    from streamer.core.chain import exposures_batch
+    from streamer.core.dealer_reval import dealer_signs
+
+    signs_of = partial(dealer_signs, model)
+    book = ChainBook(100.0, T0, CFG, positioning_signs=signs_of)
+    rng = np.random.default_rng(3)
+    for e in (ZDTE, NEXT_DAY, MONTH):
+        cols = priced(e, 100.0, 0.2)
+        book.apply_quotes(*cols)
+        book.apply_open_interest(cols[1], cols[2], cols[3], rng.integers(1, 3000, cols[1].size).astype(float))
+    key, ovr = (MONTH, 95.0, "C"), 0.5      # ITM call now, OTM after the fall below 95
+    book.set_dealer_sign(key, ovr)
+    seen = []
+
+    def check() -> None:
+        exp, k, call, _, _, iv, oi, sign = book.contract_arrays()
+        want = dealer_signs(model, exp, k, call, book.eval_spot, book.eval_ts_ns)
+        is_key = (exp == key[0]) & (k == key[1]) & call
+        want[is_key] = ovr
+        assert sign.tobytes() == want.tobytes()
+        ref = exposures_batch(exp, k, call, iv, oi, book.eval_spot, book.eval_ts_ns, R, Q, dealer_sign=want,
+                              multiplier=CFG.multiplier)
+        _agree(book, ref)
+        seen.append((exp.copy(), sign.copy()))
+
+    check()
+    naive = np.where(book.contract_arrays()[2], 1.0, -1.0)
+    assert np.any(seen[-1][1] == 0.0) and np.any(seen[-1][1] == naive)    # the model drops some, not all
+    book.apply_quotes(*priced(MONTH, 100.0, 0.22, ts=T0 + 1))            # requotes: signs unchanged
+    check()
+    assert seen[-1][1].tobytes() == seen[-2][1].tobytes()
+    book.reprice(93.0, T0 + 3600 * 10**9)                                # down 7%: across strikes
+    check()
+    if model == "otm_only":
+        assert not np.array_equal(seen[-1][1], seen[-2][1])
+    # new strikes (signed when allocated, at the eval point), then a restore mid-way
+    new = priced(NEXT_DAY, 93.0, 0.25, ts=T0 + 3600 * 10**9 + 1, strikes=np.array([92.5, 115.0]))
+    book.apply_quotes(*new)
+    with_oi(book, new, 700.0)
+    check()
+    restored = ChainBook.from_state(book.to_state(), positioning_signs=signs_of)
+    # 16:01 New York: the Jan 5 expiry settled; the next morning Jan 8 is the 0DTE
+    for bk in (book, restored):
+        bk.expire(ZDTE + 60 * 10**9)
+        bk.reprice(101.0, ny(2024, 1, 8, 10, 0))
+        bk.apply_quotes(*priced(NEXT_DAY, 101.0, 0.2, ts=ny(2024, 1, 8, 10, 0) + 1))
+    check()
+    if model == "naive_ex0dte":
+        (e1, s1), (e0, s0) = seen[-1], seen[-2]
+        assert np.all(s1[e1 == NEXT_DAY] == 0.0) and np.all(s0[e0 == NEXT_DAY] != 0.0)
+        assert book.zero_dte().as_tuple() == (0.0,) * 4        # today's expiry carries no dealer position
+    a, b = book.to_state(), restored.to_state()
+    assert a.keys() == b.keys()
+    for n in a:
+        if isinstance(a[n], np.ndarray):
+            assert a[n].tobytes() == b[n].tobytes(), n
+        else:
+            assert a[n] == b[n] or (a[n] != a[n] and b[n] != b[n]), n
+    assert book.profile()[1].tobytes() == restored.profile()[1].tobytes()
+
+
+def test_positioning_signs_excludes_a_key_positioning_and_old_states_restore():
+    from functools import partial
+
+    from streamer.core.dealer_reval import dealer_signs
+
+    with pytest.raises(ValueError, match="not both"):
+        ChainBook(100.0, T0, CFG, positioning=lambda k: 1.0, positioning_signs=partial(dealer_signs, "otm_only"))
+    book = ChainBook(100.0, T0, CFG)
+    cols = priced(MONTH, 100.0, 0.2)
+    book.apply_quotes(*cols)
+    with_oi(book, cols)
+    book.set_dealer_sign((MONTH, 100.0, "P"), 2.0)
+    st = book.to_state()
+    old = {n: v for n, v in st.items() if n != "slot.ovr"}           # a state before the override flags
+    back = ChainBook.from_state(old)
+    assert back.contract_arrays()[7].tobytes() == book.contract_arrays()[7].tobytes()
+    back.reprice(101.0, T0 + 1)
+    book.reprice(101.0, T0 + 1)
+    assert back.totals() == book.totals()

@@ -204,6 +204,27 @@ def test_positioning_models():
         key_positioning("otm_only")
 
 
+def test_book_positioning_gives_every_model_to_a_chain_book():
+    """Each model's ChainBook argument signs the book's contracts as ``dealer_signs`` at the eval point:
+    the key-only ones through the per-contract callback, the spot/clock ones vectorized (and re-signed by
+    a reprice that crosses strikes and the 0DTE's settlement)."""
+    from streamer.core.chain import ChainBook, ChainConfig
+
+    d = _chain(120, seed=3)
+    for model in POSITIONINGS:
+        kw = dr.book_positioning(model)
+        assert list(kw) == (["positioning"] if model in dr.KEY_POSITIONINGS else ["positioning_signs"])
+        book = ChainBook(4700.0, NOW - 3600 * 10**9, ChainConfig(rate=R, div_yield=Q), **kw)
+        book.apply_open_interest(d["expiry_ts_ns"], d["strike"], d["is_call"], d["open_interest"])
+        # then 06:39 New York the next day: the 2-hour expiries settled, the next day's are the 0DTE
+        for spot, now in ((4700.0, NOW - 3600 * 10**9), (4500.0, NOW + int(0.6 * NS_PER_DAY))):
+            book.reprice(spot, now)
+            exp, k, call, *_, sign = book.contract_arrays()
+            assert sign.tobytes() == dealer_signs(model, exp, k, call, spot, now).tobytes(), model
+    with pytest.raises(ValueError):
+        dr.book_positioning("squeeze")
+
+
 def test_smile_roll_removes_the_index_roll_along_a_linear_skew():
     """Linear smile σ(K) = a + b K per expiry: the roll from S to S' is b (S' − S) exactly, and
     ``net_of_smile_roll`` equals passing d_iv = term shift − roll per contract."""

@@ -199,7 +199,7 @@ def test_trigger_notionals_use_the_same_evaluations_exposures(events):
                                                       rel=1e-12)
 
 
-@pytest.mark.parametrize("positioning", ["naive", "customer_long"])
+@pytest.mark.parametrize("positioning", ["naive", "customer_long", "otm_only", "naive_ex0dte"])
 def test_dealer_flows_are_the_full_revaluation_of_the_live_chain(events, positioning):
     """With a revaluation at every evaluation, the flow models' vanna/charm flows after a run are
     ``dealer_reval.reval_flows`` of the engine's chain as it stands (its own dealer signs, those of its
@@ -235,17 +235,40 @@ def test_dealer_flows_are_the_full_revaluation_of_the_live_chain(events, positio
     assert checked >= 2
 
 
-def test_clock_dependent_positioning_is_refused_until_the_chain_supports_it():
+def test_settings_take_every_positioning_model_and_refuse_others():
+    from streamer.core.dealer_reval import POSITIONINGS
     from streamer.errors import ConfigError
     from streamer.settings import load_settings
 
-    for bad, says in (("otm_only", "depends on spot and clock"), ("naive_ex0dte", "depends on spot and clock"),
-                      ("squeeze", "expected one of naive, naive_ex0dte, otm_only, customer_long")):
-        with pytest.raises(ConfigError, match=says):
-            load_settings(dealer_positioning=bad)
-        with pytest.raises(ConfigError, match=says):
-            UnderlyingEngine("SPX", Settings(dealer_positioning=bad))
-    assert load_settings(dealer_positioning="customer_long").dealer_positioning == "customer_long"
+    for m in POSITIONINGS:
+        assert load_settings(dealer_positioning=m).dealer_positioning == m
+        UnderlyingEngine("SPX", Settings(dealer_positioning=m))
+    says = "expected one of naive, naive_ex0dte, otm_only, customer_long"
+    with pytest.raises(ConfigError, match=says):
+        load_settings(dealer_positioning="squeeze")
+    with pytest.raises(ConfigError, match=says):
+        UnderlyingEngine("SPX", Settings(dealer_positioning="squeeze"))
+
+
+@pytest.mark.parametrize("positioning", ["otm_only", "naive_ex0dte"])
+def test_spot_and_clock_positioning_engine_snapshots_and_checkpoint(events, whole, positioning):
+    """An engine under a spot/clock model ingests the scenario and snapshots GEX different from ``naive``'s;
+    cut mid-way, checkpointed and restored, it goes on to the same bytes as the uninterrupted run."""
+    st = Settings(dealer_positioning=positioning)
+    recs = raw(events)
+    want_t, want_s, engs = run_offline(recs, st)
+    gex = [s.values["gex_usd_per_pct"] for s in want_s if s.values.get("gex_usd_per_pct") is not None]
+    naive = [s.values["gex_usd_per_pct"] for s in whole[1] if s.values.get("gex_usd_per_pct") is not None]
+    assert len(gex) > 10 and all(math.isfinite(g) for g in gex) and gex != naive
+    ts = [e.msg.ts_ns for e in events]
+    boundary = (ts[len(ts) // 2] // NS + 1) * NS
+    cut = next(i for i, t in enumerate(ts) if t >= boundary)
+    t1, s1, first = run_offline(recs[:cut], st)
+    restored = {u: UnderlyingEngine.from_checkpoint(e.checkpoint(), st) for u, e in first.items()}
+    assert {u: e.checkpoint() for u, e in restored.items()} == {u: e.checkpoint() for u, e in first.items()}
+    t2, s2, _ = run_offline(recs[cut:], st, engines=restored)
+    assert encoded(t1 + t2) == encoded(want_t)
+    assert encoded(s1 + s2) == encoded(want_s)
 
 
 def test_closes_of_the_bond_and_fund_underlyings_reach_the_flow_models():
