@@ -68,6 +68,16 @@ _FLOOR = 8.0 * 2.220446049250313e-16  # |b - beta| below this x (larger term) is
     0.0, 0.25, 0.5, -0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 16.0, -2.0, 0.46875,
     _XBIG, -_INV_SQRT2, _INV_SQRT_PI, _INV_SQRT_2PI, _FLOOR, _TV_FLOOR, 1e-300, math.inf))
 _STEP_SCALES = np.array([[0.25], [_STEP_TOL], [4e-16]])  # _solve_normalized's multiples of s
+_MERGE_INPLACE_BELOW = 300
+
+
+def _merge(mask: NDArray[np.bool_], a: ArrayLike, b: FloatArray) -> FloatArray:
+    """``np.where(mask, a, b)``, written into ``b`` (a scratch array) when it is small: numpy's
+    masked copy is cheaper than ``np.where`` below a few hundred elements, dearer above."""
+    if b.shape[0] < _MERGE_INPLACE_BELOW:
+        np.copyto(b, a, where=mask)
+        return b
+    return np.where(mask, a, b)
 
 
 class IVReason(IntEnum):
@@ -179,11 +189,11 @@ def _b_and_vega(x: FloatArray, ex: FloatArray,
             lg = _INV_SQRT_PI_A - rat[1]
             lg /= yc
             lg *= em
-            np.copyto(lg, _ZERO, where=yc >= _XBIG_A)
-            np.copyto(out, lg, where=large)
+            lg = _merge(yc >= _XBIG_A, _ZERO, lg)
+            out = _merge(large, lg, out)
         # erfc(-y) = 2 - erfc(y) for the mid/large branches (the small branch is signed)
-        np.copyto(out, _TWO - out, where=flat < _ZERO)
-        np.copyto(out, _ONE - rat[-1], where=yc <= _SMALL_Y)
+        out = _merge(flat < _ZERO, _TWO - out, out)
+        out = _merge(yc <= _SMALL_Y, _ONE - rat[-1], out)
     out *= _HALF                                         # Phi(h + t), Phi(h - t)
     big = ex * out[:n]
     b = big - out[n:] / ex
@@ -338,13 +348,11 @@ def _solve_normalized(x: FloatArray, beta: FloatArray,
         b, vega, big = _b_and_vega(x, ex, s)
         below = b < beta
         if hi is None:  # lo = 0, hi = inf and the guess s >= 0 (not NaN): max(lo, s) = s,
-            np.copyto(lo, s, where=below)  # min(hi, s) = s
+            lo = _merge(below, s, lo)  # min(hi, s) = s
             hi = np.where(below, _INF, s)
         else:
-            np.copyto(lo, np.maximum(lo, s), where=below)
-            hs = np.minimum(hi, s)
-            np.copyto(hs, hi, where=below)
-            hi = hs
+            lo = _merge(below, np.maximum(lo, s), lo)
+            hi = _merge(below, hi, np.minimum(hi, s))
         np.multiply(s, s, out=s2)
         h23 = ss * s2
         np.divide(x2, h23, out=h23)  # x^2 / (s^2 s), 3 x^2 / (s^2 s^2)
@@ -377,10 +385,10 @@ def _solve_normalized(x: FloatArray, beta: FloatArray,
             else:
                 nu = beta - b
                 nu /= vega
-                np.copyto(nu, lnu, where=use_log)
+                nu = _merge(use_log, lnu, nu)
                 lin = ~use_log
-                np.copyto(hal, h2, where=lin)
-                np.copyto(hh3, h3, where=lin)
+                hal = _merge(lin, h2, hal)
+                hh3 = _merge(lin, h3, hh3)
         # step = nu (1 + hal nu / 2) / (1 + nu (hal + hh3 nu / 6))
         nd = np.empty((2, m))
         np.multiply(_HALF, hal, out=nd[0])
@@ -597,7 +605,7 @@ def _ivs_vector(P: FloatArray, S: FloatArray, K: FloatArray, T: FloatArray, r: f
         intr = _HALF * ax
         np.sinh(intr, out=intr)
         intr *= _TWO
-        np.copyto(intr, _ZERO, where=(x > _ZERO) != is_call)
+        intr = _merge((x > _ZERO) != is_call, _ZERO, intr)
         ex, xn, beta_otm = buf[2:]  # e^{x_n/2} is the maximum
         np.subtract(beta, intr, out=beta_otm)
         np.negative(ax, out=xn)
