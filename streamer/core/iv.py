@@ -434,8 +434,8 @@ def _solve_normalized(x: FloatArray, beta: FloatArray,
             keep = ~conv
             idx = idx[keep]
             x, ex, beta, lnbeta = x[keep], ex[keep], beta[keep], lnbeta[keep]
-            x2, m2x = x2[:, keep], m2x[keep]
-            lo, hi, ss = lo[keep], hi[keep], ssn[:, keep]
+            x2, m2x = x2.compress(keep, axis=1), m2x[keep]
+            lo, hi, ss = lo[keep], hi[keep], ssn.compress(keep, axis=1)
         else:
             ss = ssn
     if idx is None:  # nothing converged in _MAX_ITER steps
@@ -622,7 +622,7 @@ def _ivs_vector(P: FloatArray, S: FloatArray, K: FloatArray, T: FloatArray, r: f
         iv = np.full(n, np.nan)
         if ng:
             good = np.flatnonzero(good)
-            ex, xn, beta_otm = buf[2:, good]
+            ex, xn, beta_otm = buf[2:].take(good, axis=1)
             iv[good] = _solve_normalized(xn, beta_otm, ex)[0] / np.sqrt(T[good])
     return iv
 
