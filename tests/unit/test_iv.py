@@ -269,7 +269,8 @@ def test_vector_solver_gives_the_scalar_mirror_bits():
     cases = {"low vol (log)": (-rng.uniform(0.2, 2.0, 200), rng.uniform(0.01, 0.1, 200)),
              "high vol (linear)": (-rng.uniform(0.0, 0.1, 200), rng.uniform(0.5, 2.0, 200)),
              "mixed": (-np.abs(rng.normal(0.0, 0.5, 400)), 10 ** rng.uniform(-3.0, 0.5, 400)),
-             "tiny and wide": (-10 ** rng.uniform(-9.0, 1.0, 300), 10 ** rng.uniform(-4.0, 1.0, 300))}
+             "tiny and wide": (-10 ** rng.uniform(-9.0, 1.0, 300),
+                               10 ** rng.uniform(-4.0, 1.0, 300))}
     for name, (x, s) in cases.items():
         beta = normalized_black(x, s)
         ok = (beta > 0.0) & (beta < np.exp(0.5 * x))
