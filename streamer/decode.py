@@ -378,19 +378,28 @@ def _quote_block(rows: np.ndarray, objs: list, keys: Sequence[bytes | None], slo
 
 def _quote_columns(rows: np.ndarray, objs: list, und: list[str] | None = None) -> dict[str, np.ndarray]:
     """The columns of quotes, msgspec structs or the reference's dataclasses alike (they share the field
-    names; ``right`` is "C" or "P" in both); ``und``: their underlyings, if already listed. The numbers
-    go into one buffer in one ``struct.pack_into`` (the same bits as a C int64 / double each; one call,
-    not one per column: at 20-200 rows a chunk's fixed cost dominates); the columns are views of it."""
+    names); ``und``: their underlyings, if already listed. The numbers go into one buffer in one
+    ``struct.pack_into`` (the same bits as a C int64 / double each; one call, not one per column: at
+    20-200 rows a chunk's fixed cost dominates); the columns are views of it."""
     n = len(objs)
     buf = np.empty(7 * n + (n + 7) // 8, np.int64)
-    struct.pack_into(f"{4 * n}q{3 * n}d{n}?", buf, 0, *[o.ts_ns for o in objs], *[o.expiry_ts_ns for o in objs],
+    struct.pack_into(f"{4 * n}q{3 * n}d{n}s", buf, 0, *[o.ts_ns for o in objs], *[o.expiry_ts_ns for o in objs],
                      *[o.bid_size for o in objs], *[o.ask_size for o in objs], *[o.strike for o in objs],
-                     *[o.bid for o in objs], *[o.ask for o in objs], *[o.right == "C" for o in objs])
+                     *[o.bid for o in objs], *[o.ask for o in objs], _is_call(objs))
     f8 = buf.view(np.float64)
     return {"row": rows, "ts_ns": buf[:n], "expiry_ts_ns": buf[n:2 * n], "strike": f8[4 * n:5 * n],
             "is_call": buf[7 * n:].view(np.bool_)[:n], "bid": f8[5 * n:6 * n], "ask": f8[6 * n:7 * n],
             "bid_size": buf[2 * n:3 * n], "ask_size": buf[3 * n:4 * n],
-            "underlying": _objects([o.underlying for o in objs] if und is None else und)}
+            "underlying": np.fromiter([o.underlying for o in objs] if und is None else und, object, n)}
+
+
+_CALL = bytes.maketrans(b"CP", b"\x01\x00")
+
+
+def _is_call(objs: list) -> bytes:
+    """``right == "C"`` of each as bytes 1 or 0 (numpy's bools); ``right`` is "C" or "P" in both the
+    structs and the reference's dataclasses."""
+    return "".join([o.right for o in objs]).encode().translate(_CALL)
 
 
 # numpy scalars: operands of the column's own type cost less per call than Python ints
@@ -423,14 +432,14 @@ def decode_open_interest(values: Sequence[bytes | None], keys: Sequence[bytes | 
 
 
 def _open_interest_columns(rows: np.ndarray, objs: list) -> dict[str, np.ndarray]:
-    """As :func:`_quote_arrays`, for open-interest structs or dataclasses alike (same field names)."""
+    """As :func:`_quote_columns`, for open-interest structs or dataclasses alike (same field names)."""
     n = len(objs)
     buf = np.empty(4 * n + (n + 7) // 8, np.int64)
-    struct.pack_into(f"{3 * n}q{n}d{n}?", buf, 0, *[o.ts_ns for o in objs], *[o.expiry_ts_ns for o in objs],
-                     *[o.open_interest for o in objs], *[o.strike for o in objs], *[o.right == "C" for o in objs])
+    struct.pack_into(f"{3 * n}q{n}d{n}s", buf, 0, *[o.ts_ns for o in objs], *[o.expiry_ts_ns for o in objs],
+                     *[o.open_interest for o in objs], *[o.strike for o in objs], _is_call(objs))
     return {"row": rows, "ts_ns": buf[:n], "expiry_ts_ns": buf[n:2 * n], "strike": buf[3 * n:4 * n].view(np.float64),
             "is_call": buf[4 * n:].view(np.bool_)[:n], "open_interest": buf[2 * n:3 * n],
-            "underlying": _objects([o.underlying for o in objs])}
+            "underlying": np.fromiter([o.underlying for o in objs], object, n)}
 
 
 def _open_interest_block(rows: np.ndarray, objs: list, keys: Sequence[bytes | None], slow: list[int]
