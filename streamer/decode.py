@@ -184,6 +184,10 @@ class IndexColumns(_Columns):
     date: np.ndarray = field(default_factory=lambda: np.zeros(0, object))
 
 
+# dtype objects: a view to a dtype instance costs less per call than to a type
+_F8, _BOOL, _U8 = np.dtype(np.float64), np.dtype(np.bool_), np.dtype(np.uint64)
+
+
 # -- the shared batch machinery ------------------------------------------------------------------
 
 # A batch is decoded a block at a time: the block's structs, and the columns built from them, stay
@@ -386,9 +390,9 @@ def _quote_columns(rows: np.ndarray, objs: list, und: list[str] | None = None) -
     struct.pack_into(f"{4 * n}q{3 * n}d{n}s", buf, 0, *[o.ts_ns for o in objs], *[o.expiry_ts_ns for o in objs],
                      *[o.bid_size for o in objs], *[o.ask_size for o in objs], *[o.strike for o in objs],
                      *[o.bid for o in objs], *[o.ask for o in objs], _is_call(objs))
-    f8 = buf.view(np.float64)
+    f8 = buf.view(_F8)
     return {"row": rows, "ts_ns": buf[:n], "expiry_ts_ns": buf[n:2 * n], "strike": f8[4 * n:5 * n],
-            "is_call": buf[7 * n:].view(np.bool_)[:n], "bid": f8[5 * n:6 * n], "ask": f8[6 * n:7 * n],
+            "is_call": buf[7 * n:].view(_BOOL)[:n], "bid": f8[5 * n:6 * n], "ask": f8[6 * n:7 * n],
             "bid_size": buf[2 * n:3 * n], "ask_size": buf[3 * n:4 * n],
             "underlying": np.fromiter([o.underlying for o in objs] if und is None else und, object, n)}
 
@@ -412,7 +416,7 @@ def _expiry_ok(ts: np.ndarray, expiry: np.ndarray) -> np.ndarray:
     comparison of ``expiry - ts + GRACE`` (no overflow: both are within 2000..2100)."""
     d = expiry - ts
     d += _EXPIRY_GRACE
-    return d.view(np.uint64) <= _EXPIRY_SPAN
+    return d.view(_U8) <= _EXPIRY_SPAN
 
 
 # -- open interest ---------------------------------------------------------------------------------
@@ -437,8 +441,8 @@ def _open_interest_columns(rows: np.ndarray, objs: list) -> dict[str, np.ndarray
     buf = np.empty(4 * n + (n + 7) // 8, np.int64)
     struct.pack_into(f"{3 * n}q{n}d{n}s", buf, 0, *[o.ts_ns for o in objs], *[o.expiry_ts_ns for o in objs],
                      *[o.open_interest for o in objs], *[o.strike for o in objs], _is_call(objs))
-    return {"row": rows, "ts_ns": buf[:n], "expiry_ts_ns": buf[n:2 * n], "strike": buf[3 * n:4 * n].view(np.float64),
-            "is_call": buf[4 * n:].view(np.bool_)[:n], "open_interest": buf[2 * n:3 * n],
+    return {"row": rows, "ts_ns": buf[:n], "expiry_ts_ns": buf[n:2 * n], "strike": buf[3 * n:4 * n].view(_F8),
+            "is_call": buf[4 * n:].view(_BOOL)[:n], "open_interest": buf[2 * n:3 * n],
             "underlying": np.fromiter([o.underlying for o in objs], object, n)}
 
 
@@ -478,7 +482,7 @@ def _index_columns(rows: np.ndarray, objs: list, *_: Any) -> dict[str, np.ndarra
     return dict(row=rows, kind=is_close.astype(np.int8),
                 symbol=np.fromiter([o.symbol for o in objs], object, n),
                 underlying=np.fromiter([o.underlying for o in objs], object, n),
-                ts_ns=buf[:n], price=buf[n:].view(np.float64),
+                ts_ns=buf[:n], price=buf[n:].view(_F8),
                 date=np.fromiter(day, object, n), shape_ok=shape_ok)
 
 
