@@ -28,7 +28,10 @@ L. **Latency** at sustained 5k, 20k and 50k quotes/s: a paced producer stamps ``
    CreateTime) on quotes and on SPX ticks (every 100 ms; vol indices every second); the worker runs with
    10 ms event-time segments (``STREAMER_ANALYTICS_INTERVAL_S=0.01``, ``STREAMER_WATERMARK_WAIT_S=0.005``).
    An input's latency is from its CreateTime to the first analytics snapshot with ``ts_ns`` >= its ``ts_ns``
-   (the snapshot's own CreateTime, i.e. when the worker produced it; also when a consumer received it).
+   (the snapshot's own CreateTime, i.e. when the worker produced it; also when a consumer received it), and
+   from the broker's append time of each quote (the input topics keep ``LogAppendTime``; ms resolution) to
+   the same snapshot: the latter leaves out the feed's own queueing (``feed_to_broker``). The producer
+   sends at once (``linger_ms=0``), every millisecond.
    If the worker does not keep up, the lag is reported instead of a latency. The load generator (this
    script's process) publishes at nice 10 (``--generator-nice``): on two cores it would otherwise take the
    worker's core as often as the broker's, which a feed on another machine does not.
@@ -262,8 +265,8 @@ def new_settings(cfg, tag: str) -> Settings:
     return load_settings(bootstrap=cfg.bootstrap, topic_prefix=f"bench-{tag}-{os.getpid()}-{time.time_ns() % 10**9}-")
 
 
-def producer(settings: Settings) -> AIOKafkaProducer:
-    return AIOKafkaProducer(**kafka_io.client_options(settings), linger_ms=2, max_batch_size=1024 * 1024,
+def producer(settings: Settings, linger_ms: int = 2) -> AIOKafkaProducer:
+    return AIOKafkaProducer(**kafka_io.client_options(settings), linger_ms=linger_ms, max_batch_size=1024 * 1024,
                             max_request_size=4 * 1024 * 1024, acks=1)
 
 
@@ -529,7 +532,7 @@ async def paced(settings: Settings, tpl: QuoteTemplates, rate: int, seconds: flo
     each stamped ts_ns = CreateTime = now. Returns [(ts_ns, count)] per published chunk of quotes."""
     names = kafka_io.topics_for(settings)
     p = partition_of(settings)
-    prod = producer(settings)
+    prod = producer(settings, linger_ms=0)  # a market-data feed sends at once (a 2 ms linger: +4.5 ms at p50)
     await kafka_io.start_client(prod, settings)
     rng = np.random.default_rng(rate)
     order = rng.permutation(len(tpl.tail))
@@ -574,6 +577,45 @@ async def paced(settings: Settings, tpl: QuoteTemplates, rate: int, seconds: flo
     return chunks
 
 
+async def create_latency_topics(settings: Settings) -> None:
+    """The topics of a latency run; the input topics keep the broker's append time as each record's timestamp
+    (``LogAppendTime``: the worker reads event time from the payload, so nothing changes for it)."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    names = kafka_io.topics_for(settings)
+    admin = AIOKafkaAdminClient(**kafka_io.client_options(settings))
+    await kafka_io.start_client(admin, settings)
+    try:
+        await admin.create_topics([NewTopic(t, settings.partitions, 1,
+                                            topic_configs={"message.timestamp.type": "LogAppendTime"})
+                                   for t in names.inputs()])
+    finally:
+        await admin.close()
+    await kafka_io.ensure_topics(settings, names.all())
+
+
+async def quote_arrivals(settings: Settings, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ts_ns, broker append time ms) of the first ``n`` records of the quotes topic's partition."""
+    names = kafka_io.topics_for(settings)
+    tp = TopicPartition(names.option_quotes, partition_of(settings))
+    c = fetch_consumer(settings, group_id=None)
+    await kafka_io.start_client(c, settings)
+    ts, appended = [], []
+    try:
+        c.assign([tp])
+        await c.seek_to_beginning(tp)
+        while len(ts) < n:
+            recs = (await c.getmany(tp, timeout_ms=2000)).get(tp, [])
+            if not recs:
+                break
+            for r in recs:
+                ts.append(orjson.loads(r.value)["ts_ns"])
+                appended.append(r.timestamp)
+    finally:
+        await c.stop()
+    return np.array(ts[:n], np.int64), np.array(appended[:n], np.int64)
+
+
 async def watch_snapshots(settings: Settings, out: list, stop: asyncio.Event) -> None:
     """Collect (CreateTime ms, ts_ns, input_seq, received ns) of every analytics snapshot until ``stop``."""
     names = kafka_io.topics_for(settings)
@@ -602,7 +644,7 @@ def percentiles(x: np.ndarray) -> dict:
 def latency_run(cfg, chain: Chain, tpl: QuoteTemplates, rate: int, seconds: float, warmup: float = 2.0,
                 profile_to: str | None = None, cprofile_to: str | None = None, generator_nice: int = 10) -> dict:
     settings = new_settings(cfg, f"lat{rate}")
-    asyncio.run(kafka_io.ensure_topics(settings, kafka_io.topics_for(settings).all()))
+    asyncio.run(create_latency_topics(settings))
     w = WorkerProcess(settings, {"STREAMER_ANALYTICS_INTERVAL_S": "0.01", "STREAMER_WATERMARK_WAIT_S": "0.005"},
                       cprofile_to=cprofile_to)
     try:
@@ -650,6 +692,9 @@ def latency_run(cfg, chain: Chain, tpl: QuoteTemplates, rate: int, seconds: floa
             spy.wait(60)
         m1 = w.metrics()
         st = w.state(m1)
+        n_prime = len(prime.values[QUOTES])
+        arr_ts, arr_ms = asyncio.run(quote_arrivals(settings, n_prime + sum(c[1] for c in chunks)))
+        arr_ts, arr_ms = arr_ts[n_prime:], arr_ms[n_prime:]
     finally:
         w.stop()
         asyncio.run(delete(settings))
@@ -667,6 +712,11 @@ def latency_run(cfg, chain: Chain, tpl: QuoteTemplates, rate: int, seconds: floa
     lat_c = np.repeat((first_created[pos[keep]] - ts_in[keep]) / 1e6, n_in[keep])
     lat_r = np.repeat((first_received[pos[keep]] - ts_in[keep]) / 1e6, n_in[keep])
     n_pub = int(n_in.sum())
+    # from the broker's append time (LogAppendTime, ms) of each quote: the feed's own queueing left out
+    pos_b = np.searchsorted(s[:, 1], arr_ts, side="left")
+    keep_b = (pos_b < len(s)) & (arr_ts >= ts_in[0] + int(warmup * NS))
+    lat_b = (first_created[pos_b[keep_b]] - arr_ms[keep_b] * 1_000_000) / 1e6
+    feed_ms = (arr_ms * 1_000_000 - arr_ts) / 1e6
     # how far behind (event time) the outputs were when the producer stopped
     seen = s[s[:, 3] <= produced_until]
     behind_ms = (produced_until - int(seen[:, 1].max())) / 1e6 if len(seen) else None
@@ -678,7 +728,8 @@ def latency_run(cfg, chain: Chain, tpl: QuoteTemplates, rate: int, seconds: floa
            "snapshots_per_s": round(len(s) / (seconds + catch_up_ms / 1e3), 1),
            "after_last_input_until_reflected_ms": round(catch_up_ms, 1),
            "outputs_behind_when_producer_stopped_ms": None if behind_ms is None else round(behind_ms, 1),
-           "created": percentiles(lat_c), "received": percentiles(lat_r),
+           "created": percentiles(lat_c), "received": percentiles(lat_r), "from_broker_append": percentiles(lat_b),
+           "feed_to_broker": percentiles(feed_ms),
            "p50_ms_first_third": round(float(np.percentile(lat_c[:third], 50)), 2) if len(lat_c) else None,
            "p50_ms_last_third": round(float(np.percentile(lat_c[-third:], 50)), 2) if len(lat_c) else None,
            "created_last_third": percentiles(lat_c[-third:]),
