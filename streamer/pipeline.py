@@ -11,13 +11,12 @@ one event-time order that does not depend on that pace:
   engine sees the same batches whatever the fetch sizes were; rules and snapshots run at segment ends only.
 * **Watermark.** A segment ending at ``E`` is closed when every input topic of the partition has either
   delivered a record at or after ``E`` (its records come in offset order, so nothing earlier is still on its
-  way) or is read up to its high-water mark (*caught up*) and then
-
-  - *idle*: nothing new for ``idle_ns`` of wall time — e.g. open interest, published once a day — and it does
-    not hold the others back at all; or
-  - active but slower: the segment waits for it at most ``wait_ns`` of wall time (the bounded wait, as Kafka
-    Streams' ``max.task.idle.ms``), counted from when only such topics held it; the following segments
-    that the same topics hold, with nothing new from them since, do not wait again.
+  way) or is read up to its high-water mark (*caught up*) and has been *silent*: nothing new from it for
+  ``wait_ns`` of wall time (the bounded wait; or ``idle_ns`` if shorter), as a source's idleness timeout in
+  Flink. A caught-up topic whose records are still flowing — live quotes inside the segment — goes on holding
+  it (a wait counted from when the segment was first held would close it half-way, before its end had
+  happened, and race ahead of the feed); a silent one — open interest published once a day, or an index
+  between two ticks — holds nothing back after that silence.
 
   A topic that is not caught up (the broker has more of it) is always waited for: during a backlog, after a
   restart or a crash, the order is exactly event time, whatever the fetch sizes.
@@ -162,8 +161,6 @@ class PartitionMerger:
         self.interval_ns = max(int(interval_ns), 1)
         self.idle_ns = idle_ns
         self.wait_ns = wait_ns
-        # (segment end, the slower topics and their last arrivals, wall clock it began) of the bounded wait
-        self._waiting: tuple[int, tuple, int] | None = None
         self.topics = [_TopicState() for _ in KINDS]
         self.closed_until_ns = closed_until_ns  # end of the last closed segment
         #: after :meth:`pop_ready`: the wall clock (as its ``now_ns``) at which a pending segment that only a
@@ -208,29 +205,20 @@ class PartitionMerger:
         return min(ts) if ts else None
 
     def _closable(self, end_ns: int, now_ns: int, flush: bool) -> bool:
-        slower = []  # (topic, last arrival) of the caught-up, recently active topics behind end_ns
-        for kind, st in enumerate(self.topics):
+        # a caught-up topic behind end_ns holds the segment until it has been silent for the bounded wait (its
+        # records still flowing, e.g. live quotes inside the segment, it goes on holding)
+        hold = min(self.wait_ns, self.idle_ns)
+        latest = None  # the latest arrival of the caught-up topics that hold the segment
+        for st in self.topics:
             if st.max_ts >= end_ns or flush:
                 continue
             if not st.caught_up():
                 return False  # the broker has more of it: always wait
-            if now_ns - st.last_arrival_ns < self.idle_ns:
-                slower.append((kind, st.last_arrival_ns))  # caught up, recently active: bounded wait
-        if not slower:
+            if now_ns - st.last_arrival_ns < hold:
+                latest = st.last_arrival_ns if latest is None else max(latest, st.last_arrival_ns)
+        if latest is None:
             return True
-        key = tuple(slower)
-        w = self._waiting
-        if w is None or (w[0] != end_ns and w[1] != key):
-            w = (end_ns, key, now_ns)
-        elif w[0] != end_ns:
-            # the same topics hold the next segment and delivered nothing since: their wait goes on (a new
-            # wait per segment would close at most one short segment per fetch once the wait has run out)
-            w = (end_ns, key, w[2])
-        self._waiting = w
-        if now_ns - w[2] >= self.wait_ns:
-            return True
-        # closable without new input once the wait runs out or a holding topic turns idle
-        self.wake_ns = min(w[2] + self.wait_ns, min(a for _, a in slower) + self.idle_ns)
+        self.wake_ns = latest + hold  # closable without new input once they have all been silent that long
         return False
 
     def pop_ready(self, now_ns: int, flush: bool = False) -> list[Batch]:

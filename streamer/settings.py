@@ -35,11 +35,11 @@ class Settings:
     analytics_interval_s: float = 1.0
     #: the worker fetches at most this many records per call (aiokafka getmany), over all its partitions
     fetch_max_records: int = 20_000
-    #: event-time order across the input topics of a partition (streamer/pipeline.py): a segment waits at
-    #: most this long (wall clock) for a topic that is read to its end but behind (Kafka Streams'
-    #: max.task.idle.ms) ...
+    #: event-time order across the input topics of a partition (streamer/pipeline.py): a topic that is read to
+    #: its end but behind a segment's end holds the segment until it has delivered nothing for this long (wall
+    #: clock; as a source's idleness timeout in Flink): the bounded wait for a late record of a slower topic ...
     watermark_wait_s: float = 0.2
-    #: ... and a topic with nothing new for this long is idle and holds nothing back (e.g. open interest)
+    #: ... or for this long if shorter (a silence after which a topic is idle, e.g. open interest)
     watermark_idle_s: float = 5.0
     #: wall-clock interval between checkpoints of each partition's engines to the state topic
     checkpoint_interval_s: float = 10.0

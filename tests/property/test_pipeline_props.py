@@ -195,18 +195,43 @@ def test_segments_resume_offsets_and_late_rows_equal_a_row_by_row_model(data, ch
     assert m.pending() == 0
 
 
-def test_a_wait_that_ran_out_carries_over_while_the_slower_topic_delivers_nothing():
-    """Live, 10-unit segments, index ticks every 100: once the index topic has been waited for, the quotes'
-    following segments close as soon as the quotes pass them, not after a fresh wait each (which let the
-    worker close at most one short segment per fetch); a new index record starts a new wait."""
+def test_a_silent_topic_holds_a_segment_for_the_bounded_wait_after_its_last_record():
+    """Live, 10-unit segments, index ticks every 100: the index topic, caught up and behind, holds a segment
+    until it has been silent for wait_ns; the quotes' following segments then close as soon as the quotes pass
+    them; a new index record holds again, for wait_ns after it."""
     m = PartitionMerger(10, idle_ns=10_000, wait_ns=1_000)
     m.position(2, highwater=0)  # open interest: never delivered, idle
     m.add(0, table([0], [0], ["SPX"]), next_offset=1, highwater=1, now_ns=0)
     m.add(1, table([1, 12, 25, 38], [0, 1, 2, 3], ["SPX"] * 4), next_offset=4, highwater=4, now_ns=0)
-    assert [b.end_ns for b in m.pop_ready(now_ns=100)] == []  # [0, 10): index caught up, behind: wait ...
-    assert [b.end_ns for b in m.pop_ready(now_ns=1_100)] == [10, 20, 30]  # ... once, then every passed segment
-    m.add(0, table([31], [1], ["SPX"]), next_offset=2, highwater=2, now_ns=1_200)  # the index delivers again
-    m.add(1, table([49], [4], ["SPX"]), next_offset=5, highwater=5, now_ns=1_200)
-    assert [b.end_ns for b in m.pop_ready(now_ns=1_300)] == []  # [30, 40): a new wait for the index
-    assert [b.end_ns for b in m.pop_ready(now_ns=2_300)] == [40]
-    assert [b.end_ns for b in m.pop_ready(now_ns=2_300)] == []   # [40, 50): the quotes have not passed 50
+    assert [b.end_ns for b in m.pop_ready(now_ns=100)] == []  # [0, 10): index caught up, behind, just heard
+    # silent for the wait: the index holds nothing back, nor do the quotes (silent as long): all pending closes
+    assert [b.end_ns for b in m.pop_ready(now_ns=1_000)] == [10, 20, 30, 40]
+    m.add(0, table([41], [1], ["SPX"]), next_offset=2, highwater=2, now_ns=1_200)  # the index delivers again
+    m.add(1, table([49, 52], [4, 5], ["SPX"] * 2), next_offset=6, highwater=6, now_ns=1_200)
+    assert [b.end_ns for b in m.pop_ready(now_ns=1_300)] == []  # [40, 50): the index, heard 100 ago, holds it
+    assert [b.end_ns for b in m.pop_ready(now_ns=2_199)] == []
+    assert m.wake_ns == 2_200
+    assert [b.end_ns for b in m.pop_ready(now_ns=2_200)] == [50, 60]  # both silent for the wait
+
+
+def test_a_live_feed_closes_each_segment_once_it_has_passed_and_never_ahead_of_it():
+    """Event time = wall time, the consumer caught up after every fetch (a live feed): quotes every 10 ms, index
+    ticks every 250 ms, 1 s segments, a 200 ms wait. A segment closes only once the quotes have passed its end,
+    whole (no late row); a wait counted from when a segment was first held closed [0, 1 s) at 200 ms with a
+    fifth of its quotes and raced ahead of the feed (segment 14 s closed at 2.9 s)."""
+    ms = 1_000_000
+    m = PartitionMerger(1_000 * ms, idle_ns=5_000 * ms, wait_ns=200 * ms)
+    m.position(2, highwater=0)
+    n = [0, 0]
+    closed = []
+    for t in range(0, 5_000, 10):
+        now = t * ms
+        m.add(1, table([now], [n[1]], ["SPX"]), next_offset=n[1] + 1, highwater=n[1] + 1, now_ns=now)
+        n[1] += 1
+        if t % 250 == 0:
+            m.add(0, table([now], [n[0]], ["SPX"]), next_offset=n[0] + 1, highwater=n[0] + 1, now_ns=now)
+            n[0] += 1
+        closed += [(now, b) for b in m.pop_ready(now)]
+    assert [b.end_ns for _, b in closed] == [k * 1_000 * ms for k in range(1, 5)]
+    assert all(now >= b.end_ns and b.late == 0 and len(b.quotes["ts_ns"]) == 100 for now, b in closed)
+    assert all(now - b.end_ns <= 10 * ms for now, b in closed)  # at the first fetch past its end

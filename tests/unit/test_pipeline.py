@@ -1,4 +1,5 @@
-"""PartitionMerger's wake-up time: when a segment held only by the bounded wait closes with no new input."""
+"""PartitionMerger's wake-up time: when a segment that only silent-but-recent topics hold closes with no new
+input (the worker cuts its fetch timeout to it)."""
 from __future__ import annotations
 
 import numpy as np
@@ -19,24 +20,25 @@ def _merger(wait_ms: int = 5, idle_ms: int = 1000) -> PartitionMerger:
     return m
 
 
-def test_a_segment_held_by_the_bounded_wait_says_when_it_closes():
+def test_a_segment_held_by_a_recent_topic_closes_once_it_has_been_silent_for_the_wait():
     m = _merger()
     m.add(QUOTES, _rows([1 * MS, 12 * MS]), next_offset=2, highwater=2, now_ns=100 * MS)
-    m.add(INDEX, _rows([2 * MS]), next_offset=1, highwater=1, now_ns=100 * MS)
-    # [0, 10 ms): quotes passed 10 ms; the index is caught up and active, behind: the wait starts now
+    m.add(INDEX, _rows([2 * MS]), next_offset=1, highwater=1, now_ns=99 * MS)
+    # [0, 10 ms): quotes passed 10 ms; the index is caught up, behind, heard 2 ms ago: it holds the segment
     assert m.pop_ready(now_ns=101 * MS) == []
-    assert m.wake_ns == 106 * MS
-    assert m.pop_ready(now_ns=106 * MS - 1) == [] and m.wake_ns == 106 * MS
-    assert [b.end_ns for b in m.pop_ready(now_ns=106 * MS)] == [10 * MS]
+    assert m.wake_ns == 104 * MS
+    assert m.pop_ready(now_ns=104 * MS - 1) == [] and m.wake_ns == 104 * MS
+    assert [b.end_ns for b in m.pop_ready(now_ns=104 * MS)] == [10 * MS]
 
 
-def test_an_idle_deadline_that_comes_first_is_the_wake_up():
-    m = _merger(wait_ms=50, idle_ms=20)
-    m.add(QUOTES, _rows([1 * MS, 12 * MS]), next_offset=2, highwater=2, now_ns=100 * MS)
+def test_the_wake_up_is_when_the_last_holding_topic_has_been_silent_for_the_wait():
+    m = _merger(wait_ms=50, idle_ms=20)  # an idle time shorter than the wait bounds the silence
+    m.add(QUOTES, _rows([1 * MS, 5 * MS]), next_offset=2, highwater=2, now_ns=100 * MS)
     m.add(INDEX, _rows([2 * MS]), next_offset=1, highwater=1, now_ns=90 * MS)
-    assert m.pop_ready(now_ns=101 * MS) == []
-    assert m.wake_ns == 110 * MS  # the index has been silent 20 ms by then: idle, it holds nothing back
-    assert [b.end_ns for b in m.pop_ready(now_ns=110 * MS)] == [10 * MS]
+    assert m.pop_ready(now_ns=101 * MS) == []  # both caught up, behind 10 ms, heard within 20 ms
+    assert m.wake_ns == 120 * MS  # the quotes, heard last, silent 20 ms by then
+    assert m.pop_ready(now_ns=119 * MS) == []
+    assert [b.end_ns for b in m.pop_ready(now_ns=120 * MS)] == [10 * MS]
 
 
 def test_a_topic_the_broker_has_more_of_sets_no_wake_up():
@@ -47,4 +49,4 @@ def test_a_topic_the_broker_has_more_of_sets_no_wake_up():
     assert m.wake_ns is None  # only new input closes it
     m.add(INDEX, _rows([11 * MS], 1), next_offset=2, highwater=2, now_ns=501 * MS)
     assert [b.end_ns for b in m.pop_ready(now_ns=501 * MS)] == [10 * MS]
-    assert m.wake_ns == 506 * MS  # [10, 20 ms): both caught up and behind 20 ms now, a bounded wait
+    assert m.wake_ns == 506 * MS  # [10, 20 ms): both caught up, behind 20 ms, the index heard at 501 ms
