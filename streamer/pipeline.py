@@ -12,8 +12,8 @@ one event-time order that does not depend on that pace:
 * **Watermark.** A segment ending at ``E`` is closed when every input topic of the partition has either
   delivered a record at or after ``E`` (its records come in offset order, so nothing earlier is still on its
   way) or is read up to its high-water mark (*caught up*) and has been *silent*: nothing new from it for
-  ``wait_ns`` of wall time (the bounded wait; or ``idle_ns`` if shorter), as a source's idleness timeout in
-  Flink. A caught-up topic whose records are still flowing — live quotes inside the segment — goes on holding
+  ``wait_ns`` (the bounded wait; or ``idle_ns`` if shorter) of the caller's clock — the worker counts only
+  the time it spends waiting for input — as a source's idleness timeout in Flink. A caught-up topic whose records are still flowing — live quotes inside the segment — goes on holding
   it (a wait counted from when the segment was first held would close it half-way, before its end had
   happened, and race ahead of the feed); a silent one — open interest published once a day, or an index
   between two ticks — holds nothing back after that silence.
@@ -223,6 +223,10 @@ class PartitionMerger:
 
     def pop_ready(self, now_ns: int, flush: bool = False) -> list[Batch]:
         """Every segment that can be closed now, as per-underlying batches in segment order.
+
+        ``now_ns``: the clock of ``add``'s ``now_ns`` against which a caught-up topic's silence is measured
+        (the worker's: time spent waiting for input, so that time spent applying segments, when nothing was
+        fetched, does not count as silence).
 
         ``flush``: close everything pending (end of a finite input, e.g. a backtest or a test).
         """

@@ -36,8 +36,9 @@ class Settings:
     #: the worker fetches at most this many records per call (aiokafka getmany), over all its partitions
     fetch_max_records: int = 20_000
     #: event-time order across the input topics of a partition (streamer/pipeline.py): a topic that is read to
-    #: its end but behind a segment's end holds the segment until it has delivered nothing for this long (wall
-    #: clock; as a source's idleness timeout in Flink): the bounded wait for a late record of a slower topic ...
+    #: its end but behind a segment's end holds the segment until it has delivered nothing for this long of the
+    #: worker's time waiting for input (as a source's idleness timeout in Flink): the bounded wait for a late
+    #: record of a slower topic ...
     watermark_wait_s: float = 0.2
     #: ... or for this long if shorter (a silence after which a topic is idle, e.g. open interest)
     watermark_idle_s: float = 5.0

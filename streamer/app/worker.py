@@ -129,6 +129,7 @@ class Pipeline(mode.Service):
         self.acked: asyncio.Task | None = None  # every output up to the last checkpoint instant acknowledged
         self.serving = False
         self.lag = 0  # input messages behind the brokers' high-water marks, all owned partitions
+        self.listened_ns = 0  # time spent waiting for input (the mergers' clock, see step())
         self.kind_of = {t: i for i, t in enumerate(self.names.inputs())}
         # checkpoints are packed here: one background thread below the hot path's priority
         self.packer = ThreadPoolExecutor(1, "streamer-checkpoint", initializer=_background_priority)
@@ -192,9 +193,14 @@ class Pipeline(mode.Service):
     async def step(self) -> None:
         """One fetch: decode, merge, apply closed segments, publish, checkpoint when due."""
         assert self.consumer is not None
+        t0 = time.monotonic_ns()
         data = await getmany_columns(self.consumer, timeout_ms=self._fetch_timeout_ms(),
                                      max_records=self.settings.fetch_max_records)
-        now = time.monotonic_ns()
+        # the mergers' clock: time spent listening for input. A worker busy with a segment has not looked at its
+        # inputs, so a live topic is not taken for silent (and a segment closed before its quotes came) because
+        # of that; a fetch sent when it starts waiting brings whatever came meanwhile.
+        self.listened_ns += time.monotonic_ns() - t0
+        now = self.listened_ns
         for tp, cols in data.items():
             part = self.partitions.get(tp.partition)
             if part is not None:
@@ -220,7 +226,7 @@ class Pipeline(mode.Service):
         wake = [part.merger.wake_ns for part in self.partitions.values() if part.merger.wake_ns is not None]
         if not wake:
             return FETCH_WAIT_MS
-        return max(0, min(FETCH_WAIT_MS, -(-(min(wake) - time.monotonic_ns()) // 1_000_000)))
+        return max(0, min(FETCH_WAIT_MS, -(-(min(wake) - self.listened_ns) // 1_000_000)))
 
     # -- input -----------------------------------------------------------------------------------
 

@@ -75,12 +75,46 @@ def test_a_fetch_waits_no_longer_than_the_watermarks_bounded_wait():
         a, b = (PartitionState(p, PartitionMerger(10_000_000, 5_000_000_000, 5_000_000)) for p in (0, 1))
         pipe.partitions = {0: a, 1: b}
         assert pipe._fetch_timeout_ms() == FETCH_WAIT_MS  # nothing held by a wait
-        a.merger.wake_ns = time.monotonic_ns() + 30_000_000
-        b.merger.wake_ns = time.monotonic_ns() + 7_000_000
-        assert 1 <= pipe._fetch_timeout_ms() <= 7
-        b.merger.wake_ns = time.monotonic_ns() - 1
+        pipe.listened_ns = 5_000_000_000  # the mergers' clock: time spent waiting for input
+        a.merger.wake_ns = pipe.listened_ns + 30_000_000
+        b.merger.wake_ns = pipe.listened_ns + 6_500_000
+        time.sleep(0.01)  # busy time does not count
+        assert pipe._fetch_timeout_ms() == 7
+        b.merger.wake_ns = pipe.listened_ns - 1
         assert pipe._fetch_timeout_ms() == 0  # overdue: do not wait for input
-        a.merger.wake_ns = b.merger.wake_ns = time.monotonic_ns() + 10 * FETCH_WAIT_MS * 1_000_000
+        a.merger.wake_ns = b.merger.wake_ns = pipe.listened_ns + 10 * FETCH_WAIT_MS * 1_000_000
         assert pipe._fetch_timeout_ms() == FETCH_WAIT_MS
     finally:
+        pipe.packer.shutdown()
+
+
+def test_the_mergers_clock_runs_only_while_the_worker_waits_for_input():
+    """A topic's silence is counted in time spent listening: a worker busy applying a segment has not looked
+    at its inputs (live quotes kept coming meanwhile), so that time must not make a topic look silent and close
+    a segment before its quotes were fetched."""
+    import asyncio
+    import time
+
+    import streamer.app.worker as W
+    from streamer.app.worker import Pipeline
+
+    pipe = Pipeline(Worker(Settings()), loop=None)
+    calls = []
+
+    async def fetch(consumer, timeout_ms, max_records):
+        calls.append(timeout_ms)
+        await asyncio.sleep(0.02)  # waited 20 ms for input, got none
+        return {}
+
+    saved = W.getmany_columns
+    W.getmany_columns = fetch
+    try:
+        pipe.consumer = type("Consumer", (), {"assignment": lambda self: set()})()
+        pipe.serving = True
+        for _ in range(2):
+            asyncio.run(pipe.step())
+            time.sleep(0.05)  # busy 50 ms between fetches
+        assert 0.03e9 <= pipe.listened_ns < 0.06e9  # the two 20 ms waits, not the 100 ms of work between
+    finally:
+        W.getmany_columns = saved
         pipe.packer.shutdown()
