@@ -219,7 +219,6 @@ class Pipeline(mode.Service):
             self.serving = True
             self.worker.on_ready()
 
-
     def _fetch_timeout_ms(self) -> int:
         """How long a fetch may wait for new input: 100 ms, or until a segment that only the watermark's bounded
         wait holds becomes closable (else it would close only with the next input, or after the 100 ms)."""
