@@ -13,10 +13,11 @@ one event-time order that does not depend on that pace:
   delivered a record at or after ``E`` (its records come in offset order, so nothing earlier is still on its
   way) or is read up to its high-water mark (*caught up*) and has been *silent*: nothing new from it for
   ``wait_ns`` (the bounded wait; or ``idle_ns`` if shorter) of the caller's clock — the worker counts only
-  the time it spends waiting for input — as a source's idleness timeout in Flink. A caught-up topic whose records are still flowing — live quotes inside the segment — goes on holding
-  it (a wait counted from when the segment was first held would close it half-way, before its end had
-  happened, and race ahead of the feed); a silent one — open interest published once a day, or an index
-  between two ticks — holds nothing back after that silence.
+  the time it spends waiting for input — as a source's idleness timeout in Flink. A caught-up topic whose
+  records are still flowing — live quotes inside the segment — goes on holding it (a wait counted from when
+  the segment was first held would close it half-way, before its end had happened, and race ahead of the
+  feed); a silent one — open interest published once a day, or an index between two ticks — holds nothing
+  back after that silence.
 
   A topic that is not caught up (the broker has more of it) is always waited for: during a backlog, after a
   restart or a crash, the order is exactly event time, whatever the fetch sizes.
@@ -118,9 +119,6 @@ class _Chunk:
         n = ts.shape[0]
         return cls(t, ts, min_off, n, int(ts[0]), int(ts[n - 1]), int(min_off[0]))
 
-    def first_offset(self) -> int:
-        return self.first_off
-
     def advance(self, j: int) -> None:
         self.cur = j
         if j < self.n:
@@ -135,7 +133,7 @@ class _TopicState:
     max_ts: int = -(2**63)           # latest event time delivered on this topic
     next_offset: int = 0             # next offset to fetch (one past the last record seen)
     highwater: int = -1              # broker's high-water mark at the last fetch (-1 unknown)
-    last_arrival_ns: int = -(2**62)  # wall clock of the last record (monotonic ns); never: long ago
+    last_arrival_ns: int = -(2**62)  # when its last record came (the caller's clock, ns); never: long ago
     applied_above: list[int] = field(default_factory=list)  # applied offsets above the first pending one
 
     def caught_up(self) -> bool:
@@ -163,8 +161,8 @@ class PartitionMerger:
         self.wait_ns = wait_ns
         self.topics = [_TopicState() for _ in KINDS]
         self.closed_until_ns = closed_until_ns  # end of the last closed segment
-        #: after :meth:`pop_ready`: the wall clock (as its ``now_ns``) at which a pending segment that only a
-        #: bounded wait holds becomes closable with no new input (None: none such; new input closes it)
+        #: after :meth:`pop_ready`: when (on its ``now_ns`` clock) a pending segment that only caught-up, recently
+        #: heard topics hold becomes closable with no new input (None: none such; only new input closes it)
         self.wake_ns: int | None = None
         self.n_late = 0
 
@@ -305,7 +303,7 @@ class PartitionMerger:
         """Per topic: the first offset not yet applied (where a restart seeks to)."""
         out = []
         for st in self.topics:
-            pend = [c.first_offset() for c in st.pending]
+            pend = [c.first_off for c in st.pending]
             out.append(min(pend) if pend else st.next_offset)
         return out
 

@@ -3,8 +3,18 @@ from __future__ import annotations
 
 import gc
 
-from streamer.app.worker import Worker
+import pytest
+
+from streamer.app.worker import Pipeline, Worker
 from streamer.settings import Settings
+
+
+@pytest.fixture
+def pipe():
+    """A worker's pipeline service, not started (no broker): its checkpoint thread is shut down after."""
+    p = Pipeline(Worker(Settings()), loop=None)
+    yield p
+    p.packer.shutdown()
 
 
 def test_ready_worker_freezes_its_start_up_objects():
@@ -42,53 +52,44 @@ def test_worker_logs_at_its_level_only():
         root.handlers[:] = saved[1]
 
 
-def test_checkpoints_are_packed_below_the_pipelines_priority():
+def test_checkpoints_are_packed_below_the_pipelines_priority(pipe):
     """The checkpoint thread runs at a lower priority than the pipeline's thread (Linux: per-thread niceness),
     so that deflating a checkpoint does not delay segments on a small machine."""
     import os
     import threading
 
-    from streamer.app.worker import BACKGROUND_NICE, Pipeline
+    from streamer.app.worker import BACKGROUND_NICE
 
-    w = Worker(Settings())
-    pipe = Pipeline(w, loop=None)
-    try:
-        here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-        there = pipe.packer.submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())).result()
-        assert there == min(here + BACKGROUND_NICE, 19)
-        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == here  # the caller's is unchanged
-    finally:
-        pipe.packer.shutdown()
+    here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    there = pipe.packer.submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())).result()
+    assert there == min(here + BACKGROUND_NICE, 19)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == here  # the caller's is unchanged
 
 
-def test_a_fetch_waits_no_longer_than_the_watermarks_bounded_wait():
+def test_a_fetch_waits_no_longer_than_the_watermarks_bounded_wait(pipe):
     """A segment held only by the bounded wait closes when the wait runs out, not with the next input or the
     fetch's 100 ms: the fetch timeout is cut to the mergers' earliest wake-up."""
     import time
 
-    from streamer.app.worker import FETCH_WAIT_MS, PartitionState, Pipeline
+    from streamer.app.worker import FETCH_WAIT_MS, PartitionState
     from streamer.pipeline import PartitionMerger
 
-    pipe = Pipeline(Worker(Settings()), loop=None)
-    try:
-        assert pipe._fetch_timeout_ms() == FETCH_WAIT_MS  # no partition
-        a, b = (PartitionState(p, PartitionMerger(10_000_000, 5_000_000_000, 5_000_000)) for p in (0, 1))
-        pipe.partitions = {0: a, 1: b}
-        assert pipe._fetch_timeout_ms() == FETCH_WAIT_MS  # nothing held by a wait
-        pipe.listened_ns = 5_000_000_000  # the mergers' clock: time spent waiting for input
-        a.merger.wake_ns = pipe.listened_ns + 30_000_000
-        b.merger.wake_ns = pipe.listened_ns + 6_500_000
-        time.sleep(0.01)  # busy time does not count
-        assert pipe._fetch_timeout_ms() == 7
-        b.merger.wake_ns = pipe.listened_ns - 1
-        assert pipe._fetch_timeout_ms() == 0  # overdue: do not wait for input
-        a.merger.wake_ns = b.merger.wake_ns = pipe.listened_ns + 10 * FETCH_WAIT_MS * 1_000_000
-        assert pipe._fetch_timeout_ms() == FETCH_WAIT_MS
-    finally:
-        pipe.packer.shutdown()
+    assert pipe._fetch_timeout_ms() == FETCH_WAIT_MS  # no partition
+    a, b = (PartitionState(p, PartitionMerger(10_000_000, 5_000_000_000, 5_000_000)) for p in (0, 1))
+    pipe.partitions = {0: a, 1: b}
+    assert pipe._fetch_timeout_ms() == FETCH_WAIT_MS  # nothing held by a wait
+    pipe.listened_ns = 5_000_000_000  # the mergers' clock: time spent waiting for input
+    a.merger.wake_ns = pipe.listened_ns + 30_000_000
+    b.merger.wake_ns = pipe.listened_ns + 6_500_000
+    time.sleep(0.01)  # busy time does not count
+    assert pipe._fetch_timeout_ms() == 7
+    b.merger.wake_ns = pipe.listened_ns - 1
+    assert pipe._fetch_timeout_ms() == 0  # overdue: do not wait for input
+    a.merger.wake_ns = b.merger.wake_ns = pipe.listened_ns + 10 * FETCH_WAIT_MS * 1_000_000
+    assert pipe._fetch_timeout_ms() == FETCH_WAIT_MS
 
 
-def test_the_mergers_clock_runs_only_while_the_worker_waits_for_input():
+def test_the_mergers_clock_runs_only_while_the_worker_waits_for_input(pipe, monkeypatch):
     """A topic's silence is counted in time spent listening: a worker busy applying a segment has not looked
     at its inputs (live quotes kept coming meanwhile), so that time must not make a topic look silent and close
     a segment before its quotes were fetched."""
@@ -96,25 +97,15 @@ def test_the_mergers_clock_runs_only_while_the_worker_waits_for_input():
     import time
 
     import streamer.app.worker as W
-    from streamer.app.worker import Pipeline
-
-    pipe = Pipeline(Worker(Settings()), loop=None)
-    calls = []
 
     async def fetch(consumer, timeout_ms, max_records):
-        calls.append(timeout_ms)
         await asyncio.sleep(0.02)  # waited 20 ms for input, got none
         return {}
 
-    saved = W.getmany_columns
-    W.getmany_columns = fetch
-    try:
-        pipe.consumer = type("Consumer", (), {"assignment": lambda self: set()})()
-        pipe.serving = True
-        for _ in range(2):
-            asyncio.run(pipe.step())
-            time.sleep(0.05)  # busy 50 ms between fetches
-        assert 0.03e9 <= pipe.listened_ns < 0.06e9  # the two 20 ms waits, not the 100 ms of work between
-    finally:
-        W.getmany_columns = saved
-        pipe.packer.shutdown()
+    monkeypatch.setattr(W, "getmany_columns", fetch)
+    pipe.consumer = type("Consumer", (), {"assignment": lambda self: set()})()
+    pipe.serving = True
+    for _ in range(2):
+        asyncio.run(pipe.step())
+        time.sleep(0.05)  # busy 50 ms between fetches
+    assert 0.03e9 <= pipe.listened_ns < 0.06e9  # the two 20 ms waits, not the 100 ms of work between
