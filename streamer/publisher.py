@@ -125,7 +125,8 @@ async def publish(settings: Settings, events: Iterable[Publishable], *, total: i
     bar = tqdm(total=total, unit="msg", desc="publishing", disable=not progress, mininterval=0.5)
     say = report or (lambda line: tqdm.write(line, file=sys.stderr))
     work = asyncio.ensure_future(_send_all(producer, settings, events, raw, sent, prog, bar, rate, speed))
-    watch = asyncio.ensure_future(_watch(producer, settings, prog, say))
+    watchdog = _Watchdog(producer, settings, prog, say)
+    watch = asyncio.ensure_future(watchdog.run())
     aborted: PublishAborted | None = None
     try:
         with _bounded_aiokafka_logs():
@@ -136,7 +137,9 @@ async def publish(settings: Settings, events: Iterable[Publishable], *, total: i
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await work
                 raise aborted  # type: ignore[misc]
-            return work.result()
+            result = work.result()
+            watchdog.step()
+            return result
     except TopicAuthorizationFailedError as exc:
         topics = ", ".join(sorted(map(str, exc.args))) or "a topic"
         raise kafka_io.refused(settings, exc, f"writing to {topics}") from None
@@ -148,35 +151,45 @@ async def publish(settings: Settings, events: Iterable[Publishable], *, total: i
         await _stop(producer, aborted)
 
 
-async def _watch(producer, settings: Settings, prog: Progress, say: Callable[[str], None]) -> None:
+class _Watchdog:
     """While nothing is acknowledged: back off the retries, report every WAIT_REPORT_EVERY_S, give up at the limit."""
-    limit_s = settings.publish_outage_limit_s
-    backoff, next_double, next_report, waited = RETRY_BACKOFF_MIN_S, 0.0, WAIT_REPORT_EVERY_S, 0.0
-    while True:
-        await asyncio.sleep(WATCH_TICK_S)
+
+    def __init__(self, producer, settings: Settings, prog: Progress, say: Callable[[str], None]) -> None:
+        self.producer, self.settings, self.prog, self.say = producer, settings, prog, say
+        self.backoff, self.next_double, self.next_report, self.waited = RETRY_BACKOFF_MIN_S, 0.0, WAIT_REPORT_EVERY_S, 0.0
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_TICK_S)
+            self.step()
+
+    def step(self) -> None:
+        """One look at the acknowledgements; ``publish`` takes a last one when the sends end, so an outage that
+        ended between two ticks is still reported over and the retry interval reset."""
+        prog, limit_s = self.prog, self.settings.publish_outage_limit_s
         stalled = prog.stalled_s(time.monotonic())
         if stalled < 1.0:  # acknowledgements flow (or nothing is outstanding)
-            if waited >= WAIT_REPORT_EVERY_S:
-                say(f"publishing: the broker is back after {waited:.0f}s; resuming ({prog.how_far()})")
-            if backoff != RETRY_BACKOFF_MIN_S:
-                backoff = RETRY_BACKOFF_MIN_S
-                _set_retry_backoff(producer, backoff)
-            next_double, next_report, waited = 0.0, WAIT_REPORT_EVERY_S, 0.0
-            continue
-        waited = stalled
-        if stalled >= next_double:
-            next_double = stalled + backoff
-            backoff = min(backoff * 2, RETRY_BACKOFF_MAX_S)
-            _set_retry_backoff(producer, backoff)
+            if self.waited >= WAIT_REPORT_EVERY_S:
+                self.say(f"publishing: the broker is back after {self.waited:.0f}s; resuming ({prog.how_far()})")
+            if self.backoff != RETRY_BACKOFF_MIN_S:
+                self.backoff = RETRY_BACKOFF_MIN_S
+                _set_retry_backoff(self.producer, self.backoff)
+            self.next_double, self.next_report, self.waited = 0.0, WAIT_REPORT_EVERY_S, 0.0
+            return
+        self.waited = stalled
+        if stalled >= self.next_double:
+            self.next_double = stalled + self.backoff
+            self.backoff = min(self.backoff * 2, RETRY_BACKOFF_MAX_S)
+            _set_retry_backoff(self.producer, self.backoff)
         if stalled >= limit_s:
             raise PublishAborted(
-                f"no acknowledgement from the broker at {settings.bootstrap} for {stalled:.0f}s "
+                f"no acknowledgement from the broker at {self.settings.bootstrap} for {stalled:.0f}s "
                 f"(publish_outage_limit_s = {limit_s:g}); gave up after {prog.how_far()} "
                 f"({prog.sent - prog.acked:,} sent but unacknowledged, the rest not sent)")
-        if stalled >= next_report:
-            next_report += WAIT_REPORT_EVERY_S
-            say(f"publishing: waiting for the broker at {settings.bootstrap} for {stalled:.0f}s "
-                f"({prog.how_far()}; retrying every {backoff:g}s, giving up after {limit_s:g}s)")
+        if stalled >= self.next_report:
+            self.next_report += WAIT_REPORT_EVERY_S
+            self.say(f"publishing: waiting for the broker at {self.settings.bootstrap} for {stalled:.0f}s "
+                     f"({prog.how_far()}; retrying every {self.backoff:g}s, giving up after {limit_s:g}s)")
 
 
 def _set_retry_backoff(producer, seconds: float) -> None:
