@@ -642,11 +642,12 @@ def percentiles(x: np.ndarray) -> dict:
 
 
 def latency_run(cfg, chain: Chain, tpl: QuoteTemplates, rate: int, seconds: float, warmup: float = 2.0,
-                profile_to: str | None = None, cprofile_to: str | None = None, generator_nice: int = 10) -> dict:
+                profile_to: str | None = None, cprofile_to: str | None = None, generator_nice: int = 10,
+                watermark_wait_s: float = 0.005) -> dict:
     settings = new_settings(cfg, f"lat{rate}")
     asyncio.run(create_latency_topics(settings))
-    w = WorkerProcess(settings, {"STREAMER_ANALYTICS_INTERVAL_S": "0.01", "STREAMER_WATERMARK_WAIT_S": "0.005"},
-                      cprofile_to=cprofile_to)
+    w = WorkerProcess(settings, {"STREAMER_ANALYTICS_INTERVAL_S": "0.01",
+                                 "STREAMER_WATERMARK_WAIT_S": f"{watermark_wait_s:g}"}, cprofile_to=cprofile_to)
     try:
         w.wait(lambda m: w.value(m, "streamer_worker_up") == 1.0, 120)
         # the chain and its open interest first (stamped now), applied before the paced run starts
@@ -722,7 +723,8 @@ def latency_run(cfg, chain: Chain, tpl: QuoteTemplates, rate: int, seconds: floa
     behind_ms = (produced_until - int(seen[:, 1].max())) / 1e6 if len(seen) else None
     catch_up_ms = (caught_up_at - int(ts_in[-1])) / 1e6
     third = max(len(lat_c) // 3, 1)
-    out = {"rate_target": rate, "generator_nice": generator_nice, "quotes_published": n_pub,
+    out = {"rate_target": rate, "generator_nice": generator_nice, "watermark_wait_ms": watermark_wait_s * 1e3,
+           "quotes_published": n_pub,
            "publish_rate": round(n_pub / produce_s),
            "unreflected_quotes": int(n_in[~ok].sum()), "snapshots": len(s),
            "snapshots_per_s": round(len(s) / (seconds + catch_up_ms / 1e3), 1),
@@ -735,7 +737,10 @@ def latency_run(cfg, chain: Chain, tpl: QuoteTemplates, rate: int, seconds: floa
            "created_last_third": percentiles(lat_c[-third:]),
            "state_bytes_written_during_run": st["state_bytes_written"] - int(w.value(m0, "streamer_state_bytes_written_total")),
            "checkpoints_during_run": st["checkpoints"] - int(w.value(m0, "streamer_checkpoints_total")),
-           "inputs_during_run": st["input_seq"] - int(w.input_seq(m0)), "worker": st}
+           "inputs_during_run": st["input_seq"] - int(w.input_seq(m0)),
+           # rows that came after their segment had closed (applied with the next one): the wait too short
+           "late_inputs_during_run": st["late_inputs"] - int(w.value(m0, "streamer_late_inputs_total")),
+           "worker": st}
     # keeping up: when the producer stopped, the outputs were less than a second behind it, and the latency
     # did not grow over the run (an input of the very last segment may stay unreflected: no later input)
     out["keeps_up"] = bool(behind_ms is not None and behind_ms < 1000 and out["p50_ms_last_third"] is not None

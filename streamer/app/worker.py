@@ -141,7 +141,9 @@ class Pipeline(mode.Service):
         s = self.settings
         await kafka_io.ensure_topics(s, self.names.all())
         opts = kafka_io.client_options(s)
-        self.producer = AIOKafkaProducer(**opts, enable_idempotence=True, acks="all", linger_ms=5,
+        # outputs leave at once (linger 0: a trigger is not held back for company); what is produced while a
+        # request is in flight still goes out as one batch with the next, so a backlog is not sent message by message
+        self.producer = AIOKafkaProducer(**opts, enable_idempotence=True, acks="all", linger_ms=0,
                                          max_batch_size=512 * 1024, max_request_size=STATE_MAX_BYTES)
         _ride_out_outages(self.producer, self.producer.client)
         await kafka_io.start_client(self.producer, s)
