@@ -95,35 +95,48 @@ class Batch:
 
 @dataclass(slots=True)
 class _Chunk:
-    """One fetched chunk of a topic, sorted by (ts_ns, offset) on arrival; rows before ``cur`` are applied.
+    """One fetched chunk of a topic; rows before ``cur`` are applied. Sorted by (ts_ns, offset) when a close
+    first reads it (:meth:`order`): a live chunk of a few dozen rows is usually merged with its neighbours
+    unsorted and sorted once with them (:meth:`PartitionMerger._close`), not once alone and again together.
 
     Closing a segment takes the prefix ``[cur, searchsorted(end))`` as views (no copy of the rest), so a
     chunk spanning many segments costs O(its rows) in all, not O(its rows) per segment. The bounds a close
-    tests are kept as Python ints (``head_ts``, ``last_ts``, ``first_off``): a close visits every pending
-    chunk, and most of them hold nothing of the segment."""
+    tests are kept as Python ints (``head_ts``: the earliest pending row, ``last_ts``: the latest,
+    ``first_off``: the smallest pending offset): a close visits every pending chunk, and most of them hold
+    nothing of the segment."""
 
     t: Table
-    ts: np.ndarray
-    min_off: np.ndarray              # min_off[i]: smallest offset of rows i.. (the resume offset in O(1))
     n: int
-    head_ts: int                     # ts[cur]: the earliest pending row
-    last_ts: int                     # ts[n - 1]
-    first_off: int                   # min_off[cur]
+    head_ts: int
+    last_ts: int
+    first_off: int
+    ts: np.ndarray | None = None        # once ordered: t["ts_ns"]
+    min_off: np.ndarray | None = None   # once ordered: min_off[i], the smallest offset of rows i..
     cur: int = 0
 
     @classmethod
     def of(cls, table: Table) -> _Chunk:
-        t = sort_by_time(table)
-        ts = t["ts_ns"]
-        min_off = np.minimum.accumulate(t["offset"][::-1])[::-1]
-        n = ts.shape[0]
-        return cls(t, ts, min_off, n, int(ts[0]), int(ts[n - 1]), int(min_off[0]))
+        ts = table["ts_ns"]
+        return cls(table, ts.shape[0], int(ts.min()), int(ts.max()), int(table["offset"].min()))
+
+    def order(self) -> np.ndarray:
+        """Sort the rows (none applied yet) by (ts_ns, offset); the event times."""
+        if self.ts is None:
+            self.t = sort_by_time(self.t)
+            self.ts = self.t["ts_ns"]
+            self.min_off = np.minimum.accumulate(self.t["offset"][::-1])[::-1]
+        return self.ts
 
     def advance(self, j: int) -> None:
         self.cur = j
         if j < self.n:
             self.head_ts = int(self.ts[j])
             self.first_off = int(self.min_off[j])
+
+
+#: a topic's pending chunks are merged into one before a close when they hold at most this many rows in all
+#: (live: a few small fetches per segment); larger ones (a backlog) are each sorted once and their pieces merged
+MERGE_ROWS = 4096
 
 
 @dataclass(slots=True)
@@ -165,6 +178,7 @@ class PartitionMerger:
         #: heard topics hold becomes closable with no new input (None: none such; only new input closes it)
         self.wake_ns: int | None = None
         self.n_late = 0
+        self.merge_rows = MERGE_ROWS
 
     # -- input -----------------------------------------------------------------------------------
 
@@ -249,17 +263,21 @@ class PartitionMerger:
             lo = hi = None       # earliest row of the topic in the segment; last row of the previous piece
             ordered = True       # the pieces follow each other strictly in event time
             done = False
+            if 1 < len(st.pending) and st.n_pending <= self.merge_rows:
+                self._merge_small(st, end_ns)
             for c in st.pending:
                 head = c.head_ts
                 if head >= end_ns:
                     continue     # nothing of this chunk in the segment
                 cur = c.cur
                 if c.last_ts < end_ns:
+                    c.order()
                     j, last = c.n, c.last_ts
                     done = True
                 else:
-                    j = int(c.ts.searchsorted(end_ns))
-                    last = int(c.ts[j - 1])
+                    ts = c.order()
+                    j = int(ts.searchsorted(end_ns))
+                    last = int(ts[j - 1])
                 pieces.append({k: v[cur:j] for k, v in c.t.items()})
                 st.n_pending -= j - cur
                 c.advance(j)
@@ -296,6 +314,18 @@ class PartitionMerger:
         self.n_late += late
         self.closed_until_ns = end_ns
         return split_by_underlying(end_ns, parts, late)
+
+    @staticmethod
+    def _merge_small(st: _TopicState, end_ns: int) -> None:
+        """The pending rows of a topic as one chunk, if two or more chunks have rows before ``end_ns``: the
+        rows (their pending parts, in the order of the list) concatenated and sorted once; a stable sort by
+        (ts_ns, offset) of them gives the order the pieces' merge would have given."""
+        if sum(1 for c in st.pending if c.head_ts < end_ns) < 2:
+            return
+        parts = [c.t if c.cur == 0 else {k: v[c.cur:] for k, v in c.t.items()} for c in st.pending]
+        merged = _Chunk(concat(parts), st.n_pending, min(c.head_ts for c in st.pending),
+                        max(c.last_ts for c in st.pending), min(c.first_off for c in st.pending))
+        st.pending = [merged]
 
     # -- checkpoint support ----------------------------------------------------------------------
 

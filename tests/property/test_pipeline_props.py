@@ -6,7 +6,10 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamer.pipeline import KINDS, PartitionMerger
+from streamer.pipeline import KINDS, MERGE_ROWS, PartitionMerger
+
+#: a topic's small chunks merged before a close (the default), never, or up to a few rows
+MERGES = st.sampled_from([MERGE_ROWS, 0, 8])
 
 INTERVAL = 100
 
@@ -38,8 +41,9 @@ def reference(data) -> list[tuple[int, str, int, tuple]]:
     return sorted((end, u, kind, tuple(sorted(r))) for (end, u, kind), r in out.items())
 
 
-def merged(data, chunk_sizes, order) -> list[tuple[int, str, int, tuple]]:
+def merged(data, chunk_sizes, order, merge_rows: int = MERGE_ROWS) -> list[tuple[int, str, int, tuple]]:
     m = PartitionMerger(INTERVAL, idle_ns=0)
+    m.merge_rows = merge_rows
     totals = [len(tss) for tss, _ in data]
     pos = [0, 0, 0]
     got = []
@@ -75,9 +79,9 @@ def merged(data, chunk_sizes, order) -> list[tuple[int, str, int, tuple]]:
 
 @settings(max_examples=300, deadline=None)
 @given(topics(), st.lists(st.integers(1, 15), min_size=3, max_size=3),
-       st.lists(st.integers(0, 2), min_size=0, max_size=60))
-def test_backlog_merge_equals_sort_by_event_time(data, chunk_sizes, order):
-    assert merged(data, chunk_sizes, order) == reference(data)
+       st.lists(st.integers(0, 2), min_size=0, max_size=60), MERGES)
+def test_backlog_merge_equals_sort_by_event_time(data, chunk_sizes, order, merge_rows):
+    assert merged(data, chunk_sizes, order, merge_rows) == reference(data)
 
 
 def test_an_idle_topic_does_not_hold_the_others_back():
@@ -132,12 +136,13 @@ def shuffled_topics(draw):
 
 @settings(max_examples=150, deadline=None)
 @given(shuffled_topics(), st.lists(st.integers(1, 15), min_size=3, max_size=3),
-       st.lists(st.integers(0, 2), min_size=0, max_size=60))
-def test_segments_resume_offsets_and_late_rows_equal_a_row_by_row_model(data, chunk_sizes, order):
+       st.lists(st.integers(0, 2), min_size=0, max_size=60), MERGES)
+def test_segments_resume_offsets_and_late_rows_equal_a_row_by_row_model(data, chunk_sizes, order, merge_rows):
     """Out-of-order event times: every closed segment holds exactly the pending rows before its end, sorted by
     (ts, offset), split by underlying; its late rows (older than the previous end), the resume offsets (first
     unapplied offset) and the applied offsets above them follow the same rows kept in plain Python lists."""
     m = PartitionMerger(INTERVAL, idle_ns=0)
+    m.merge_rows = merge_rows
     totals = [len(tss) for tss, _ in data]
     pos = [0, 0, 0]
     pending: list[list[tuple[int, int, str]]] = [[], [], []]   # (ts, offset, underlying) per topic
