@@ -572,13 +572,21 @@ class _Buckets:
         self.sums[0] = np.add.accumulate(acc, axis=0)[-1]
 
     def add_counts_one(self, dlc: np.ndarray, dlp: np.ndarray) -> None:
-        """``add_counts`` into bucket 0."""
-        self.lc[0] += int(dlc.sum())
-        self.lp[0] += int(dlp.sum())
-        self._zero_empty(np.zeros(1, dtype=np.int64))
+        """``add_counts`` into bucket 0 (``_zero_empty`` on scalars)."""
+        lc = self.lc[0] = self.lc[0] + int(dlc.sum())
+        lp = self.lp[0] = self.lp[0] + int(dlp.sum())
+        if lc == 0:
+            self.sums[0, _CALLG] = 0.0
+        if lp == 0:
+            self.sums[0, _PUTG] = 0.0
+            if lc == 0:
+                self.sums[0, :4] = 0.0
 
     def _zero_empty(self, ids: np.ndarray) -> None:
-        nc, np_ = self.lc[ids] == 0, self.lp[ids] == 0
+        lc, lp = self.lc[ids], self.lp[ids]
+        if lc.min() > 0 and lp.min() > 0:          # counts are ≥ 0: no bucket emptied
+            return
+        nc, np_ = lc == 0, lp == 0
         if nc.any():
             self.sums[ids[nc], _CALLG] = 0.0
         if np_.any():
@@ -891,16 +899,21 @@ class ChainBook:
         k = np.asarray(strike, dtype=np.float64).ravel()
         call = np.asarray(is_call, dtype=bool).ravel()
         win, slots = self._conflate(exp, k, call, ts)
-        self.conflated_quotes += n - win.shape[0]
+        nw = win.shape[0]
+        self.conflated_quotes += n - nw
         a = self._a
-        wts = ts[win]
+        b = np.asarray(bid, dtype=np.float64).ravel()
+        q = np.asarray(ask, dtype=np.float64).ravel()
+        wts = ts if nw == n else ts[win]     # every row wins (win is 0..n-1): no gathers
         fresh = wts >= a["qts"][slots]
-        self.stale_quotes += int(win.shape[0] - fresh.sum())
-        win, slots, wts = win[fresh], slots[fresh], wts[fresh]
-        if win.shape[0] == 0:
+        nf = int(np.count_nonzero(fresh))
+        self.stale_quotes += nw - nf
+        if nf == 0:
             return 0
-        b = np.asarray(bid, dtype=np.float64).ravel()[win]
-        q = np.asarray(ask, dtype=np.float64).ravel()[win]
+        if nf < nw:
+            win, slots, wts = win[fresh], slots[fresh], wts[fresh]
+        if nf < n:
+            b, q = b[win], q[win]
         with np.errstate(invalid="ignore"):
             mid = np.where((b > 0.0) & (q >= b) & np.isfinite(q), 0.5 * (b + q), _NAN)
         a["bid"][slots], a["ask"][slots], a["mid"][slots], a["qts"][slots] = b, q, mid, wts
@@ -1190,8 +1203,9 @@ class ChainBook:
             # deltas 0.0 − 0.0 in those columns (a contract that is not live contributes zeros)
             sm = slots[mv]
             call, lv = a["call"][sm], live[mv]
-            dlc = np.where(call, np.where(lv, 1, -1), 0)
-            dlp = np.where(call, 0, np.where(lv, 1, -1))
+            dl = np.where(lv, 1, -1)               # +1: became live, −1: left
+            dlc = np.where(call, dl, 0)
+            dlp = dl - dlc
             self._strikes.add_counts(a["sb"][sm], dlc, dlp)
             self._expiries.add_counts(eb[mv], dlc, dlp)
             self._total.add_counts_one(dlc, dlp)
