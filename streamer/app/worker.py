@@ -129,6 +129,7 @@ class Pipeline(mode.Service):
         self.acked: asyncio.Task | None = None  # every output up to the last checkpoint instant acknowledged
         self.serving = False
         self.lag = 0  # input messages behind the brokers' high-water marks, all owned partitions
+        self.lag_shown: dict[TopicPartition, int] = {}  # per input partition: the lag gauge's value
         self.listened_ns = 0  # time spent waiting for input (the mergers' clock, see step())
         self.kind_of = {t: i for i, t in enumerate(self.names.inputs())}
         # checkpoints are packed here: one background thread below the hot path's priority
@@ -279,20 +280,26 @@ class Pipeline(mode.Service):
             part.skip[kind] = {o for o in part.skip[kind] if o >= next_offset}
 
     def _positions(self, now: int) -> None:
-        """High-water marks of every owned input partition (a topic with nothing new is caught up)."""
-        assert self.consumer is not None
-        self.lag = 0
-        for tp in self.consumer.assignment():
+        """High-water marks of every owned input partition (a topic with nothing new is caught up), and the lag.
+        A lag gauge is set when its value changes (it runs every fetch: live, the lags stay 0)."""
+        consumer = self.consumer
+        assert consumer is not None
+        lag_total = 0
+        shown = self.lag_shown
+        for tp in consumer.assignment():
             part = self.partitions.get(tp.partition)
-            hw = self.consumer.highwater(tp)
+            hw = consumer.highwater(tp)
             if part is None or hw is None:
                 continue
             kind = self.kind_of[tp.topic]
-            part.merger.position(kind, highwater=hw)
-            st = part.merger.topics[kind]
-            lag = max(hw - st.next_offset, 0)
-            self.lag += lag
-            METRICS.consumer_lag(tp.topic, str(tp.partition)).set(lag)
+            m = part.merger
+            m.position(kind, highwater=hw)
+            lag = max(hw - m.topics[kind].next_offset, 0)
+            lag_total += lag
+            if shown.get(tp) != lag:
+                METRICS.consumer_lag(tp.topic, str(tp.partition)).set(lag)
+                shown[tp] = lag
+        self.lag = lag_total  # (read by /readyz from another thread: the total, never a partial sum)
 
     def broker_reachable(self) -> bool:
         """A group coordinator is known and a connection to a broker is up (aiokafka marks the coordinator

@@ -109,3 +109,34 @@ def test_the_mergers_clock_runs_only_while_the_worker_waits_for_input(pipe, monk
         asyncio.run(pipe.step())
         time.sleep(0.05)  # busy 50 ms between fetches
     assert 0.03e9 <= pipe.listened_ns < 0.06e9  # the two 20 ms waits, not the 100 ms of work between
+
+
+def test_the_lag_gauges_follow_the_high_water_marks(pipe):
+    """Every fetch the positions update the mergers' high-water marks and the lag (the gauge is only written
+    when its value changes: the gauge and the total still follow every change)."""
+    from aiokafka import TopicPartition
+
+    from streamer.app.worker import PartitionState
+    from streamer.metrics import METRICS
+    from streamer.pipeline import PartitionMerger
+
+    tps = [TopicPartition(t, 7) for t in pipe.names.inputs()]
+    hw = {tps[0]: 5, tps[1]: 10, tps[2]: None}  # open interest: no fetch answered yet
+    pipe.consumer = type("Consumer", (), {"assignment": lambda self: set(tps),
+                                          "highwater": lambda self, tp: hw[tp]})()
+    part = pipe.partitions[7] = PartitionState(7, PartitionMerger(10, 0))
+    part.merger.topics[1].next_offset = 4
+
+    def gauge(tp):
+        return METRICS.consumer_lag(tp.topic, "7")._value.get()
+
+    for step in range(4):
+        if step == 2:
+            part.merger.topics[1].next_offset = 10  # quotes caught up
+        if step == 3:
+            hw[tps[0]] = 9  # more index ticks
+        pipe._positions(0)
+        want = [hw[tps[0]], 10 - part.merger.topics[1].next_offset]
+        assert [part.merger.topics[k].highwater for k in range(3)] == [hw[tps[0]], 10, -1]
+        assert [gauge(tp) for tp in tps[:2]] == want
+        assert pipe.lag == sum(want)
