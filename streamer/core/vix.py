@@ -261,16 +261,31 @@ def select_terms(exp_minutes: dict[int, float], eligible: dict[int, bool], now_m
     ``exp_minutes`` and ``now_minutes`` are New York wall-clock minutes (:func:`local_minutes`).
     """
     today = math.floor(now_minutes / MINUTES_PER_DAY)
-    near = nxt = None
-    near_key = nxt_key = None
     lo, target, hi = spec.min_days, spec.target_days, spec.max_days
     order = _calendar_order(exp_minutes, eligible)
     if order is None:           # a settlement minute that is not finite: the plain loop
         order = ([], [(m, e, None) for m, e in sorted(zip(exp_minutes.values(), exp_minutes))
-                      if eligible.get(e, False)])
-    ms, rows = order
+                      if eligible.get(e, False)], None)
+    ms, rows, picks = order
+    start = bisect.bisect_right(ms, now_minutes) if ms else 0
+    if picks is not None:       # the rows from ``start`` on all settle after now: the pick
+        key = (start, today, lo, target, hi)    # depends on nothing else
+        got = picks.get(key)
+        if got is None:
+            if len(picks) >= 64:
+                picks.clear()
+            got = picks[key] = _pick(rows, start, now_minutes, today, lo, target, hi)
+        return got
+    return _pick(rows, start, now_minutes, today, lo, target, hi)
+
+
+def _pick(rows: list, start: int, now_minutes: float, today: int, lo: float, target: float,
+          hi: float) -> tuple[int | None, int | None]:
+    """:func:`select_terms`' walk along the calendar rows from ``start``."""
+    near = nxt = None
+    near_key = nxt_key = None
     # by settlement instant (ties: by expiry): selection days never decrease along this order
-    for i in range(bisect.bisect_right(ms, now_minutes) if ms else 0, len(rows)):
+    for i in range(start, len(rows)):
         m, e, sday = rows[i]
         if m <= now_minutes:
             continue
@@ -292,9 +307,11 @@ _ORDERS: dict[int, tuple] = {}
 
 
 def _calendar_order(exp_minutes: dict[int, float], eligible: dict[int, bool]) -> tuple | None:
-    """(settlement minutes, rows (minutes, expiry, selection day)) of the eligible expiries in
-    (minutes, expiry) order, or None if a minute is not finite. Cached per calendar (by identity
-    and content: ``ChainBook.vix`` passes the same dicts at every read, VIX and VIX9D alike)."""
+    """(settlement minutes, rows (minutes, expiry, selection day), picks) of the eligible expiries
+    in (minutes, expiry) order, or None if a minute is not finite; picks: :func:`select_terms`'
+    results on this calendar by (first row after now, today, spec days). Cached per calendar (by
+    identity and content: ``ChainBook.vix`` passes the same dicts at every read, VIX and VIX9D
+    alike)."""
     c = _ORDERS.get(id(exp_minutes))
     if c is not None and c[0] is exp_minutes and c[1] == exp_minutes and c[2] == eligible:
         return c[3]
@@ -305,7 +322,7 @@ def _calendar_order(exp_minutes: dict[int, float], eligible: dict[int, bool]) ->
                 return None
             day = math.floor(m / MINUTES_PER_DAY)
             rows.append((m, e, day + _holiday_shift(day)))
-    order = ([m for m, _, _ in rows], rows)
+    order = ([m for m, _, _ in rows], rows, {})
     if len(_ORDERS) >= 16:
         _ORDERS.clear()
     _ORDERS[id(exp_minutes)] = (exp_minutes, dict(exp_minutes), dict(eligible), order)
@@ -540,7 +557,8 @@ class _StripMemo:
     bits, per-strike bid signs and |C - P|, K0 and the strip with its terms), so that a read
     after a few quotes changed, with K0 where it was and no bid crossing zero where that could
     move the strip's ends or change its strikes, updates just those strikes with the same scalar
-    operations (same bits)."""
+    operations (same bits). A read with no quote changed (the clock moved) reuses K*'s mids and
+    one with no strip strike changed the strip's sum."""
 
     strikes: np.ndarray
     quotes: np.ndarray        # the quote block read, its int64 view, and a copy of that view
@@ -562,6 +580,8 @@ class _StripMemo:
     k_hi: float
     q_lo: float
     q_hi: float
+    kmid: tuple = ()          # (K* index, its call mid, its put mid) as of ``bits``
+    s: float | None = None    # math.fsum(x); None once a summand changed
 
 
 _MAX_UPDATE = 32              # more changed strikes than this: evaluate from scratch
@@ -575,30 +595,41 @@ def _update(memo: _StripMemo, blk: np.ndarray, kl: list, growth: float) -> tuple
     changed = (bits != memo.bits).view(np.uint32).ravel().nonzero()[0]
     if changed.shape[0] > _MAX_UPDATE:
         return None
+    k0 = memo.k0
+    if not changed.shape[0]:            # nothing changed: K* and its mids as last read
+        kstar, cm, pm = memo.kmid
+        f = kl[kstar] + growth * (cm - pm)
+        return (kstar, f, k0) if bisect.bisect_right(kl, f) - 1 == k0 else None
     if memo.cpos is None:
         memo.cpos, memo.ppos = memo.pos.tolist()
-    cpos, ppos, ad, k0 = memo.cpos, memo.ppos, memo.ad, memo.k0
+    cpos, ppos, ad = memo.cpos, memo.ppos, memo.ad
     mids = {}
-    if changed.shape[0]:
-        for j, (cb, pb, ca, pa) in zip(changed.tolist(), blk.take(changed, 0).tolist()):
-            c, p = cb > 0.0, pb > 0.0
-            # a bid crossing zero where it can add or drop a strip strike or move a cut
-            # (calls above K0 up to the first zero pair, puts below it down to the last one)
-            if c is not cpos[j]:
-                if k0 < j <= memo.hi + 1:
-                    return None
-                cpos[j] = c
-            if p is not ppos[j]:
-                if memo.lo - 2 <= j < k0:
-                    return None
-                ppos[j] = p
-            cm, pm = mids[j] = ((cb + ca) / 2.0, (pb + pa) / 2.0)
-            ad[j] = abs(cm - pm) if c and p else math.inf
-        memo.bits[...] = bits
+    for j, (cb, pb, ca, pa) in zip(changed.tolist(), blk.take(changed, 0).tolist()):
+        c, p = cb > 0.0, pb > 0.0
+        # a bid crossing zero where it can add or drop a strip strike or move a cut
+        # (calls above K0 up to the first zero pair, puts below it down to the last one)
+        if c is not cpos[j]:
+            if k0 < j <= memo.hi + 1:
+                return None
+            cpos[j] = c
+        if p is not ppos[j]:
+            if memo.lo - 2 <= j < k0:
+                return None
+            ppos[j] = p
+        cm, pm = mids[j] = ((cb + ca) / 2.0, (pb + pa) / 2.0)
+        ad[j] = abs(cm - pm) if c and p else math.inf
+    memo.bits[...] = bits
     kstar = int(ad.argmin())
     if not (cpos[kstar] and ppos[kstar]):
         return None
-    cm, pm = mids.get(kstar) or _mids(blk, kstar)
+    got = mids.get(kstar)
+    if got is not None:
+        cm, pm = got
+    elif memo.kmid[0] == kstar:         # its quotes did not change since they were read
+        cm, pm = memo.kmid[1], memo.kmid[2]
+    else:
+        cm, pm = _mids(blk, kstar)
+    memo.kmid = (kstar, cm, pm)
     f = kl[kstar] + growth * (cm - pm)
     if bisect.bisect_right(kl, f) - 1 != k0:
         return None
@@ -618,6 +649,7 @@ def _update(memo: _StripMemo, blk: np.ndarray, kl: list, growth: float) -> tuple
                 continue
             i = cum.item(j - lo) - 1
             x[i] = w.item(i) * v
+            memo.s = None
             if i == 0:
                 memo.q_lo = v
             if i == last:
@@ -657,7 +689,9 @@ def term_detail(term: Term, now_min: float, rate: RateLike,
         memo = term._memo
     assert memo is not None
     kstar, f, k0 = got
-    s = math.fsum(memo.x)
+    s = memo.s
+    if s is None:
+        s = memo.s = math.fsum(memo.x)
     cut_p, cut_c = memo.cut_p, memo.cut_c
     sigma2 = 2.0 / t * growth * s - (f / kl[k0] - 1.0) ** 2 / t
     tail = (0.0 if cut_p else memo.q_lo / memo.k_lo) + (0.0 if cut_c else memo.q_hi / memo.k_hi)
@@ -683,7 +717,8 @@ def _full(term: Term, kl: list, blk: np.ndarray, growth: float) -> tuple | str:
     kstar = int(np.argmin(ad))                 # first minimum: lowest strike
     if not both[kstar] and not both.any():
         return "no_forward"
-    f = kl[kstar] + growth * (mid.item(kstar) - mid.item(n + kstar))
+    kcm, kpm = mid.item(kstar), mid.item(n + kstar)
+    f = kl[kstar] + growth * (kcm - kpm)
     k0 = bisect.bisect_right(kl, f) - 1
     if k0 < 0:
         return "forward_below_strikes"
@@ -709,7 +744,7 @@ def _full(term: Term, kl: list, blk: np.ndarray, growth: float) -> tuple | str:
     bits = blk.view(np.int64)
     term._memo = _StripMemo(term.strikes, blk, bits, bits.copy(), sign, None, None, ad, k0, lo, hi,
                             cut_p, cut_c, np.cumsum(use), w, (w * q).tolist(), kk.item(0),
-                            kk.item(m - 1), q.item(0), q.item(m - 1))
+                            kk.item(m - 1), q.item(0), q.item(m - 1), (kstar, kcm, kpm))
     return kstar, f, k0
 
 

@@ -134,3 +134,18 @@ def test_a_complete_listing_always_brackets_the_target(day, minute, nine_day) ->
     assert dx - dn == 7
     # the same date at another time of day selects the same terms (the roll is by day)
     assert select_terms(LISTING_MIN, LISTING_OK, today * 1440 + 1439.5, spec) == (near, nxt)
+
+
+@settings(max_examples=100, deadline=None)
+@given(start=st.dates(dt.date(2016, 1, 1), dt.date(2026, 12, 31)),
+       steps=st.lists(st.floats(0.0, 3 * 1440.0), min_size=1, max_size=40), nine_day=st.booleans())
+def test_term_picks_kept_per_calendar_equal_a_fresh_selection(start, steps, nine_day) -> None:
+    """``select_terms`` keeps its picks per calendar (by the first expiry after now and the day):
+    along a clock that moves by up to three days at a time (through settlements, across days), the
+    calendar read again and again selects what a fresh copy of it selects."""
+    spec = VIX9D if nine_day else VIX
+    now = local_minutes(ny_ts_ns(start.year, start.month, start.day, 9, 30))
+    for dm in steps:
+        now += dm
+        fresh = select_terms(dict(LISTING_MIN), dict(LISTING_OK), now, spec)
+        assert select_terms(LISTING_MIN, LISTING_OK, now, spec) == fresh, now

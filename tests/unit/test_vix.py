@@ -372,3 +372,50 @@ def test_term_read_after_single_bid_flips_equals_a_fresh_term_bit_for_bit() -> N
                                np.concatenate((live.call_ask, live.put_ask)))
         assert got == _fields(term_detail(ref, now_min, RATE)), step
     assert 300 < kept < 1500
+
+
+def test_term_reads_between_few_or_no_quote_changes_equal_a_fresh_term_bit_for_bit() -> None:
+    """Reads every 10 ms of the clock with nothing changed, or one quote changed off K* (its mids
+    are then reused) or outside the strip (the strip's sum is then reused), now and then a move of
+    K*'s own quotes: the bits of a term built from scratch each time, and those reuse paths taken
+    (the memo kept, its K* mids and its sum reused)."""
+    from streamer.core.vix import term_detail, term_from_quotes
+
+    rng = np.random.default_rng(5)
+    expiry = ny_ts_ns(2024, 2, 16, 9, 30)
+    now_min = local_minutes(NOW)
+    e, k, r, b, a = (np.array(c) for c in _chain([expiry], NOW))
+    live = term_from_quotes(expiry, k, r == "C", b, a)
+    n = live.strikes.shape[0]
+    kk = np.concatenate((live.strikes, live.strikes))
+    call = np.r_[np.ones(n, bool), np.zeros(n, bool)]
+    term_detail(live, now_min, RATE)
+    same_sum = same_mids = 0
+    for step in range(600):
+        memo = live._memo
+        kstar = memo.kmid[0]
+        u = rng.random()
+        if u < 0.3:                                      # nothing changed
+            pass
+        elif u < 0.55:                                   # a quote beyond the strip
+            j = int(rng.choice([i for i in range(n) if not memo.lo <= i < memo.hi] or [0]))
+            live.call_ask[j] += 0.05 if j > memo.k0 else 0.0
+            live.put_ask[j] += 0.05 if j < memo.k0 else 0.0
+        elif u < 0.9:                                    # a quote in the strip, off K*
+            j = int(rng.integers(memo.lo, memo.hi))
+            if j != kstar:
+                q = live.call_ask if j > memo.k0 else live.put_ask
+                q[j] = max(q[j] + rng.choice([-0.05, 0.05]), 0.05)
+        else:                                            # K*'s own quotes
+            live.call_ask[kstar] += 0.05
+            live.put_ask[kstar] += 0.05
+        now_min += 1 / 6000
+        s_before = memo.s
+        got = _fields(term_detail(live, now_min, RATE))
+        if live._memo is memo:
+            same_sum += s_before is not None and memo.s is s_before
+            same_mids += memo.kmid[0] == kstar
+        ref = term_from_quotes(expiry, kk, call, np.concatenate((live.call_bid, live.put_bid)),
+                               np.concatenate((live.call_ask, live.put_ask)))
+        assert got == _fields(term_detail(ref, now_min, RATE)), step
+    assert same_sum > 200 and same_mids > 400
