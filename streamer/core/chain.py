@@ -445,6 +445,7 @@ class ChainConfig:
 _GEX, _DEX, _VAN, _CHM, _CALLG, _PUTG = range(6)
 _NCOL = 6
 _COLS = np.arange(_NCOL)
+_COLS_TILE = np.tile(_COLS, 4096)          # flat indices of bucket 0's sums, rows after rows
 _NO_QUOTE = np.iinfo(np.int64).min        # quote ts of a contract never quoted
 _CHUNK = 4096                              # rows per block of O(N·grid) work
 # GEX profile sums in fixed point: a cell (GEX $ of one contract at one grid spot) is held as
@@ -566,10 +567,9 @@ class _Buckets:
 
     def add_one(self, delta: np.ndarray) -> None:
         """``add_sums`` with every row into bucket 0 (the totals): the same sequential sums."""
-        acc = np.empty((delta.shape[0] + 1, _NCOL))
-        acc[0] = self.sums[0]
-        acc[1:] = delta
-        self.sums[0] = np.add.accumulate(acc, axis=0)[-1]
+        n = delta.shape[0] * _NCOL
+        idx = _COLS_TILE[:n] if n <= _COLS_TILE.shape[0] else np.tile(_COLS, delta.shape[0])
+        np.add.at(self.sums.reshape(-1), idx, delta.ravel())
 
     def add_counts_one(self, dlc: np.ndarray, dlp: np.ndarray) -> None:
         """``add_counts`` into bucket 0 (``_zero_empty`` on scalars)."""
@@ -1385,7 +1385,7 @@ class ChainBook:
     # ------------------------------------------------------------------ O(1) reads
     @staticmethod
     def _totals_of(b: _Buckets, i: int) -> ExposureTotals:
-        return ExposureTotals(*(float(x) for x in b.sums[i, :4]))
+        return ExposureTotals(*b.sums[i, :4].tolist())
 
     def totals(self) -> ExposureTotals:
         """Whole-chain exposures at the eval point."""
@@ -1435,8 +1435,8 @@ class ChainBook:
             return c[1], c[2], c[3]
         grid = self._grid()[0]
         p = self._psum
-        carry = p[1] >> 40                     # lo limbs into [0, 2^40): both parts exact in float64
-        hi, lo = p[0] + carry, p[1] - (carry << 40)
+        hi = p[0] + (p[1] >> 40)               # lo limbs into [0, 2^40): both parts exact in float64
+        lo = p[1] & ((1 << 40) - 1)
         val = hi.astype(np.float64) * (_LIMB / _QUANTA) + lo.astype(np.float64) * (1.0 / _QUANTA)
         if self._nbad:
             val[:] = _NAN
