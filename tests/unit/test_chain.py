@@ -565,3 +565,53 @@ def test_positioning_signs_excludes_a_key_positioning_and_old_states_restore():
     back.reprice(101.0, T0 + 1)
     book.reprice(101.0, T0 + 1)
     assert back.totals() == book.totals()
+
+
+def test_profile_sums_of_large_small_and_unholdable_batches_equal_a_rebuild():
+    """The profile's fixed-point sums after batches that take every path of the revert-then-add:
+    more rows than one exact product holds (2048: reductions by blocks), small ones (revert and
+    add in one product) that mix requotes with contracts leaving (no bid) and coming back, and a
+    contract whose cells cannot be held (OI 1e30: the profile is NaN until it leaves). After each
+    batch the profile has the bits of a from-scratch rebuild (``from_state``) and the rebuild's
+    cells are the book's."""
+    from streamer.core import chain
+    strikes = np.arange(60.0, 140.01, 0.25)                          # 321 strikes
+    cols = [priced(T0 + d * NS_PER_DAY, 100.0, 0.2 + d / 1000, strikes=strikes) for d in (3, 10, 40, 90)]
+    _, exp, k, call, bid, ask = (np.concatenate([c[i] for c in cols]) for i in range(6))
+    n = exp.size
+    assert 2 * n > 2 * chain._PROFILE_CHUNK                           # 2568 contracts
+    book = ChainBook(100.0, T0, CFG)
+    book.apply_open_interest(exp, k, call, np.full(n, 700.0))
+    book.apply_quotes(T0, exp, k, call, bid, ask)                     # 2568 reverts + 2568 adds
+
+    def same_as_rebuild(step):
+        got = [x.copy() for x in book.profile()]
+        ref = ChainBook.from_state(book.to_state())
+        assert all(x.tobytes() == y.tobytes() for x, y in zip(got, ref.profile())), step
+        live = np.flatnonzero(book._a["live"][:book._hw])
+        assert np.array_equal(book._rows[:book._hw], ref._rows[:ref._hw]), step
+        assert np.array_equal(book._rsign[live], ref._rsign[live]), step
+        return got
+
+    g, prof, gross = same_as_rebuild("bulk")
+    assert np.all(np.isfinite(prof)) and gross.max() > 0.0
+    rng = np.random.default_rng(5)
+    for step in range(12):
+        j = rng.choice(n, int(rng.integers(1, 300)), replace=False)
+        out = rng.random(j.size) < 0.25
+        b = np.where(out, 0.0, bid[j] * rng.uniform(0.97, 1.0, j.size))
+        book.apply_quotes(T0 + step + 1, exp[j], k[j], call[j], b, ask[j])
+        same_as_rebuild(step)
+    a = int(np.flatnonzero((exp == cols[2][1][0]) & (k == 100.0) & call)[0])   # ATM, 40 days
+    assert book.iv_of((int(exp[a]), 100.0, True)) > 0.0
+    book.apply_open_interest(exp[a:a + 1], k[a:a + 1], call[a:a + 1], [1e30])  # cells ≥ 2^80
+    assert np.all(np.isnan(book.profile()[1]))
+    assert np.all(np.isnan(ChainBook.from_state(book.to_state()).profile()[1]))
+    book.apply_quotes(T0 + 20, exp[a - 20:a + 20], k[a - 20:a + 20], call[a - 20:a + 20],
+                      bid[a - 20:a + 20], ask[a - 20:a + 20])          # requoted, still unholdable
+    assert np.all(np.isnan(book.profile()[1]))
+    book.apply_open_interest(exp[a:a + 1], k[a:a + 1], call[a:a + 1], [700.0])
+    after = same_as_rebuild("back")
+    assert np.all(np.isfinite(after[1]))
+    book.apply_quotes(T0 + 30, exp, k, call, bid * 0.99, ask)          # the bulk path again
+    same_as_rebuild("bulk again")
