@@ -366,5 +366,6 @@ def decode_chunk(kind: int, values: list, keys: list, offsets: np.ndarray) -> tu
     cols, rejected = fn(values, keys)
     t = {f: getattr(cols, f) for f in cols.__dataclass_fields__}
     rows = t.pop("row")
-    t["offset"] = offsets[rows]
+    # every row accepted: rows is 0..n-1 (positions in input order)
+    t["offset"] = offsets if len(rows) == len(offsets) else offsets[rows]
     return t, [(r.row, r.reason, r.detail) for r in rejected]

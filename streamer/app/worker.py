@@ -242,8 +242,10 @@ class Pipeline(mode.Service):
                 return
             offsets, keys, values = offsets[i:], keys[i:], values[i:]
         table, rejected = decode_chunk(kind, values, keys, offsets)
-        table = self._drop_replayed(part, kind, table)
-        replayed_below = min((f[kind] for f in part.floor.values()), default=0)
+        replaying = bool(part.floor or part.skip[kind])  # after a restore, until the inputs pass the checkpoint
+        if replaying:
+            table = self._drop_replayed(part, kind, table)
+        replayed_below = min((f[kind] for f in part.floor.values()), default=0) if part.floor else 0
         for row, reason, detail in rejected:
             offset = int(offsets[row])
             if offset < replayed_below or offset in part.skip[kind]:
@@ -254,7 +256,8 @@ class Pipeline(mode.Service):
         hw = self.consumer.highwater(tp)
         next_offset = int(offsets[-1]) + 1
         part.merger.add(kind, table, next_offset=next_offset, highwater=hw if hw is not None else -1, now_ns=now)
-        self._prune_replayed(part, kind, next_offset)
+        if replaying:
+            self._prune_replayed(part, kind, next_offset)
 
     def _drop_replayed(self, part: PartitionState, kind: int, table: dict) -> dict:
         """After a restore: rows a checkpoint already reflects are not applied twice."""
@@ -329,8 +332,11 @@ class Pipeline(mode.Service):
         return eng
 
     async def _apply(self, part: PartitionState, now: int) -> None:
+        batches = part.merger.pop_ready(now)
+        if not batches:
+            return
         names = self.names.inputs()
-        for batch in part.merger.pop_ready(now):
+        for batch in batches:
             eng = self.engine(part, batch.underlying)
             fx = eng.ingest(batch)
             METRICS.input_seq(batch.underlying).set(eng.n_inputs)
