@@ -740,7 +740,9 @@ class ChainBook:
         self._free: list[int] = []
         self._hw = 0
         self._index: dict[tuple[int, float, bool], int] = {}
-        self._slot_of = np.full((16, 16, 2), -1, dtype=np.int64)  # [expiry id, strike id, is_call]
+        # [expiry id, strike id, is_call]; one more row and column than the bucket tables hold,
+        # never written: an unknown key's id −1 reads −1 there
+        self._slot_of = np.full((17, 17, 2), -1, dtype=np.int64)
         self._eslots: dict[int, list[int]] = {}
         self._strikes = _Buckets(np.float64)
         self._expiries = _Buckets(np.int64)
@@ -835,20 +837,16 @@ class ChainBook:
         table, expiry and strike ids by binary search of the tables' sorted keys: vectorized."""
         eb = self._expiries.ids_of(exp)
         sb = self._strikes.ids_of(strike)
-        known = (eb | sb) >= 0                      # ids ≥ 0, −1 unknown
-        if known.all():
-            return self._slot_of[eb, sb, call.view(np.int8)]
-        gid = np.full(exp.shape[0], -1, dtype=np.int64)
-        gid[known] = self._slot_of[eb[known], sb[known], call[known].view(np.int8)]
-        return gid
+        return self._slot_of[eb, sb, call.view(np.int8)]   # id −1: the last row/column, all −1
 
     def _fit_slot_table(self) -> None:
-        """Grow the dense slot table to the bucket tables' capacities."""
-        ne, nk = self._expiries.key.shape[0], self._strikes.key.shape[0]
+        """Grow the dense slot table to the bucket tables' capacities + 1 (the row and column of
+        unknown keys)."""
+        ne, nk = self._expiries.key.shape[0] + 1, self._strikes.key.shape[0] + 1
         t = self._slot_of
         if t.shape[0] < ne or t.shape[1] < nk:
             g = np.full((max(ne, t.shape[0]), max(nk, t.shape[1]), 2), -1, dtype=np.int64)
-            g[:t.shape[0], :t.shape[1]] = t
+            g[:t.shape[0] - 1, :t.shape[1] - 1] = t[:-1, :-1]
             self._slot_of = g
 
     def _conflate(self, exp: np.ndarray, strike: np.ndarray, call: np.ndarray,
@@ -857,11 +855,11 @@ class ChainBook:
         contracts get slots in the order of their winning rows."""
         n = exp.shape[0]
         gid = self._lookup(exp, strike, call)
-        miss = np.flatnonzero(gid < 0)
         new_keys: dict = {}
         base = self._contrib.shape[0]        # provisional ids of new contracts: base + j
         keys: list = []
-        if miss.size:
+        if gid.min() < 0:
+            miss = np.flatnonzero(gid < 0)
             keys = list(zip(exp.tolist(), strike.tolist(), call.tolist()))
             for i in miss.tolist():
                 gid[i] = base + new_keys.setdefault(keys[i], len(new_keys))
