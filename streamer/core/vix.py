@@ -98,6 +98,7 @@ MINUTES_PER_YEAR = 525_600.0
 MINUTES_PER_DAY = 1_440.0
 _NS_PER_MIN = 60_000_000_000
 _EPOCH = dt.date(1970, 1, 1)
+_NAN = math.nan
 
 RateLike = float | Callable[[float], float]
 
@@ -496,6 +497,7 @@ class Term:
     quotes: np.ndarray | None = field(default=None, repr=False, compare=False)
     _klist: tuple | None = field(default=None, repr=False, compare=False)  # (strikes, as floats)
     _memo: _StripMemo | None = field(default=None, repr=False, compare=False)
+    _refused: _Refusal | None = field(default=None, repr=False, compare=False)
 
 
 def term_from_quotes(expiry_ts_ns: int, strike: np.ndarray, is_call: np.ndarray, bid: np.ndarray,
@@ -587,6 +589,34 @@ class _StripMemo:
 _MAX_UPDATE = 32              # more changed strikes than this: evaluate from scratch
 
 
+@dataclass(slots=True)
+class _Refusal:
+    """A term's last full evaluation that gave a NaN reason, with what the reason rests on: the
+    quotes' bits and, when there is a K*, its mids and K0 (-1 for ``no_forward``). The same quotes
+    and a clock that leaves K0 where it was give the same reason again (the strip is a function
+    of the quotes and K0), so a term that cannot be evaluated is not evaluated from scratch at
+    every read."""
+
+    strikes: np.ndarray
+    bits: np.ndarray
+    reason: str
+    kstar: int
+    cm: float
+    pm: float
+    k0: int
+
+    def again(self, blk: np.ndarray, kl: list, growth: float) -> str | None:
+        """The reason if it still holds for ``blk`` at ``growth``, else None."""
+        if not np.array_equal(blk.view(np.int64), self.bits):
+            return None
+        if self.reason == "no_forward":
+            return self.reason
+        k0 = bisect.bisect_right(kl, kl[self.kstar] + growth * (self.cm - self.pm)) - 1
+        if self.reason == "forward_below_strikes":
+            return self.reason if k0 < 0 else None
+        return self.reason if k0 == self.k0 else None
+
+
 def _update(memo: _StripMemo, blk: np.ndarray, kl: list, growth: float) -> tuple | None:
     """(K* index, F, K0 index) with ``memo`` brought up to ``blk``, or None when the strip may
     have changed (a full evaluation is needed)."""
@@ -671,7 +701,8 @@ def term_detail(term: Term, now_min: float, rate: RateLike,
     O(strikes of the expiry), about twenty numpy calls (each side's bids and mids in one call,
     the strip as one mask). When only a few quotes changed since the last read of ``term`` and
     K0 is the same strike, the strip is updated at those strikes only (:class:`_StripMemo`, same
-    bits). An open wing is flagged with its bound, never refused here (``require_wings`` is
+    bits); a term refused (a NaN reason) is refused again without a full evaluation while its
+    quotes stay and K0 does not move (:class:`_Refusal`). An open wing is flagged with its bound, never refused here (``require_wings`` is
     applied to the index, :func:`vix_from_terms`; kept for callers)."""
     minutes = term.minutes - now_min
     t = minutes / MINUTES_PER_YEAR
@@ -682,6 +713,10 @@ def term_detail(term: Term, now_min: float, rate: RateLike,
     got = None
     if memo is not None and memo.strikes is term.strikes:
         got = _update(memo, blk, kl, growth)
+    elif (no := term._refused) is not None and no.strikes is term.strikes:
+        why = no.again(blk, kl, growth)
+        if why is not None:
+            return why
     if got is None:
         got = _full(term, kl, blk, growth)
         if isinstance(got, str):
@@ -701,8 +736,8 @@ def term_detail(term: Term, now_min: float, rate: RateLike,
 
 def _full(term: Term, kl: list, blk: np.ndarray, growth: float) -> tuple | str:
     """Forward, K0 and strip of ``term`` from scratch into a new memo: (K* index, F, K0 index),
-    or a NaN reason code (memo dropped)."""
-    term._memo = None
+    or a NaN reason code (memo dropped, the refusal kept: :class:`_Refusal`)."""
+    term._memo = term._refused = None
     n = len(kl)
     rows = np.ascontiguousarray(blk.T)
     bid, ask = rows[:2], rows[2:]              # (2, n) each, rows call, put
@@ -716,12 +751,12 @@ def _full(term: Term, kl: list, blk: np.ndarray, growth: float) -> tuple | str:
     ad = np.where(both, ad, np.inf)
     kstar = int(np.argmin(ad))                 # first minimum: lowest strike
     if not both[kstar] and not both.any():
-        return "no_forward"
+        return _refuse(term, blk, "no_forward", -1, _NAN, _NAN, -1)
     kcm, kpm = mid.item(kstar), mid.item(n + kstar)
     f = kl[kstar] + growth * (kcm - kpm)
     k0 = bisect.bisect_right(kl, f) - 1
     if k0 < 0:
-        return "forward_below_strikes"
+        return _refuse(term, blk, "forward_below_strikes", kstar, kcm, kpm, k0)
     lo, hi, cut_p, cut_c = _strip_bounds(pos, k0)
     sign = pos.copy()
     # strikes lo..hi-1: puts below K0, K0 (mean of the two mids), calls above; zero bids out.
@@ -733,7 +768,7 @@ def _full(term: Term, kl: list, blk: np.ndarray, growth: float) -> tuple | str:
     kk = term.strikes[lo:hi][use]
     m = kk.shape[0]
     if m < 2:
-        return "too_few_strikes"
+        return _refuse(term, blk, "too_few_strikes", kstar, kcm, kpm, k0)
     dk = np.empty(m)
     np.subtract(kk[2:], kk[:-2], out=dk[1:-1])
     dk[1:-1] /= 2.0
@@ -746,6 +781,12 @@ def _full(term: Term, kl: list, blk: np.ndarray, growth: float) -> tuple | str:
                             cut_p, cut_c, np.cumsum(use), w, (w * q).tolist(), kk.item(0),
                             kk.item(m - 1), q.item(0), q.item(m - 1), (kstar, kcm, kpm))
     return kstar, f, k0
+
+
+def _refuse(term: Term, blk: np.ndarray, reason: str, kstar: int, cm: float, pm: float,
+            k0: int) -> str:
+    term._refused = _Refusal(term.strikes, blk.view(np.int64).copy(), reason, kstar, cm, pm, k0)
+    return reason
 
 
 def vix_from_terms(exp_minutes: dict[int, float], eligible: dict[int, bool],

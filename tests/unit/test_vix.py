@@ -419,3 +419,71 @@ def test_term_reads_between_few_or_no_quote_changes_equal_a_fresh_term_bit_for_b
                                np.concatenate((live.call_ask, live.put_ask)))
         assert got == _fields(term_detail(ref, now_min, RATE)), step
     assert same_sum > 200 and same_mids > 400
+
+
+def test_a_refused_term_read_again_equals_a_fresh_term() -> None:
+    """A term that cannot be evaluated (no forward, forward below the strikes, too few strikes)
+    keeps its reason while its quotes stay and K0 does not move (``_Refusal``): on a five-strike
+    term whose bids and asks jump among a few levels and whose clock moves by minutes to days
+    under a steep rate curve (the forward, hence K0, moves with the clock alone), every read gives
+    what a term built from scratch gives, and a kept refusal has answered many of them."""
+    from streamer.core.vix import term_detail, term_from_quotes
+
+    rng = np.random.default_rng(3)
+    expiry = ny_ts_ns(2024, 2, 16, 9, 30)
+    k = np.array([4690.0, 4695.0, 4700.0, 4705.0, 4710.0])
+    kk, call = np.r_[k, k], np.r_[np.ones(5, bool), np.zeros(5, bool)]
+    bid = rng.choice([0.0, 0.05, 1.0, 5.0], 10)
+    ask = bid + 0.5
+    live = term_from_quotes(expiry, kk, call, bid, ask)
+    now_min = local_minutes(NOW)
+
+    def rate(t: float) -> float:
+        return 300.0 * t
+
+    reasons: set[str] = set()
+    kept = 0
+    for step in range(1500):
+        u = rng.random()
+        if u < 0.02:                                      # no put bid at all
+            live.put_bid[:] = 0.0
+        elif u < 0.12:
+            j = int(rng.integers(0, 5))
+            q = live.call_bid if rng.random() < 0.5 else live.put_bid
+            q[j] = rng.choice([0.0, 0.05, 1.0, 5.0, 30.0])
+            (live.call_ask if q is live.call_bid else live.put_ask)[j] = q[j] + 0.5
+        now_min += float(rng.choice([1 / 6000, 30.0, 1440.0]))
+        before = live._refused
+        got = _fields(term_detail(live, now_min, rate))
+        if len(got) == 1:
+            reasons.add(got[0])
+            kept += before is not None and live._refused is before
+        ref = term_from_quotes(expiry, kk, call, np.concatenate((live.call_bid, live.put_bid)),
+                               np.concatenate((live.call_ask, live.put_ask)))
+        assert got == _fields(term_detail(ref, now_min, rate)), step
+        if now_min > local_minutes(expiry) - 2 * 1440:
+            now_min = local_minutes(NOW)
+    assert reasons == {"no_forward", "forward_below_strikes", "too_few_strikes"}, reasons
+    assert kept > 100, kept
+    # the clock alone moves K0 across a refusal: one call/put pair bid (K* = 4700, C - P = +-2) on
+    # seven strikes; e^{RT} falls from ~9.5 as the days pass, so F = K* + e^{RT}(C - P) walks
+    # from K0 = 4715 (too few strikes) to 4710 (a strip), or from below the strikes to 4690
+    k = 4690.0 + 5.0 * np.arange(7)
+    kk, call = np.r_[k, k], np.r_[np.ones(7, bool), np.zeros(7, bool)]
+
+    def steep(t: float) -> float:
+        return 170.0 * t
+
+    for cp, first in ((2.0, "too_few_strikes"), (-2.0, "forward_below_strikes")):
+        bid = np.zeros(14)
+        bid[[2, 9]] = (5.0, 5.0 - cp)
+        live = term_from_quotes(expiry, kk, call, bid, bid + 0.5)
+        now_min = local_minutes(NOW)
+        seen = []
+        for step in range(40):
+            got = _fields(term_detail(live, now_min, steep))
+            ref = term_from_quotes(expiry, kk, call, bid, bid + 0.5)
+            assert got == _fields(term_detail(ref, now_min, steep)), (cp, step)
+            seen.append(got[0] if len(got) == 1 else "value")
+            now_min += 360.0
+        assert seen[0] == first and seen[-1] == "value", seen
