@@ -207,11 +207,11 @@ def gamma_flip_from_profile(grid: np.ndarray, profile: np.ndarray,
     """
     p = np.asarray(profile, dtype=float)
     tol = rtol * (np.abs(p) if gross is None else np.asarray(gross, dtype=float)) + atol
-    nz = np.flatnonzero(np.abs(p) > tol)
+    nz = (np.abs(p) > tol).nonzero()[0]
     if nz.size < 2:
         return _NAN
     s = np.sign(p[nz])
-    ch = np.flatnonzero(s[:-1] != s[1:])
+    ch = (s[:-1] != s[1:]).nonzero()[0]
     if ch.size == 0:
         return _NAN
     a, b = nz[ch[0]], nz[ch[0] + 1]
@@ -868,7 +868,7 @@ class ChainBook:
                 self._mark = np.empty(base, dtype=np.int64)
             pos = np.arange(n)
             self._mark[gid] = pos           # a repeated slot cannot read back both its rows
-            if (self._mark[gid] == pos).all():
+            if np.count_nonzero(self._mark[gid] == pos) == n:
                 return pos, gid
         order = np.lexsort((gid,) if ts is None else (ts, gid))   # stable: later row last on ties
         g = gid[order]
@@ -932,7 +932,7 @@ class ChainBook:
             self._qdirty[sl] = False
             return c
         sl = c["slots"]
-        d = np.flatnonzero(self._qdirty[sl])
+        d = self._qdirty[sl].nonzero()[0]
         if d.shape[0] == 0:
             return c
         si = sl[d]
@@ -981,7 +981,7 @@ class ChainBook:
         o = np.lexsort((call, k, eb))
         se = eb[o]
         same = se[1:] == se[:-1]
-        starts = np.flatnonzero(np.concatenate(([True], ~same)))
+        starts = np.concatenate(([True], ~same)).nonzero()[0]
         ue = se[starts]                          # the batch's expiry ids, ascending
         t_e = t[np.minimum.reduceat(o, starts)]  # an expiry's T: at its first applied quote
         emap = np.empty(self._expiries.key.shape[0], dtype=np.int64)
@@ -993,7 +993,7 @@ class ChainBook:
         ci, pi = o[1:][pair], o[:-1][pair]
         d = mid[ci] - mid[pi]
         ok = np.isfinite(d)
-        if ok.any():
+        if np.count_nonzero(ok):
             ci, d = ci[ok], d[ok]
             ec = eb[ci]
             if ci.shape[0] > 1:
@@ -1008,20 +1008,21 @@ class ChainBook:
             fwd[j] = k[ci][sel] + np.exp(r * t_e[j]) * d[sel]
             self._expiries.fwd[ue[j]] = fwd[j]
         nan = np.isnan(fwd)
-        if nan.any():
+        if np.count_nonzero(nan):
             for j in np.flatnonzero(nan).tolist():   # no forward yet: from the book
                 f = self._parity(int(self._expiries.key[ue[j]]), float(t_e[j]))
                 if f is not None:
                     fwd[j] = self._expiries.fwd[ue[j]] = f[0]
         spot_eq = fwd[inv] * np.exp(-(r - q) * t)      # S = F e^{-(r-q)T}
         nan = np.isnan(spot_eq)
-        if nan.any():
+        if np.count_nonzero(nan):
             spot_eq[nan] = self.spot
         ok = np.isfinite(spot_eq) & np.isfinite(mid)
-        if ok.all():
+        nok = np.count_nonzero(ok)
+        if nok == ok.shape[0]:
             return ivsolve.implied_vols(mid, spot_eq, k, t, r, q, call)
         vols = np.full(slots.shape[0], _NAN)
-        if ok.any():
+        if nok:
             vols[ok] = ivsolve.implied_vols(mid[ok], spot_eq[ok], k[ok], t[ok], r, q, call[ok])
         return vols
 
@@ -1074,7 +1075,7 @@ class ChainBook:
         live = (t > 0.0) & (iv > 0.0) & np.isfinite(iv) & (oi > 0.0)
         if not (s > 0.0 and math.isfinite(s)):
             live[:] = False
-        i = np.flatnonzero(live)
+        i = live.nonzero()[0]
         if i.size == 0:
             return out, live, None
         si, t, iv, oi = slots[i], t[i], iv[i], oi[i]
@@ -1187,13 +1188,13 @@ class ChainBook:
         delta = new - self._contrib.take(slots, axis=0)
         eb = a["eb"][slots]
         z = self._expiries.zdte[eb]
-        zany = bool(z.any())
+        zany = np.count_nonzero(z) > 0
         self._strikes.add_sums(a["sb"][slots], delta)
         self._expiries.add_sums(eb, delta)
         self._total.add_one(delta)
         if zany:
             self._zdte.add_one(delta[z])
-        mv = np.flatnonzero(live != old_live)
+        mv = (live != old_live).nonzero()[0]
         if mv.shape[0]:
             # the rows whose live flag changed: live counts, and the reset to exactly 0.0 of a
             # bucket left without live calls (puts). For the other buckets the reset is a no-op:
@@ -1208,7 +1209,7 @@ class ChainBook:
             self._expiries.add_counts(eb[mv], dlc, dlp)
             self._total.add_counts_one(dlc, dlp)
             zm = z[mv]
-            if zm.any():
+            if np.count_nonzero(zm):
                 self._zdte.add_counts_one(dlc[zm], dlp[zm])
             a["live"][sm] = lv
         self._contrib[slots] = new
