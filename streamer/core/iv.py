@@ -114,58 +114,120 @@ def normalized_black(x: ArrayLike, s: ArrayLike) -> FloatArray:
     return np.exp(0.5 * xa) * norm_cdf(h + t) - np.exp(-0.5 * xa) * norm_cdf(h - t)
 
 
+_HCAP = 64  # the Horner arrays' lengths: 2n rounded up to a multiple of this
+_HCONST: dict[tuple[int, int], tuple] = {}
+
+
+def _horner_consts(three: bool, cap: int) -> tuple:
+    """``bs._PLAN2``/``_PLAN3`` with each coefficient repeated along a row of ``cap``: the
+    Horner steps are then numpy calls on whole contiguous arrays of one shape, several times
+    cheaper than broadcasting a column of coefficients. Built once per (plan, cap)."""
+    c = _HCONST.get((three, cap))
+    if c is None:
+        init, steps, last = _PLAN3 if three else _PLAN2
+
+        def full(a):
+            a = np.repeat(a, cap, axis=-1)
+            a.flags.writeable = False
+            return a
+        c = _HCONST[(three, cap)] = (full(init), [full(co) for _m, co in steps], full(last))
+    return c
+
+
+class _KWork:
+    """Scratch arrays of ``_bv`` for n options and their views (a solve's iterations share
+    them: making views costs about as much as a numpy call)."""
+
+    __slots__ = ("n", "ht", "flat", "fa", "fb", "ab", "e", "e2", "ev", "plans")
+
+    def __init__(self, n: int) -> None:
+        n2 = 2 * n
+        self.n = n
+        self.ht = np.empty((2, n))                  # h, t (then h^2, t^2)
+        self.flat = np.empty(n2)                    # -(h + t)/sqrt 2, -(h - t)/sqrt 2
+        self.fa, self.fb = self.flat[:n], self.flat[n:]
+        self.ab = np.empty((2, 2, n2))              # exp(-y^2)'s factors' factors
+        self.e = np.empty(5 * n)                    # exp's arguments
+        self.e2 = self.e[:2 * n2].reshape(2, n2)
+        self.ev = self.e[2 * n2:]
+        self.plans: list = [None, None]             # per plan (2 or 3 branches), on first use
+
+    def plan(self, three: bool) -> tuple:
+        """(Horner variables, products, views of them) for the 2- or 3-branch plan. The
+        variables' rows come in pairs (a numerator's and a denominator's), zero beyond 2n."""
+        pl = self.plans[three]
+        if pl is None:
+            n2 = 2 * self.n
+            cap = -(-n2 // _HCAP) * _HCAP
+            init, cos, last = _horner_consts(three, cap)
+            k = init.shape[0]
+            v = np.zeros((k, 2, cap))
+            p = np.empty((k, 2, cap))
+            steps = [(p[:co.shape[0]], co, v[:co.shape[0]]) for co in cos]
+            pl = self.plans[three] = (v, p, init, steps, last, v[:, :, :n2], p[:, :, :n2])
+        return pl
+
+
 def _b_and_vega(x: FloatArray, ex: FloatArray,
                 s: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
     """b(x, s), db/ds and the size of b's larger term (for the rounding floor); s > 0.
+    See ``_bv``."""
+    return _bv(x, ex, s, _KWork(x.shape[0]))
+
+
+def _bv(x: FloatArray, ex: FloatArray, s: FloatArray,
+        kw: _KWork) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """``_b_and_vega`` with its scratch arrays ``kw``.
 
     ``norm_cdf`` written out for this use (below ``bs._STACKED_BELOW`` CDF arguments, its
     stacked erfc kernel), per element the same operations, in few numpy calls (their fixed
-    cost dominates batches of hundreds): the two CDF arguments in one array, the Horner ratios
-    of all branches in one division, exp(-y^2)'s two factors and the vega's exponential in one
-    ``np.exp``, constants as 0-d arrays. Callers ignore floating-point errors. A NaN gives
-    some NaN (``erfc`` makes it the default NaN; no output depends on which)."""
-    n = x.shape[0]
-    n2 = 2 * n
-    ht = np.empty((2, n))
+    cost dominates batches of hundreds): the two CDF arguments in one array, the Horner steps
+    of all branches on whole arrays of one shape (``_horner_consts``), exp(-y^2)'s two factors
+    and the vega's exponential in one ``np.exp``, constants as 0-d arrays. Callers ignore
+    floating-point errors. A NaN gives some NaN (``erfc`` makes it the default NaN; no output
+    depends on which)."""
+    n = kw.n
+    ht = kw.ht
     h, t = ht
     np.divide(x, s, out=h)
     np.multiply(s, _HALF, out=t)
-    flat = np.empty(n2)                                  # -(h + t)/sqrt 2, -(h - t)/sqrt 2
-    np.add(h, t, out=flat[:n])
-    np.subtract(h, t, out=flat[n:])
+    flat = kw.flat
+    np.add(h, t, out=kw.fa)
+    np.subtract(h, t, out=kw.fb)
     flat *= _NEG_INV_SQRT2
     ht *= ht
-    if n2 >= _STACKED_BELOW:   # bs.erfc's per-branch path (less arithmetic)
+    if 2 * n >= _STACKED_BELOW:   # bs.erfc's per-branch path (less arithmetic)
         out = erfc(flat)
         ev = np.add(h, t, out=h)
         ev *= _MHALF
         np.exp(ev, out=ev)
     else:
         # bs._erfc_stacked's operations; rows of v: the mid, [large,] small branches' variables
-        v = np.empty((3, 1, n2))
-        yc = v[0, 0]
+        # (twice each: numerator and denominator rows)
+        v, p, init, steps, last, vn, pn = kw.plan(False)
+        yc = vn[0, 0]
         np.abs(flat, out=yc)
         large = yc > _FOUR
         three = np.count_nonzero(large) != 0
         if three:
-            init, steps, last = _PLAN3
-            np.minimum(yc, _XBIG_A, out=yc)  # the large branch's min(y, XBIG): y elsewhere
-            np.divide(_ONE, np.multiply(yc, yc, out=v[1, 0]), out=v[1, 0])
-        else:
-            init, steps, last = _PLAN2
-            v = v[::2]
-        np.multiply(flat, flat, out=v[-1, 0])
-        p = init * v
-        for m, co in steps:
-            pm = p[:m]
+            v, p, init, steps, last, vn, pn = kw.plan(True)
+            np.minimum(yc, _XBIG_A, out=vn[0, 0])  # the large branch's min(y, XBIG): y elsewhere
+            yc = vn[0, 0]
+            iy2 = vn[1, 0]
+            np.divide(_ONE, np.multiply(yc, yc, out=iy2), out=iy2)
+            vn[1, 1] = iy2
+        vn[0, 1] = yc
+        np.multiply(flat, flat, out=vn[-1, 0])
+        vn[-1, 1] = vn[-1, 0]
+        np.multiply(init, v, out=p)
+        for pm, co, vm in steps:
             pm += co
-            pm *= v[:m]
+            pm *= vm
         p += last
         # exp(-y^2) = exp(-ysq ysq) exp(-(y - ysq)(y + ysq)) (bs._exp_minus_sq) and the vega's
         # exp(-(h^2 + t^2)/2) in one exp: [-ysq, ysq - y] * [ysq, y + ysq] (negating a
         # product or a difference is exact) and the vega's argument
-        ab = np.empty((2, 2, n2))
-        e = np.empty(5 * n)
+        ab, e, ev = kw.ab, kw.e, kw.ev
         ysq = ab[1, 0]
         np.multiply(yc, _SIXTEEN, out=ysq)
         np.trunc(ysq, out=ysq)
@@ -173,27 +235,29 @@ def _b_and_vega(x: FloatArray, ex: FloatArray,
         np.negative(ysq, out=ab[0, 0])
         np.subtract(ysq, yc, out=ab[0, 1])
         np.add(yc, ysq, out=ab[1, 1])
-        np.multiply(ab[0], ab[1], out=e[:2 * n2].reshape(2, n2))
-        ev = e[2 * n2:]
+        e2 = kw.e2
+        np.multiply(ab[0], ab[1], out=e2)
         np.add(h, t, out=ev)
         ev *= _MHALF
         np.exp(e, out=e)
-        em = e[:n2] * e[n2:2 * n2]
+        em = e2[0] * e2[1]
         # Horner ratios: mid P/Q, [large (P/y^2)/Q,] small (x P)/Q
         if three:
-            p[1, 0] *= v[1, 0]
-        p[-1, 0] *= flat
-        rat = p[:, 0] / p[:, 1]
-        out = rat[0] * em
+            pn[1, 0] *= vn[1, 0]
+        pn[-1, 0] *= flat
+        out = np.divide(pn[0, 0], pn[0, 1])
+        out *= em
         if three:
-            lg = _INV_SQRT_PI_A - rat[1]
+            lg = pn[1, 0] / pn[1, 1]
+            np.subtract(_INV_SQRT_PI_A, lg, out=lg)
             lg /= yc
             lg *= em
             lg = _merge(yc >= _XBIG_A, _ZERO, lg)
             out = _merge(large, lg, out)
         # erfc(-y) = 2 - erfc(y) for the mid/large branches (the small branch is signed)
         out = _merge(flat < _ZERO, _TWO - out, out)
-        out = _merge(yc <= _SMALL_Y, _ONE - rat[-1], out)
+        small = pn[-1, 0] / pn[-1, 1]
+        out = _merge(yc <= _SMALL_Y, np.subtract(_ONE, small, out=small), out)
     out *= _HALF                                         # Phi(h + t), Phi(h - t)
     big = ex * out[:n]
     b = big - out[n:] / ex
@@ -342,10 +406,11 @@ def _solve_normalized(x: FloatArray, beta: FloatArray,
     np.multiply(x, x, out=x2[0])
     np.multiply(_THREE, x2[0], out=x2[1])
     m2x = _M2 * x
+    kw = _KWork(n)
     for _ in range(_MAX_ITER):
         s, s2 = ss
         m = s.shape[0]
-        b, vega, big = _b_and_vega(x, ex, s)
+        b, vega, big = _bv(x, ex, s, kw)
         below = b < beta
         if hi is None:  # lo = 0, hi = inf and the guess s >= 0 (not NaN): max(lo, s) = s,
             lo = _merge(below, s, lo)  # min(hi, s) = s
@@ -436,6 +501,7 @@ def _solve_normalized(x: FloatArray, beta: FloatArray,
             x, ex, beta, lnbeta = x[keep], ex[keep], beta[keep], lnbeta[keep]
             x2, m2x = x2.compress(keep, axis=1), m2x[keep]
             lo, hi, ss = lo[keep], hi[keep], ssn.compress(keep, axis=1)
+            kw = _KWork(ss.shape[1])
         else:
             ss = ssn
     if idx is None:  # nothing converged in _MAX_ITER steps
