@@ -245,6 +245,29 @@ class Group:
                 h, s = h or hi, s or si
         return h, s
 
+    def quick(self, signals: Mapping[str, float | None]) -> tuple[bool, bool]:
+        """:meth:`evaluate`'s (hit, hit at the re-arm levels) for a group of plain threshold leaves
+        (no history to update), without collecting the leaves' results."""
+        every = self.kind == "all"
+        h = s = every
+        for it in self.items:
+            if isinstance(it, Group):
+                hi, si = it.quick(signals)
+            else:
+                x = signals.get(it.signal)
+                x = _NAN if x is None else float(x)
+                if x != x:
+                    hi = si = False
+                else:
+                    f = OPS[it.op]
+                    hi = f(x, it.value)
+                    si = hi if it.rearm is None else f(x, it.rearm)
+            if every:
+                h, s = h and hi, s and si
+            else:
+                h, s = h or hi, s or si
+        return h, s
+
 
 @dataclass(slots=True)
 class Fired:
@@ -277,6 +300,7 @@ class Rule:
     armed: bool = True
     last_fired_ns: int | None = None
     n_refused: int = 0           # firings refused by the notional guard (diagnostic, not state)
+    _plain: bool | None = field(default=None, repr=False, compare=False)  # no change/percentile leaf
 
     def notional_of(self, signals: Mapping[str, float | None]) -> float | None:
         """Sum of the notional signals (NaN/missing terms skipped); None if no finite term."""
@@ -298,6 +322,18 @@ class Rule:
 
     def evaluate(self, signals: Mapping[str, float | None], ts_ns: int) -> Fired | None:
         """Evaluate once (updates histories); a Fired record exactly when the rule fires."""
+        plain = self._plain
+        if plain is None:
+            plain = self._plain = all(lf.change is None and lf.pct is None for g in (self.when, self.critical)
+                                      if g is not None for lf in g.leaves())
+        if plain:   # nothing to update: the condition alone says whether this can fire (the usual no)
+            hit, still = self.when.quick(signals)
+            if not self.armed:
+                if not still:
+                    self.armed = True
+                return None
+            if not hit:
+                return None
         res: list[tuple[Leaf, tuple[float, bool, bool]]] = []
         hit, still = self.when.evaluate(signals, ts_ns, res)
         crit = False

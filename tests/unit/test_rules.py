@@ -199,3 +199,49 @@ def test_default_rules_own_distinct_flows_and_guard_buys_by_construction():
     assert {lf.signal for lf in vc.when.leaves()} == set(vc.notional)     # the projection decides, not the VIX
     ev = [r for r in rs.rules if r.name == "election_vol_collapse"][0]
     assert set(ev.notional) == {"flow_dealer_vanna_usd", "flow_dealer_charm_usd"}
+
+
+def test_plain_threshold_rules_take_the_quick_path_and_fire_as_the_full_evaluation():
+    """Rules of plain thresholds (no change/percentile leaf) decide from the condition alone whether
+    a firing is possible (``Group.quick``); the same rules forced through the full evaluation at every
+    step fire the same records at the same steps with the same state (armed, last firing, refusals),
+    over random signals with NaN, missing values, nested groups, a critical upgrade and a notional
+    guard. A rule with a change leaf is never plain."""
+    text = ONE + '''
+[[rule]]
+name = "s"
+direction = "sell"
+severity = "info"
+critical = { any = [ { signal = "x_ratio", op = ">=", value = 0.3 }, { signal = "y", op = "<", value = -2 } ] }
+notional = "a_usd"
+notional_min = 1.0
+context = ["z"]
+when.all = [
+  { signal = "x_ratio", op = ">=", value = 0.2, rearm = 0.1 },
+  { any = [ { signal = "y", op = "<", value = 0 }, { signal = "z", op = ">=", value = 2, rearm = 1 } ] },
+]
+[[rule]]
+name = "c"
+direction = "buy"
+when = { signal = "y", change_over = "1d", op = ">", value = 0.5 }
+'''
+    quick, full = RuleSet.from_toml(text), RuleSet.from_toml(text)
+    for r in full.rules:
+        r._plain = False
+    rng = np.random.default_rng(2)
+    fired = 0
+    for step in range(3000):
+        sig = {}
+        for k in ("x_ratio", "y", "z", "a_usd", "b_usd"):
+            u = rng.random()
+            if u < 0.9:
+                sig[k] = float(rng.normal(0.0, 1.0 if k != "x_ratio" else 0.2))
+            elif u < 0.95:
+                sig[k] = math.nan
+        ts = step * DAY // 3
+        a, b = quick.evaluate(sig, ts), full.evaluate(sig, ts)
+        assert a == b, step
+        assert quick.to_state() == full.to_state() and quick.refused() == full.refused(), step
+        fired += len(a)
+    assert [r._plain for r in quick.rules] == [True, True, False]
+    assert fired > 50
