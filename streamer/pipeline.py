@@ -348,9 +348,10 @@ def split_by_underlying(end_ns: int, parts: list[Table], late: int = 0) -> list[
     found: set[str] = set()
     for p in parts:
         if p:
-            col = p["underlying"]
-            # the usual partition holds one underlying: one comparison instead of sorting objects
-            found.update([col[0]] if (col == col[0]).all() else np.unique(col).tolist())
+            col = p["underlying"].tolist()
+            # the usual partition holds one underlying: one count instead of sorting objects (a list's count
+            # costs less than numpy's element-wise comparison of objects)
+            found.update([col[0]] if col.count(col[0]) == len(col) else np.unique(p["underlying"]).tolist())
     names = sorted(found)
     if len(names) == 1:
         return [Batch(names[0], end_ns, *parts, late=late)]
