@@ -153,35 +153,76 @@ def _stack_plan(polys: list[tuple[tuple[float, ...], tuple[float, ...], int]]):
 _PLAN2 = _stack_plan([(_C, _D, 7), (_A, _B, 3)])              # rows: mid, small
 _PLAN3 = _stack_plan([(_C, _D, 7), (_P, _Q, 4), (_A, _B, 3)])  # rows: mid, large, small
 _STACKED_BELOW = 1024
+_HCAP = 64  # the Horner arrays' lengths: the element count rounded up to a multiple of this
+_HCONST: dict[tuple[bool, int], tuple] = {}
+
+
+def _horner_consts(three: bool, cap: int) -> tuple:
+    """``_PLAN2``/``_PLAN3`` (``three``) with each coefficient repeated along a row of ``cap``:
+    the Horner steps are then numpy calls on contiguous arrays of one shape, a few times cheaper
+    than broadcasting a column of coefficients. Built once per (plan, cap), read-only."""
+    c = _HCONST.get((three, cap))
+    if c is None:
+        init, steps, last = _PLAN3 if three else _PLAN2
+
+        def full(a: FloatArray) -> FloatArray:
+            a = np.repeat(a, cap, axis=-1)
+            a.flags.writeable = False
+            return a
+        c = _HCONST[(three, cap)] = (full(init), [full(co) for _m, co in steps], full(last))
+    return c
+
+
+def _horner_vars(three: bool, n: int) -> FloatArray:
+    """Zeroed Horner variables for n elements: (branches, 2, n rounded up to ``_HCAP``), each
+    branch's variable to be written twice (its numerator's and its denominator's row)."""
+    return np.zeros((3 if three else 2, 2, -(-n // _HCAP) * _HCAP))
+
+
+def _horner(v: FloatArray, three: bool) -> FloatArray:
+    """The stacked Horner plan run on ``v`` (``_horner_vars``, filled): numerators and
+    denominators (branches, 2, cap), per element the operations of the broadcast plan."""
+    init, cos, last = _horner_consts(three, v.shape[-1])
+    p = init * v
+    k = v.shape[0]
+    cut = {k: (p, v)}
+    for co in cos:
+        m = co.shape[0]
+        pv = cut.get(m)
+        if pv is None:
+            pv = cut[m] = (p[:m], v[:m])
+        pm, vm = pv
+        pm += co
+        pm *= vm
+    p += last
+    return p
 
 
 def _erfc_stacked(flat: FloatArray) -> FloatArray:
     """erfc of a 1-D array with every branch evaluated on every element, the branches' Horner
-    steps stacked (the large branch only when an element needs it): fewer numpy calls, whose
-    fixed cost dominates arrays of hundreds. Each element's floating-point operations are those
-    of its own branch, so the bits are ``_erfc_branches``'s (min(y, _XBIG) = y off the large
-    branch)."""
+    steps stacked (the large branch only when an element needs it; ``_horner``): fewer numpy
+    calls, whose fixed cost dominates arrays of hundreds. Each element's floating-point
+    operations are those of its own branch, so the bits are ``_erfc_branches``'s
+    (min(y, _XBIG) = y off the large branch)."""
+    n = flat.shape[0]
     y = np.abs(flat)
     large = y > 4.0
     three = bool(large.any())
-    init, steps, last = _PLAN3 if three else _PLAN2
     with np.errstate(all="ignore"):
-        yc = np.minimum(y, _XBIG) if three else y
-        v = np.empty((init.shape[0], 1, flat.shape[0]))    # each branch's Horner variable
-        v[0, 0] = yc
-        np.multiply(flat, flat, out=v[-1, 0])
+        v = _horner_vars(three, n)                         # each branch's Horner variable
+        vn = v[:, :, :n]
+        yc = np.minimum(y, _XBIG, out=vn[0, 0]) if three else y
+        vn[0] = yc
+        np.multiply(flat, flat, out=vn[-1, 0])
+        vn[-1, 1] = vn[-1, 0]
         if three:
-            np.divide(1.0, np.multiply(yc, yc, out=v[1, 0]), out=v[1, 0])
-        p = init * v                                  # C8 y, 1.0 y, [P5/y^2, 1/y^2,] A4 x^2, x^2
-        for m, co in steps:
-            pm = p[:m]
-            pm += co
-            pm *= v[:m]
-        p += last
+            np.divide(1.0, np.multiply(yc, yc, out=vn[1, 0]), out=vn[1, 0])
+            vn[1, 1] = vn[1, 0]
+        p = _horner(v, three)[:, :, :n]           # C8 y, 1.0 y, [P5/y^2, 1/y^2,] A4 x^2, x^2, ...
         e = _exp_minus_sq(yc)
         out = p[0, 0] / p[0, 1] * e
         if three:
-            res = v[1, 0] * p[1, 0] / p[1, 1]
+            res = vn[1, 0] * p[1, 0] / p[1, 1]
             out = np.where(large, np.where(y >= _XBIG, 0.0, (_INV_SQRT_PI - res) / yc * e), out)
         # erfc(-y) = 2 - erfc(y) for the mid/large branches (the small branch is signed)
         out = np.where(flat < 0.0, 2.0 - out, out)
@@ -529,10 +570,23 @@ def live_greeks1(S: float, K: float, T: float, r: float, q: float, sigma: float,
             th * q * eq * n1 - epdf * (2.0 * (r - q) * T - d2 * sd) / (2.0 * T * sd))
 
 
+_M_INV_SQRT2 = np.array(-_INV_SQRT2)
+_INV_SQRT_2PI_A = np.array(_INV_SQRT_2PI)
+_XBIG_A = np.array(_XBIG)
+(_ZERO_A, _HALF_A, _MHALF_A, _ONE_A, _TWO_A, _FOUR_A, _SIXTEEN_A, _SMALL_A) = (
+    np.array(v) for v in (0.0, 0.5, -0.5, 1.0, 2.0, 4.0, 16.0, 0.46875))
+
+
 def live_greeks(S: float, K: FloatArray, T: FloatArray, r: float, q: float, sigma: FloatArray,
                 is_call: NDArray[np.bool_]) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """(gamma, delta, vanna, charm) of live options (T > 0, sigma > 0) at one spot: ``greeks``'s
     operations for these four only (same bits), without broadcasting, theta, vega or vomma.
+
+    ``norm_cdf`` and ``norm_pdf`` written out (below ``_STACKED_BELOW`` elements,
+    ``_erfc_stacked``'s operations), in few numpy calls (their fixed cost dominates arrays of
+    hundreds): the exponentials of erfc's exp(-y^2) split and of the density's in one ``np.exp``
+    ([-ysq, ysq - y, -xs/2, (xs - xa)/2] * [ysq, y + ysq, xs, xa + xs]: negating or halving is
+    exact), contiguous operands of one shape, constants as 0-d arrays.
 
     >>> g = greeks(49.0, np.array([50.0]), np.array([0.3846]), 0.05, 0.0, np.array([0.2]), True)
     >>> [a.tolist() for a in live_greeks(49.0, np.array([50.0]), np.array([0.3846]), 0.05, 0.0,
@@ -540,6 +594,98 @@ def live_greeks(S: float, K: FloatArray, T: FloatArray, r: float, q: float, sigm
     ...     g.gamma.tolist(), g.delta.tolist(), g.vanna.tolist(), g.charm.tolist()]
     True
     """
+    n = K.shape[0]
+    if n >= _STACKED_BELOW:
+        return _live_greeks_plain(S, K, T, r, q, sigma, is_call)
+    th = np.where(is_call, 1.0, -1.0)
+    eqf = np.empty((2, n))                              # e^{-qT}, e^{(r-q)T}
+    np.multiply(T, -q, out=eqf[0])
+    np.multiply(T, r - q, out=eqf[1])
+    np.exp(eqf, out=eqf)
+    eq = eqf[0]
+    F = np.multiply(eqf[1], S, out=eqf[1])
+    sqt = np.sqrt(T)
+    sd = sigma * sqt
+    d1 = np.divide(F, K)
+    np.log(d1, out=d1)
+    d1 /= sd
+    d1 += np.multiply(sd, _HALF_A)
+    d2 = d1 - sd
+    flat = th * d1
+    flat *= _M_INV_SQRT2                                # norm_cdf(th d1) = erfc(flat)/2
+    with np.errstate(all="ignore"):
+        # rows of yx, then lr[1:3]: y = |flat| and xa = |d1|; their trunc(16 .)/16
+        lr = np.empty((2, 4, n))                        # [-ysq, -xs/2, ysq - y, (xs - xa)/2],
+        yx = np.empty((2, n))                           # [ysq, xs, y + ysq, xa + xs]
+        y = yx[0]
+        np.abs(flat, out=y)
+        np.abs(d1, out=yx[1])
+        large = y > _FOUR_A
+        three = np.count_nonzero(large) != 0
+        v = _horner_vars(three, n)
+        vn = v[:, :, :n]
+        yc = np.minimum(y, _XBIG_A, out=vn[0, 0]) if three else y
+        vn[0] = yc
+        np.multiply(flat, flat, out=vn[-1, 0])
+        vn[-1, 1] = vn[-1, 0]
+        if three:
+            np.divide(_ONE_A, np.multiply(yc, yc, out=vn[1, 0]), out=vn[1, 0])
+            vn[1, 1] = vn[1, 0]
+            yx[0] = yc
+        p = _horner(v, three)[:, :, :n]
+        zs = lr[1, 0:2]
+        np.multiply(yx, _SIXTEEN_A, out=zs)
+        np.trunc(zs, out=zs)
+        zs /= _SIXTEEN_A                                # ysq, xs
+        np.add(yx, zs, out=lr[1, 2:])                   # yc + ysq, xa + xs
+        np.negative(zs[0], out=lr[0, 0])
+        np.multiply(zs[1], _MHALF_A, out=lr[0, 1])
+        np.subtract(zs, yx, out=lr[0, 2:])              # ysq - yc, xs - xa
+        lr[0, 3] *= _HALF_A
+        ex = np.multiply(lr[0], lr[1], out=lr[0])
+        np.exp(ex, out=ex)
+        e = ex[0] * ex[2]                               # exp(-yc^2)
+        out = p[0, 0] / p[0, 1]
+        out *= e
+        if three:
+            res = vn[1, 0] * p[1, 0] / p[1, 1]
+            out = np.where(large, np.where(y >= _XBIG_A, 0.0, (_INV_SQRT_PI - res) / yc * e), out)
+        # erfc(-y) = 2 - erfc(y) for the mid/large branches (the small branch is signed)
+        np.copyto(out, _TWO_A - out, where=flat < _ZERO_A)
+        small = flat * p[-1, 0]
+        small /= p[-1, 1]
+        np.copyto(out, np.subtract(_ONE_A, small, out=small), where=y <= _SMALL_A)
+        nan = np.isnan(flat)
+        if np.count_nonzero(nan):                       # erfc's explicit NaN
+            out[nan] = np.nan
+        n1 = np.multiply(out, _HALF_A, out=out)
+        pdf = np.multiply(ex[1], _INV_SQRT_2PI_A)
+        pdf *= ex[3]
+    epdf = np.multiply(eq, pdf, out=pdf)
+    the = th * eq
+    g = np.multiply(sd, S)
+    np.divide(epdf, g, out=g)
+    delta = the * n1
+    vanna = np.negative(epdf)
+    vanna *= d2
+    vanna /= sigma
+    # charm = th q eq n1 - epdf (2 (r - q) T - d2 sd) / (2 T sd); th q eq = th eq q (th = +-1)
+    the *= q
+    the *= n1
+    c = np.multiply(T, 2.0 * (r - q))
+    d2 *= sd
+    c -= d2
+    c *= epdf
+    tsd = np.multiply(T, _TWO_A)
+    tsd *= sd
+    c /= tsd
+    np.subtract(the, c, out=c)
+    return g, delta, vanna, c
+
+
+def _live_greeks_plain(S: float, K: FloatArray, T: FloatArray, r: float, q: float,
+                       sigma: FloatArray, is_call: NDArray[np.bool_]) -> tuple[FloatArray, ...]:
+    """``live_greeks`` through ``norm_cdf`` and ``norm_pdf`` (the reference formula)."""
     th = np.where(is_call, 1.0, -1.0)
     eq = np.exp(-q * T)
     F = S * np.exp((r - q) * T)

@@ -39,8 +39,8 @@ from enum import IntEnum
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from streamer.core.bs import (_INV_SQRT_PI, _PLAN2, _PLAN3, _STACKED_BELOW, _XBIG,
-                              SCALAR_MIRRORS_EXACT, erfc, erfc1, norm_cdf)
+from streamer.core.bs import (_INV_SQRT_PI, _STACKED_BELOW, _XBIG, SCALAR_MIRRORS_EXACT,
+                              _horner, _horner_vars, erfc, erfc1, norm_cdf)
 
 __all__ = [
     "IVReason",
@@ -114,31 +114,11 @@ def normalized_black(x: ArrayLike, s: ArrayLike) -> FloatArray:
     return np.exp(0.5 * xa) * norm_cdf(h + t) - np.exp(-0.5 * xa) * norm_cdf(h - t)
 
 
-_HCAP = 64  # the Horner arrays' lengths: 2n rounded up to a multiple of this
-_HCONST: dict[tuple[int, int], tuple] = {}
-
-
-def _horner_consts(three: bool, cap: int) -> tuple:
-    """``bs._PLAN2``/``_PLAN3`` with each coefficient repeated along a row of ``cap``: the
-    Horner steps are then numpy calls on whole contiguous arrays of one shape, several times
-    cheaper than broadcasting a column of coefficients. Built once per (plan, cap)."""
-    c = _HCONST.get((three, cap))
-    if c is None:
-        init, steps, last = _PLAN3 if three else _PLAN2
-
-        def full(a):
-            a = np.repeat(a, cap, axis=-1)
-            a.flags.writeable = False
-            return a
-        c = _HCONST[(three, cap)] = (full(init), [full(co) for _m, co in steps], full(last))
-    return c
-
-
 class _KWork:
     """Scratch arrays of ``_bv`` for n options and their views (a solve's iterations share
-    them: making views costs about as much as a numpy call)."""
+    them: making a view costs about as much as a numpy call)."""
 
-    __slots__ = ("n", "ht", "flat", "fa", "fb", "ab", "e", "e2", "ev", "plans")
+    __slots__ = ("n", "ht", "flat", "fa", "fb", "ab", "e", "e2", "ev", "hv")
 
     def __init__(self, n: int) -> None:
         n2 = 2 * n
@@ -150,22 +130,15 @@ class _KWork:
         self.e = np.empty(5 * n)                    # exp's arguments
         self.e2 = self.e[:2 * n2].reshape(2, n2)
         self.ev = self.e[2 * n2:]
-        self.plans: list = [None, None]             # per plan (2 or 3 branches), on first use
+        self.hv: list = [None, None]                # Horner variables of the 2-, 3-branch plan
 
-    def plan(self, three: bool) -> tuple:
-        """(Horner variables, products, views of them) for the 2- or 3-branch plan. The
-        variables' rows come in pairs (a numerator's and a denominator's), zero beyond 2n."""
-        pl = self.plans[three]
-        if pl is None:
-            n2 = 2 * self.n
-            cap = -(-n2 // _HCAP) * _HCAP
-            init, cos, last = _horner_consts(three, cap)
-            k = init.shape[0]
-            v = np.zeros((k, 2, cap))
-            p = np.empty((k, 2, cap))
-            steps = [(p[:co.shape[0]], co, v[:co.shape[0]]) for co in cos]
-            pl = self.plans[three] = (v, p, init, steps, last, v[:, :, :n2], p[:, :, :n2])
-        return pl
+    def horner_vars(self, three: bool) -> tuple[FloatArray, FloatArray]:
+        """``bs._horner_vars`` of the plan and their first 2n columns, made on first use."""
+        hv = self.hv[three]
+        if hv is None:
+            v = _horner_vars(three, 2 * self.n)
+            hv = self.hv[three] = (v, v[:, :, :2 * self.n])
+        return hv
 
 
 def _b_and_vega(x: FloatArray, ex: FloatArray,
@@ -182,7 +155,7 @@ def _bv(x: FloatArray, ex: FloatArray, s: FloatArray,
     ``norm_cdf`` written out for this use (below ``bs._STACKED_BELOW`` CDF arguments, its
     stacked erfc kernel), per element the same operations, in few numpy calls (their fixed
     cost dominates batches of hundreds): the two CDF arguments in one array, the Horner steps
-    of all branches on whole arrays of one shape (``_horner_consts``), exp(-y^2)'s two factors
+    of all branches on whole arrays of one shape (``bs._horner``), exp(-y^2)'s two factors
     and the vega's exponential in one ``np.exp``, constants as 0-d arrays. Callers ignore
     floating-point errors. A NaN gives some NaN (``erfc`` makes it the default NaN; no output
     depends on which)."""
@@ -204,13 +177,13 @@ def _bv(x: FloatArray, ex: FloatArray, s: FloatArray,
     else:
         # bs._erfc_stacked's operations; rows of v: the mid, [large,] small branches' variables
         # (twice each: numerator and denominator rows)
-        v, p, init, steps, last, vn, pn = kw.plan(False)
+        v, vn = kw.horner_vars(False)
         yc = vn[0, 0]
         np.abs(flat, out=yc)
         large = yc > _FOUR
         three = np.count_nonzero(large) != 0
         if three:
-            v, p, init, steps, last, vn, pn = kw.plan(True)
+            v, vn = kw.horner_vars(True)
             np.minimum(yc, _XBIG_A, out=vn[0, 0])  # the large branch's min(y, XBIG): y elsewhere
             yc = vn[0, 0]
             iy2 = vn[1, 0]
@@ -219,11 +192,7 @@ def _bv(x: FloatArray, ex: FloatArray, s: FloatArray,
         vn[0, 1] = yc
         np.multiply(flat, flat, out=vn[-1, 0])
         vn[-1, 1] = vn[-1, 0]
-        np.multiply(init, v, out=p)
-        for pm, co, vm in steps:
-            pm += co
-            pm *= vm
-        p += last
+        pn = _horner(v, three)[:, :, :2 * n]
         # exp(-y^2) = exp(-ysq ysq) exp(-(y - ysq)(y + ysq)) (bs._exp_minus_sq) and the vega's
         # exp(-(h^2 + t^2)/2) in one exp: [-ysq, ysq - y] * [ysq, y + ysq] (negating a
         # product or a difference is exact) and the vega's argument
