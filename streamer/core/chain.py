@@ -1226,7 +1226,7 @@ class ChainBook:
         bad = None
         if n + nn <= _PROFILE_CHUNK:
             cells_all = np.empty((n + nn, self._rows.shape[1]))
-            self._rows.take(slots, axis=0, out=cells_all[:n])
+            self._rows.take(slots, axis=0, out=cells_all[:n], mode="clip")   # "raise" buffers out
             w = np.empty((2, n + nn))
             np.negative(self._rsign.take(slots), out=w[0, :n])
             w[1, :n] = -1.0
