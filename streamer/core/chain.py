@@ -1071,20 +1071,27 @@ class ChainBook:
         s = self.eval_spot
         t = (a["exp"][slots] - self.eval_ts_ns) / NS_PER_YEAR
         iv, oi = a["iv"][slots], a["oi"][slots]
-        out = np.zeros((slots.shape[0], _NCOL))
         live = (t > 0.0) & (iv > 0.0) & np.isfinite(iv) & (oi > 0.0)
         if not (s > 0.0 and math.isfinite(s)):
             live[:] = False
         i = live.nonzero()[0]
+        n = slots.shape[0]
         if i.size == 0:
-            return out, live, None
-        si, t, iv, oi = slots[i], t[i], iv[i], oi[i]
+            return np.zeros((n, _NCOL)), live, None
+        if i.size < n:
+            si, t, iv, oi = slots[i], t[i], iv[i], oi[i]
+        else:                                   # every row live (the usual batch): no gathers
+            si = slots
         k, call = a["strike"][si], a["call"][si]
         m = a["sign"][si] * oi * self.config.multiplier
         if i.size <= _EVAL_SCALAR_BELOW and bs.SCALAR_MIRRORS_EXACT:
+            out = np.zeros((n, _NCOL))
             self._evaluate_small(i, k, call, m, t, iv, oi, out)
-        else:
+        elif i.size < n:
+            out = np.zeros((n, _NCOL))
             out[i] = self._evaluate_rows(k, call, m, t, iv, oi)
+        else:
+            out = self._evaluate_rows(k, call, m, t, iv, oi)
         return out, live, (si, k, t, iv, m)
 
     def _evaluate_rows(self, k: np.ndarray, call: np.ndarray, m: np.ndarray, t: np.ndarray,
