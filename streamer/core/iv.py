@@ -67,7 +67,7 @@ _FLOOR = 8.0 * 2.220446049250313e-16  # |b - beta| below this x (larger term) is
  _INF) = (np.array(v) for v in (
     0.0, 0.25, 0.5, -0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 16.0, -2.0, 0.46875,
     _XBIG, -_INV_SQRT2, _INV_SQRT_PI, _INV_SQRT_2PI, _FLOOR, _TV_FLOOR, 1e-300, math.inf))
-_STEP_SCALES = np.array([[0.25], [_STEP_TOL], [4e-16]])  # _solve_normalized's multiples of s
+_STEP_TOL_A, _COLLAPSE_A = np.array(_STEP_TOL), np.array(4e-16)  # multiples of s
 _MERGE_INPLACE_BELOW = 300
 
 
@@ -224,9 +224,9 @@ def _bv(x: FloatArray, ex: FloatArray, s: FloatArray,
             lg = _merge(yc >= _XBIG_A, _ZERO, lg)
             out = _merge(large, lg, out)
         # erfc(-y) = 2 - erfc(y) for the mid/large branches (the small branch is signed)
-        out = _merge(flat < _ZERO, _TWO - out, out)
+        np.copyto(out, _TWO - out, where=flat < _ZERO)
         small = pn[-1, 0] / pn[-1, 1]
-        out = _merge(yc <= _SMALL_Y, np.subtract(_ONE, small, out=small), out)
+        np.copyto(out, np.subtract(_ONE, small, out=small), where=yc <= _SMALL_Y)
     out *= _HALF                                         # Phi(h + t), Phi(h - t)
     big = ex * out[:n]
     b = big - out[n:] / ex
@@ -351,9 +351,10 @@ def _guess1(x: float, lnbeta: float) -> float:
 # Householder iteration on the normalized OTM price
 
 
-def _solve_normalized(x: FloatArray, beta: FloatArray,
-                      ex: FloatArray | None = None) -> tuple[FloatArray, NDArray[np.bool_]]:
-    """Total vol s with b(x, s) = beta for x <= 0, 0 < beta < e^{x/2}; returns (s, ok).
+def _solve_normalized(x: FloatArray, beta: FloatArray, ex: FloatArray | None = None,
+                      want_ok: bool = True) -> tuple[FloatArray, NDArray[np.bool_] | None]:
+    """Total vol s with b(x, s) = beta for x <= 0, 0 < beta < e^{x/2}; returns (s, ok), s NaN
+    where not ok (ok may be None unless ``want_ok``).
 
     ``ex`` is e^{x/2} if the caller has it. Written for few numpy calls (their fixed cost
     dominates batches of hundreds): loop invariants hoisted, in-place updates, the branches of
@@ -390,41 +391,36 @@ def _solve_normalized(x: FloatArray, beta: FloatArray,
         np.multiply(s, s, out=s2)
         h23 = ss * s2
         np.divide(x2, h23, out=h23)  # x^2 / (s^2 s), 3 x^2 / (s^2 s^2)
-        qs = _STEP_SCALES * s        # s/4, _STEP_TOL s, 4e-16 s
-        h2 = h23[0]
-        h2 -= qs[0]
-        h3 = h2 * h2
+        # z: hal, hh3 and nu of the linear (column 0) and the log (column 1) branch
+        z = np.empty((3, 2, m))
+        h2, h3 = z[0, 0], z[1, 0]
+        np.multiply(s, _QUARTER, out=h2)
+        np.subtract(h23[0], h2, out=h2)
+        np.multiply(h2, h2, out=h3)
         h3 -= h23[1]
         h3 -= _QUARTER
         use_log = s2 < m2x  # below the inflection point s_c = sqrt(2|x|)
         nlog = cnz(use_log)
-        if nlog == 0:
-            nu = beta - b
+        if nlog != m:
+            nu = np.subtract(beta, b, out=z[2, 0])
             nu /= vega
-            hal, hh3 = h2, h3
-        else:
+        if nlog:
             w = vega / b
-            lnu = np.log(b)
+            lnu = np.log(b, out=z[2, 1])
             np.subtract(lnbeta, lnu, out=lnu)
             lnu /= w
-            hal = h2 - w
+            np.subtract(h2, w, out=z[0, 1])
             hh3 = _THREE * w
             hh3 *= h2
-            np.subtract(h3, hh3, out=hh3)
+            hh3 = np.subtract(h3, hh3, out=z[1, 1])
             w2 = _TWO * w
             w2 *= w
             hh3 += w2
-            if nlog == m:
-                nu = lnu
-            else:
-                nu = beta - b
-                nu /= vega
-                nu = _merge(use_log, lnu, nu)
-                lin = ~use_log
-                hal = _merge(lin, h2, hal)
-                hh3 = _merge(lin, h3, hh3)
-        # step = nu (1 + hal nu / 2) / (1 + nu (hal + hh3 nu / 6))
-        nd = np.empty((2, m))
+        # step = nu (1 + hal nu / 2) / (1 + nu (hal + hh3 nu / 6)), of both branches when some
+        # options take each (rows of one array), then one masked copy
+        mixed = 0 < nlog < m
+        hal, hh3, nu = z if mixed else z[:, 0 if nlog == 0 else 1]
+        nd = np.empty((2,) + hal.shape)
         np.multiply(_HALF, hal, out=nd[0])
         nd[0] *= nu
         np.multiply(hh3, nu, out=nd[1])
@@ -434,6 +430,9 @@ def _solve_normalized(x: FloatArray, beta: FloatArray,
         nd += _ONE
         step = nd[0] * nu
         step /= nd[1]
+        if mixed:
+            np.copyto(step[0], step[1], where=use_log)
+            step = step[0]
         ssn = np.empty((2, m))
         new = np.add(s, step, out=ssn[0])
         inside = new >= lo
@@ -445,16 +444,16 @@ def _solve_normalized(x: FloatArray, beta: FloatArray,
             np.copyto(new, bis, where=~inside)
         # done: tiny last step, or the residual is at b's rounding floor (then the
         # price cannot pin s any better), or the bracket has collapsed
-        conv = np.abs(step) <= qs[1]
+        conv = np.abs(step) <= np.multiply(s, _STEP_TOL_A)
         nc = cnz(conv) if all_in else -1
         if nc != m:
             conv |= np.abs(b - beta) <= _FLOOR_A * big
             conv &= inside
-            conv |= hi - lo <= qs[2]
+            conv |= hi - lo <= np.multiply(s, _COLLAPSE_A)
             nc = cnz(conv)
         if nc == m:
             if idx is None:
-                return new, np.ones(n, dtype=bool)
+                return new, np.ones(n, dtype=bool) if want_ok else None
             out[idx] = new
             ok[idx] = True
             break
@@ -653,12 +652,13 @@ def _ivs_vector(P: FloatArray, S: FloatArray, K: FloatArray, T: FloatArray, r: f
         good &= beta_otm < ex
         ng = np.count_nonzero(good)
         if ng == n:
-            return _solve_normalized(xn, beta_otm, ex)[0] / np.sqrt(T)
-        iv = np.full(n, np.nan)
+            return _solve_normalized(xn, beta_otm, ex, want_ok=False)[0] / np.sqrt(T)
+        iv = np.empty(n)
+        iv.fill(np.nan)
         if ng:
-            good = np.flatnonzero(good)
+            good = good.nonzero()[0]
             ex, xn, beta_otm = buf[2:].take(good, axis=1)
-            iv[good] = _solve_normalized(xn, beta_otm, ex)[0] / np.sqrt(T[good])
+            iv[good] = _solve_normalized(xn, beta_otm, ex, want_ok=False)[0] / np.sqrt(T[good])
     return iv
 
 
