@@ -214,10 +214,10 @@ def _erfc_stacked(flat: FloatArray) -> FloatArray:
         yc = np.minimum(y, _XBIG, out=vn[0, 0]) if three else y
         vn[0] = yc
         np.multiply(flat, flat, out=vn[-1, 0])
-        vn[-1, 1] = vn[-1, 0]
+        np.copyto(vn[-1, 1], vn[-1, 0])
         if three:
             np.divide(1.0, np.multiply(yc, yc, out=vn[1, 0]), out=vn[1, 0])
-            vn[1, 1] = vn[1, 0]
+            np.copyto(vn[1, 1], vn[1, 0])
         p = _horner(v, three)[:, :, :n]           # C8 y, 1.0 y, [P5/y^2, 1/y^2,] A4 x^2, x^2, ...
         e = _exp_minus_sq(yc)
         out = p[0, 0] / p[0, 1] * e
@@ -627,10 +627,10 @@ def live_greeks(S: float, K: FloatArray, T: FloatArray, r: float, q: float, sigm
         yc = np.minimum(y, _XBIG_A, out=vn[0, 0]) if three else y
         vn[0] = yc
         np.multiply(flat, flat, out=vn[-1, 0])
-        vn[-1, 1] = vn[-1, 0]
+        np.copyto(vn[-1, 1], vn[-1, 0])
         if three:
             np.divide(_ONE_A, np.multiply(yc, yc, out=vn[1, 0]), out=vn[1, 0])
-            vn[1, 1] = vn[1, 0]
+            np.copyto(vn[1, 1], vn[1, 0])
             yx[0] = yc
         p = _horner(v, three)[:, :, :n]
         zs = lr[1, 0:2]

@@ -188,10 +188,10 @@ def _bv(x: FloatArray, ex: FloatArray, s: FloatArray,
             yc = vn[0, 0]
             iy2 = vn[1, 0]
             np.divide(_ONE, np.multiply(yc, yc, out=iy2), out=iy2)
-            vn[1, 1] = iy2
-        vn[0, 1] = yc
+            np.copyto(vn[1, 1], iy2)
+        np.copyto(vn[0, 1], yc)
         np.multiply(flat, flat, out=vn[-1, 0])
-        vn[-1, 1] = vn[-1, 0]
+        np.copyto(vn[-1, 1], vn[-1, 0])
         pn = _horner(v, three)[:, :, :2 * n]
         # exp(-y^2) = exp(-ysq ysq) exp(-(y - ysq)(y + ysq)) (bs._exp_minus_sq) and the vega's
         # exp(-(h^2 + t^2)/2) in one exp: [-ysq, ysq - y] * [ysq, y + ysq] (negating a
@@ -662,10 +662,11 @@ def _ivs_vector(P: FloatArray, S: FloatArray, K: FloatArray, T: FloatArray, r: f
     return iv
 
 
-SCALAR_BELOW = 32
+SCALAR_BELOW = 28
 """Batches of at most this many options go through the scalar mirrors (``implied_vols``).
-Measured on chain-like batches (paired, interleaved): the mirrors cost ~11.5 us per option, the
-vector path ~350 us flat up to ~50 options, so they cross at ~31."""
+Measured on chain-like batches (leading rows of the recorded 5k/s calls, interleaved, load ~3):
+the mirrors cost ~9-10 us per option, the vector path ~255-290 us flat up to ~50 options: 263
+vs 270 us at 28 options, 287 vs 267 at 32."""
 
 
 def implied_vols(P: FloatArray, S: FloatArray, K: FloatArray, T: FloatArray, r: float,
