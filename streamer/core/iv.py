@@ -448,7 +448,8 @@ def _solve_normalized(x: FloatArray, beta: FloatArray, ex: FloatArray | None = N
         nc = cnz(conv) if all_in else -1
         if nc != m:
             conv |= np.abs(b - beta) <= _FLOOR_A * big
-            conv &= inside
+            if not all_in:
+                conv &= inside
             conv |= hi - lo <= np.multiply(s, _COLLAPSE_A)
             nc = cnz(conv)
         if nc == m:
