@@ -40,7 +40,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from streamer.core.bs import (_INV_SQRT_PI, _STACKED_BELOW, _XBIG, SCALAR_MIRRORS_EXACT,
-                              _horner, _horner_vars, erfc, erfc1, norm_cdf)
+                              _horner_consts, _horner_vars, erfc, erfc1, norm_cdf)
 
 __all__ = [
     "IVReason",
@@ -132,12 +132,17 @@ class _KWork:
         self.ev = self.e[2 * n2:]
         self.hv: list = [None, None]                # Horner variables of the 2-, 3-branch plan
 
-    def horner_vars(self, three: bool) -> tuple[FloatArray, FloatArray]:
-        """``bs._horner_vars`` of the plan and their first 2n columns, made on first use."""
+    def horner_vars(self, three: bool) -> tuple:
+        """``bs._horner_vars`` of the plan, their first 2n columns, and ``bs._horner``'s
+        arrays and views for them (products, coefficients, step slices), made on first use."""
         hv = self.hv[three]
         if hv is None:
             v = _horner_vars(three, 2 * self.n)
-            hv = self.hv[three] = (v, v[:, :, :2 * self.n])
+            init, cos, last = _horner_consts(three, v.shape[-1])
+            p = np.empty(v.shape)
+            steps = [(p[:co.shape[0]], co, v[:co.shape[0]]) for co in cos]
+            hv = self.hv[three] = (v, v[:, :, :2 * self.n], p, init, steps, last,
+                                   p[:, :, :2 * self.n])
         return hv
 
 
@@ -177,13 +182,13 @@ def _bv(x: FloatArray, ex: FloatArray, s: FloatArray,
     else:
         # bs._erfc_stacked's operations; rows of v: the mid, [large,] small branches' variables
         # (twice each: numerator and denominator rows)
-        v, vn = kw.horner_vars(False)
+        v, vn, p, init, steps, last, pn = kw.horner_vars(False)
         yc = vn[0, 0]
         np.abs(flat, out=yc)
         large = yc > _FOUR
         three = np.count_nonzero(large) != 0
         if three:
-            v, vn = kw.horner_vars(True)
+            v, vn, p, init, steps, last, pn = kw.horner_vars(True)
             np.minimum(yc, _XBIG_A, out=vn[0, 0])  # the large branch's min(y, XBIG): y elsewhere
             yc = vn[0, 0]
             iy2 = vn[1, 0]
@@ -192,7 +197,11 @@ def _bv(x: FloatArray, ex: FloatArray, s: FloatArray,
         np.copyto(vn[0, 1], yc)
         np.multiply(flat, flat, out=vn[-1, 0])
         np.copyto(vn[-1, 1], vn[-1, 0])
-        pn = _horner(v, three)[:, :, :2 * n]
+        np.multiply(init, v, out=p)                     # bs._horner, views made once
+        for pm, co, vm in steps:
+            pm += co
+            pm *= vm
+        p += last
         # exp(-y^2) = exp(-ysq ysq) exp(-(y - ysq)(y + ysq)) (bs._exp_minus_sq) and the vega's
         # exp(-(h^2 + t^2)/2) in one exp: [-ysq, ysq - y] * [ysq, y + ysq] (negating a
         # product or a difference is exact) and the vega's argument
@@ -421,15 +430,16 @@ def _solve_normalized(x: FloatArray, beta: FloatArray, ex: FloatArray | None = N
         mixed = 0 < nlog < m
         hal, hh3, nu = z if mixed else z[:, 0 if nlog == 0 else 1]
         nd = np.empty((2,) + hal.shape)
-        np.multiply(_HALF, hal, out=nd[0])
-        nd[0] *= nu
-        np.multiply(hh3, nu, out=nd[1])
-        nd[1] /= _SIX
-        nd[1] += hal
-        nd[1] *= nu
+        nd0, nd1 = nd
+        np.multiply(_HALF, hal, out=nd0)
+        nd0 *= nu
+        np.multiply(hh3, nu, out=nd1)
+        nd1 /= _SIX
+        nd1 += hal
+        nd1 *= nu
         nd += _ONE
-        step = nd[0] * nu
-        step /= nd[1]
+        step = nd0 * nu
+        step /= nd1
         if mixed:
             np.copyto(step[0], step[1], where=use_log)
             step = step[0]
