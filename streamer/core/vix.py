@@ -584,6 +584,7 @@ class _StripMemo:
     q_hi: float
     kmid: tuple = ()          # (K* index, its call mid, its put mid) as of ``bits``
     s: float | None = None    # math.fsum(x); None once a summand changed
+    exact: int | None = None  # sum(x) x 2^1074 exactly (None: not held, or a summand not finite)
 
 
 _MAX_UPDATE = 32              # more changed strikes than this: evaluate from scratch
@@ -678,13 +679,57 @@ def _update(memo: _StripMemo, blk: np.ndarray, kl: list, growth: float) -> tuple
             else:
                 continue
             i = cum.item(j - lo) - 1
-            x[i] = w.item(i) * v
+            old, x[i] = x[i], w.item(i) * v
             memo.s = None
+            if memo.exact is not None:
+                a, b = _fixed(old), _fixed(x[i])
+                memo.exact = None if a is None or b is None else memo.exact - a + b
             if i == 0:
                 memo.q_lo = v
             if i == last:
                 memo.q_hi = v
     return kstar, f, k0
+
+
+_SCALE = 1 << 1074            # every finite double is an integer multiple of 2^-1074
+
+
+def _fixed(v: float) -> int | None:
+    """``v`` x 2^1074 as an exact integer; None if ``v`` is not finite."""
+    if v - v != 0.0:
+        return None
+    n, d = v.as_integer_ratio()
+    return n << (1075 - d.bit_length())
+
+
+def _strip_sum(memo: _StripMemo) -> float:
+    """``math.fsum(memo.x)``, the correctly rounded sum, from the exact integer sum that the updates
+    keep (summands replaced by integer differences, O(changed strikes), instead of an O(strip) fsum
+    per read); an int / int division is correctly rounded too, so the bits are fsum's. Made once
+    per memo from the summands grouped by binary exponent; fsum itself while a summand is not
+    finite."""
+    x = memo.x
+    if memo.exact is None and len(x) < 512:
+        a = np.array(x)
+        if np.isfinite(a).all():
+            m, e = np.frexp(a)
+            if not x or e.min() >= -1021:     # normal numbers: m 2^53 is an integer
+                e = e.astype(np.int64)
+                order = np.argsort(e, kind="stable")
+                es = e[order]
+                first = np.concatenate(([0], (es[1:] != es[:-1]).nonzero()[0] + 1))
+                # per exponent: the sum of < 512 integers below 2^53, exact in int64
+                sums = np.add.reduceat(np.ldexp(m, 53).astype(np.int64)[order], first) if x else ()
+                total = 0
+                for v, k in zip(list(sums), es[first].tolist()):
+                    total += int(v) << (k + 1021)
+                memo.exact = total
+    if memo.exact is not None:
+        try:
+            return memo.exact / _SCALE
+        except OverflowError:
+            pass
+    return math.fsum(x)
 
 
 def _mids(blk: np.ndarray, j: int) -> tuple[float, float]:
@@ -726,7 +771,7 @@ def term_detail(term: Term, now_min: float, rate: RateLike,
     kstar, f, k0 = got
     s = memo.s
     if s is None:
-        s = memo.s = math.fsum(memo.x)
+        s = memo.s = _strip_sum(memo)
     cut_p, cut_c = memo.cut_p, memo.cut_c
     sigma2 = 2.0 / t * growth * s - (f / kl[k0] - 1.0) ** 2 / t
     tail = (0.0 if cut_p else memo.q_lo / memo.k_lo) + (0.0 if cut_c else memo.q_hi / memo.k_hi)

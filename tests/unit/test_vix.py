@@ -329,6 +329,8 @@ def test_term_read_after_in_place_quote_updates_equals_a_fresh_term_bit_for_bit(
         now_min += float(rng.choice([0.0, 1 / 6000, 30.0]))
         before = live._memo
         got = _fields(term_detail(live, now_min, RATE))
+        if live._memo is not None:                        # the kept exact sum is fsum's
+            assert got[9] == np.float64(math.fsum(live._memo.x)).view(np.int64).item(), step
         now_signs = np.stack(quotes[::2]) > 0
         if before is not None and live._memo is before:
             updated += 1
@@ -487,3 +489,35 @@ def test_a_refused_term_read_again_equals_a_fresh_term() -> None:
             seen.append(got[0] if len(got) == 1 else "value")
             now_min += 360.0
         assert seen[0] == first and seen[-1] == "value", seen
+
+
+def test_the_strip_sum_is_fsum_bit_for_bit() -> None:
+    """``_strip_sum`` (an exact integer sum, made by binary exponent and then kept by differences)
+    equals ``math.fsum``: random summands over many exponents, negative and zero ones, subnormal and
+    huge ones, NaN and inf (fsum's own result), strips longer than the int64 grouping allows, and
+    after replacing summands one at a time as an update does."""
+    from streamer.core.vix import _fixed, _strip_sum
+
+    class Memo:
+        def __init__(self, x):
+            self.x, self.exact = x, None
+
+    rng = np.random.default_rng(9)
+    bits = lambda v: np.float64(v).view(np.int64).item()   # noqa: E731
+    for trial in range(400):
+        n = int(rng.choice([1, 2, 30, 300, 700]))
+        x = (rng.standard_normal(n) * 10.0 ** rng.integers(-12, 6, n)).tolist()
+        kind = rng.random()
+        if kind < 0.1:
+            x[int(rng.integers(0, n))] = float(rng.choice([5e-324, 1e-310, 0.0, -0.0, 1e300]))
+        elif kind < 0.15:
+            x[int(rng.integers(0, n))] = float(rng.choice([math.nan, math.inf]))
+        memo = Memo(x)
+        assert bits(_strip_sum(memo)) == bits(math.fsum(x)), trial
+        for _ in range(5):                       # an update's replacements
+            i, v = int(rng.integers(0, n)), float(rng.standard_normal() * 10.0 ** rng.integers(-12, 6))
+            if memo.exact is not None:
+                a, b = _fixed(x[i]), _fixed(v)
+                memo.exact = None if a is None or b is None else memo.exact - a + b
+            x[i] = v
+            assert bits(_strip_sum(memo)) == bits(math.fsum(x)), trial
