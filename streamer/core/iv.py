@@ -39,7 +39,7 @@ from enum import IntEnum
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from streamer.core.bs import (_INV_SQRT_PI, _STACKED_BELOW, _XBIG, SCALAR_MIRRORS_EXACT,
+from streamer.core.bs import (_HCAP, _INV_SQRT_PI, _STACKED_BELOW, _XBIG, SCALAR_MIRRORS_EXACT,
                               _horner_consts, _horner_vars, erfc, erfc1, norm_cdf)
 
 __all__ = [
@@ -256,7 +256,7 @@ _HU = (_U1 - _U0) / (_NU - 1)
 class _Table:
     flat: FloatArray  # ln s, row-major (NX, NU) flattened
     rows: list[list[float]]  # the same as Python lists for the scalar path
-    # per node k = i NU + j (i < NX-1, j < NU-1): rows t00, t01 - t00, t10, t11 - t10 (the
+    # per node k = i NU + j (i < NX-1, j < NU-1): rows t00, t10, t01 - t00, t11 - t10 (the
     # differences _guess would take: same bits), so that one gather gives a cell's corners
     corners: FloatArray
 
@@ -286,8 +286,8 @@ def _build_table() -> _Table:
     grid = flat.reshape(_NX, _NU)
     corners = np.zeros((4, _NX, _NU))
     corners[0, :-1, :-1] = grid[:-1, :-1]
-    corners[1, :-1, :-1] = grid[:-1, 1:] - grid[:-1, :-1]
-    corners[2, :-1, :-1] = grid[1:, :-1]
+    corners[1, :-1, :-1] = grid[1:, :-1]
+    corners[2, :-1, :-1] = grid[:-1, 1:] - grid[:-1, :-1]
     corners[3, :-1, :-1] = grid[1:, 1:] - grid[1:, :-1]
     return _Table(flat=flat, rows=grid.tolist(), corners=corners.reshape(4, -1))
 
@@ -305,34 +305,60 @@ _G_LO = np.array([[0.0], [-8.0]])
 _G_HI = np.array([[_NX - 1.0 + 2.0], [_NU - 1.0 + 400.0]])  # flat below, short extrapolation above
 _G_IHI = np.array([[_NX - 2.0], [_NU - 2.0]])
 _NU_A = np.array(float(_NU))
+_GCONST: dict[int, tuple] = {}
+
+
+def _guess_consts(cap: int) -> tuple:
+    """_G_OFF, _G_SCALE, _G_LO, _G_HI, _G_IHI repeated along rows of ``cap`` (a contiguous
+    operand of the same shape costs a numpy call a fraction of a broadcast column's)."""
+    c = _GCONST.get(cap)
+    if c is None:
+        c = _GCONST[cap] = tuple(np.repeat(a, cap, axis=1)
+                                 for a in (_G_OFF, _G_SCALE, _G_LO, _G_HI, _G_IHI))
+        for a in c:
+            a.flags.writeable = False
+    return c
 
 
 def _guess(x: FloatArray, lnbeta: FloatArray, out: FloatArray | None = None) -> FloatArray:
     """Initial total vol s from the table (x <= 0, ln beta < x/2).
 
-    Both grid coordinates in one (2, n) array (numpy's per-call cost dominates batches of
+    Both grid coordinates in one (2, cap) array, cap = n rounded up to ``bs._HCAP`` (padded
+    with 1.0, a harmless cell) for ``_guess_consts`` (numpy's per-call cost dominates batches of
     hundreds); per element the operations of ``_guess_mirror1`` (floor = int() for fi >= 0; the
     cell indices stay floats, exact, until the gather)."""
     n = x.shape[0]
-    f = np.empty((2, n))
-    np.maximum(-x, _TINY, out=f[0])
-    np.subtract(_HALF * x, lnbeta, out=f[1])
+    cap = -(-n // _HCAP) * _HCAP
+    off, scale, glo, ghi, gihi = _guess_consts(cap)
+    f = np.empty((2, cap))
+    f0, f1 = f
+    if cap != n:
+        f[:, n:] = 1.0
+    np.maximum(-x, _TINY, out=f0[:n])
+    np.subtract(_HALF * x, lnbeta, out=f1[:n])
     np.log(f, out=f)
-    f -= _G_OFF
-    f *= _G_SCALE
-    np.maximum(f, _G_LO, out=f)
-    np.minimum(f, _G_HI, out=f)                             # fi, fj
+    f -= off
+    f *= scale
+    np.maximum(f, glo, out=f)
+    np.minimum(f, ghi, out=f)                               # fi, fj
     ij = np.floor(f)
     np.maximum(ij, _ZERO, out=ij)
-    np.minimum(ij, _G_IHI, out=ij)                          # i, j
-    w = np.subtract(f, ij, out=f)                           # wi, wj
+    np.minimum(ij, gihi, out=ij)                            # i, j
+    w0, w1 = np.subtract(f, ij, out=f)                      # wi, wj
     k = ij[0] * _NU_A
     k += ij[1]
     k = k.astype(np.intp)
-    q = _table().corners.take(k, axis=1)                    # t00, t01-t00, t10, t11-t10
-    ac = q[0::2] + w[1] * q[1::2]                           # a, c
-    a = ac[0]
-    return np.exp(a + w[0] * (ac[1] - a), out=out)
+    q = _table().corners.take(k, axis=1)                    # t00, t10, t01-t00, t11-t10
+    q2, q3 = q[2:]
+    q2 *= w1
+    q3 *= w1
+    ac = q[:2]
+    ac += q[2:]                                             # a, c
+    a, c = ac
+    c -= a
+    c *= w0
+    c += a                                                  # a + wi (c - a)
+    return np.exp(c[:n], out=out)
 
 
 def _guess1(x: float, lnbeta: float) -> float:
