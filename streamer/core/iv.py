@@ -310,7 +310,10 @@ _GCONST: dict[int, tuple] = {}
 
 def _guess_consts(cap: int) -> tuple:
     """_G_OFF, _G_SCALE, _G_LO, _G_HI, _G_IHI repeated along rows of ``cap`` (a contiguous
-    operand of the same shape costs a numpy call a fraction of a broadcast column's)."""
+    operand of the same shape costs a numpy call a fraction of a broadcast column's); the
+    columns themselves above ``bs._STACKED_BELOW`` (a bounded cache; per-call cost no matter)."""
+    if cap > _STACKED_BELOW:
+        return _G_OFF, _G_SCALE, _G_LO, _G_HI, _G_IHI
     c = _GCONST.get(cap)
     if c is None:
         c = _GCONST[cap] = tuple(np.repeat(a, cap, axis=1)
