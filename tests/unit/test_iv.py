@@ -285,3 +285,20 @@ def test_vector_solver_gives_the_scalar_mirror_bits():
                     except (ArithmeticError, ValueError):
                         continue
                     assert got[j].tobytes() == np.float64(want).tobytes(), (name, size)
+
+
+def test_vector_guess_gives_the_scalar_guess_bits():
+    """The table guess on (2, n) rows padded to ``bs._HCAP`` (``_guess``) equals its scalar mirror
+    element by element, inside the table, in its clamped and extrapolated wings and at sizes
+    around the padding."""
+    from streamer.core.iv import _guess, _guess_mirror1
+
+    rng = np.random.default_rng(23)
+    n = 700
+    x = -10 ** rng.uniform(-9.0, 1.5, n)                 # |x| below, inside, above the grid
+    lnbeta = 0.5 * x - np.exp(rng.uniform(-9.0, 9.0, n))   # u = ln(x/2 - ln beta) likewise
+    want = np.array([_guess_mirror1(a, b) for a, b in zip(x.tolist(), lnbeta.tolist())])
+    for size in (1, 5, 63, 64, 65, 300, n):
+        got = np.concatenate([_guess(x[i:i + size], lnbeta[i:i + size])
+                              for i in range(0, n, size)])
+        assert got.tobytes() == want.tobytes(), size
