@@ -585,6 +585,7 @@ class _StripMemo:
     kmid: tuple = ()          # (K* index, its call mid, its put mid) as of ``bits``
     s: float | None = None    # math.fsum(x); None once a summand changed
     exact: int | None = None  # sum(x) x 2^1074 exactly (None: not held, or a summand not finite)
+    fsums: int = 0            # fsum calls while ``exact`` is not held
 
 
 _MAX_UPDATE = 32              # more changed strikes than this: evaluate from scratch
@@ -705,10 +706,13 @@ def _fixed(v: float) -> int | None:
 def _strip_sum(memo: _StripMemo) -> float:
     """``math.fsum(memo.x)``, the correctly rounded sum, from the exact integer sum that the updates
     keep (summands replaced by integer differences, O(changed strikes), instead of an O(strip) fsum
-    per read); an int / int division is correctly rounded too, so the bits are fsum's. Made once
-    per memo from the summands grouped by binary exponent; fsum itself while a summand is not
-    finite."""
+    per read); an int / int division is correctly rounded too, so the bits are fsum's. Made from
+    the summands grouped by binary exponent at a memo's second sum (a memo that a zero bid soon
+    replaces is not worth it); fsum itself while a summand is not finite."""
     x = memo.x
+    if memo.exact is None and memo.fsums < 1:
+        memo.fsums += 1
+        return math.fsum(x)
     if memo.exact is None and len(x) < 512:
         a = np.array(x)
         if np.isfinite(a).all():

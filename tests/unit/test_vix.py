@@ -500,7 +500,7 @@ def test_the_strip_sum_is_fsum_bit_for_bit() -> None:
 
     class Memo:
         def __init__(self, x):
-            self.x, self.exact = x, None
+            self.x, self.exact, self.fsums = x, None, 1
 
     rng = np.random.default_rng(9)
     bits = lambda v: np.float64(v).view(np.int64).item()   # noqa: E731
