@@ -198,6 +198,21 @@ def _horner(v: FloatArray, three: bool) -> FloatArray:
     return p
 
 
+def _horner_inputs(flat: FloatArray, y: FloatArray, three: bool, n: int, xbig, one):
+    """The Horner variables of erfc(``flat``), ``y`` = |flat|, each branch's in its rows of ``_horner_vars``
+    (the large branch's only when ``three``): (the padded block, its first ``n`` columns, min(y, xbig))."""
+    v = _horner_vars(three, n)
+    vn = v[:, :, :n]
+    yc = np.minimum(y, xbig, out=vn[0, 0]) if three else y
+    vn[0] = yc
+    np.multiply(flat, flat, out=vn[-1, 0])
+    np.copyto(vn[-1, 1], vn[-1, 0])
+    if three:
+        np.divide(one, np.multiply(yc, yc, out=vn[1, 0]), out=vn[1, 0])
+        np.copyto(vn[1, 1], vn[1, 0])
+    return v, vn, yc
+
+
 def _erfc_stacked(flat: FloatArray) -> FloatArray:
     """erfc of a 1-D array with every branch evaluated on every element, the branches' Horner
     steps stacked (the large branch only when an element needs it; ``_horner``): fewer numpy
@@ -209,15 +224,7 @@ def _erfc_stacked(flat: FloatArray) -> FloatArray:
     large = y > 4.0
     three = bool(large.any())
     with np.errstate(all="ignore"):
-        v = _horner_vars(three, n)                         # each branch's Horner variable
-        vn = v[:, :, :n]
-        yc = np.minimum(y, _XBIG, out=vn[0, 0]) if three else y
-        vn[0] = yc
-        np.multiply(flat, flat, out=vn[-1, 0])
-        np.copyto(vn[-1, 1], vn[-1, 0])
-        if three:
-            np.divide(1.0, np.multiply(yc, yc, out=vn[1, 0]), out=vn[1, 0])
-            np.copyto(vn[1, 1], vn[1, 0])
+        v, vn, yc = _horner_inputs(flat, y, three, n, _XBIG, 1.0)
         p = _horner(v, three)[:, :, :n]           # C8 y, 1.0 y, [P5/y^2, 1/y^2,] A4 x^2, x^2, ...
         e = _exp_minus_sq(yc)
         out = p[0, 0] / p[0, 1] * e
@@ -622,15 +629,8 @@ def live_greeks(S: float, K: FloatArray, T: FloatArray, r: float, q: float, sigm
         np.abs(d1, out=yx[1])
         large = y > _FOUR_A
         three = np.count_nonzero(large) != 0
-        v = _horner_vars(three, n)
-        vn = v[:, :, :n]
-        yc = np.minimum(y, _XBIG_A, out=vn[0, 0]) if three else y
-        vn[0] = yc
-        np.multiply(flat, flat, out=vn[-1, 0])
-        np.copyto(vn[-1, 1], vn[-1, 0])
+        v, vn, yc = _horner_inputs(flat, y, three, n, _XBIG_A, _ONE_A)
         if three:
-            np.divide(_ONE_A, np.multiply(yc, yc, out=vn[1, 0]), out=vn[1, 0])
-            np.copyto(vn[1, 1], vn[1, 0])
             yx[0] = yc
         p = _horner(v, three)[:, :, :n]
         zs = lr[1, 0:2]

@@ -320,30 +320,28 @@ class Rule:
         signed = notional if self.direction == "buy" else -notional
         return signed > 0.0 and signed >= self.notional_min
 
+    def _blocked(self, hit: bool, still: bool) -> bool:
+        """This evaluation cannot fire: disarmed (re-armed once the condition has cleared), or not hit."""
+        if not self.armed:
+            if not still:
+                self.armed = True
+            return True
+        return not hit
+
     def evaluate(self, signals: Mapping[str, float | None], ts_ns: int) -> Fired | None:
         """Evaluate once (updates histories); a Fired record exactly when the rule fires."""
         plain = self._plain
         if plain is None:
             plain = self._plain = all(lf.change is None and lf.pct is None for g in (self.when, self.critical)
                                       if g is not None for lf in g.leaves())
-        if plain:   # nothing to update: the condition alone says whether this can fire (the usual no)
-            hit, still = self.when.quick(signals)
-            if not self.armed:
-                if not still:
-                    self.armed = True
-                return None
-            if not hit:
-                return None
+        if plain and self._blocked(*self.when.quick(signals)):
+            return None  # nothing to update: the condition alone said this cannot fire (the usual case)
         res: list[tuple[Leaf, tuple[float, bool, bool]]] = []
         hit, still = self.when.evaluate(signals, ts_ns, res)
         crit = False
         if self.critical is not None:
             crit = self.critical.evaluate(signals, ts_ns, [])[0]
-        if not self.armed:
-            if not still:
-                self.armed = True
-            return None
-        if not hit:
+        if self._blocked(hit, still):
             return None
         if self.last_fired_ns is not None and ts_ns - self.last_fired_ns < self.cooldown_ns:
             return None

@@ -348,6 +348,19 @@ def test_term_read_after_in_place_quote_updates_equals_a_fresh_term_bit_for_bit(
     assert updated > 100 and full > 20 and flipped > 10
 
 
+def _live_term():
+    """One expiry of the test chain as a live term, with the strikes and rights of a from-scratch copy of it
+    (calls then puts): (expiry, clock in local minutes, term, strikes, is_call)."""
+    from streamer.core.vix import term_from_quotes
+
+    expiry = ny_ts_ns(2024, 2, 16, 9, 30)
+    e, k, r, b, a = (np.array(c) for c in _chain([expiry], NOW))
+    live = term_from_quotes(expiry, k, r == "C", b, a)
+    n = live.strikes.shape[0]
+    return (expiry, local_minutes(NOW), live, np.concatenate((live.strikes, live.strikes)),
+            np.r_[np.ones(n, bool), np.zeros(n, bool)])
+
+
 def test_term_read_after_single_bid_flips_equals_a_fresh_term_bit_for_bit() -> None:
     """One bid at a time to 0, 0.05 or 0.10 anywhere on the chain (inside the strip, at its cut
     pairs, beyond them, at K0): an update where the strip cannot change, a full evaluation where
@@ -355,13 +368,8 @@ def test_term_read_after_single_bid_flips_equals_a_fresh_term_bit_for_bit() -> N
     from streamer.core.vix import term_detail, term_from_quotes
 
     rng = np.random.default_rng(11)
-    expiry = ny_ts_ns(2024, 2, 16, 9, 30)
-    now_min = local_minutes(NOW)
-    e, k, r, b, a = (np.array(c) for c in _chain([expiry], NOW))
-    live = term_from_quotes(expiry, k, r == "C", b, a)
+    expiry, now_min, live, kk, call = _live_term()
     n = live.strikes.shape[0]
-    kk = np.concatenate((live.strikes, live.strikes))
-    call = np.r_[np.ones(n, bool), np.zeros(n, bool)]
     kept = 0
     for step in range(1500):
         bid = live.call_bid if rng.random() < 0.5 else live.put_bid
@@ -384,13 +392,8 @@ def test_term_reads_between_few_or_no_quote_changes_equal_a_fresh_term_bit_for_b
     from streamer.core.vix import term_detail, term_from_quotes
 
     rng = np.random.default_rng(5)
-    expiry = ny_ts_ns(2024, 2, 16, 9, 30)
-    now_min = local_minutes(NOW)
-    e, k, r, b, a = (np.array(c) for c in _chain([expiry], NOW))
-    live = term_from_quotes(expiry, k, r == "C", b, a)
+    expiry, now_min, live, kk, call = _live_term()
     n = live.strikes.shape[0]
-    kk = np.concatenate((live.strikes, live.strikes))
-    call = np.r_[np.ones(n, bool), np.zeros(n, bool)]
     term_detail(live, now_min, RATE)
     same_sum = same_mids = 0
     for step in range(600):
