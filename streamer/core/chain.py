@@ -284,12 +284,16 @@ def forward_from_parity(strikes: np.ndarray, call_mid: np.ndarray, put_mid: np.n
     """
     k = np.asarray(strikes, dtype=float)
     d = np.asarray(call_mid, dtype=float) - np.asarray(put_mid, dtype=float)
-    ok = np.isfinite(d)
-    if not ok.any():
+    ad = np.abs(d)
+    ad[~(ad < np.inf)] = np.inf              # no pair (NaN) or not finite: never K*
+    if k.shape[0] == 0:
         return _NAN, _NAN
-    k, d = k[ok], d[ok]
-    order = np.lexsort((k, np.abs(d)))
-    i = order[0]
+    i = int(ad.argmin())                     # the first minimum: the lowest strike if strikes ascend
+    if not ad[i] < np.inf:
+        return _NAN, _NAN
+    tie = (ad == ad[i]).nonzero()[0]
+    if tie.shape[0] > 1:                     # strikes in any order: the lowest strike among ties
+        i = int(tie[k[tie].argmin()])
     return float(k[i] + math.exp(rate * t_years) * d[i]), float(k[i])
 
 
@@ -1522,18 +1526,9 @@ class ChainBook:
         return ks, cm, pm
 
     def _parity(self, expiry_ts_ns: int, t_years: float) -> tuple[float, float] | None:
-        """``forward_from_parity`` on the expiry's mids (same result): the strikes are sorted and
-        unique, so the first minimum of |C − P| is the lowest strike among ties."""
         ks, cm, pm = self._expiry_mids(expiry_ts_ns)
-        d = cm - pm
-        ad = np.abs(d)
-        ad[~(ad < np.inf)] = np.inf              # no pair (NaN) or not finite: never the minimum
-        if ks.shape[0] == 0:
-            return None
-        i = int(ad.argmin())
-        if not ad[i] < np.inf:
-            return None
-        return float(ks[i] + math.exp(self.config.rate * t_years) * d[i]), float(ks[i])
+        f, k = forward_from_parity(ks, cm, pm, t_years, self.config.rate)
+        return None if math.isnan(k) else (f, k)
 
     def forward(self, expiry_ts_ns: int, now_ts_ns: int | None = None) -> Forward | None:
         """Parity forward of an expiry over the book's mids: K* = argmin |C − P| (lowest strike
