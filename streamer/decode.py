@@ -324,9 +324,8 @@ def _check_lengths(values: Sequence, keys: Sequence) -> None:
 
 
 def _objects(items: list) -> np.ndarray:
-    out = np.empty(len(items), object)
-    out[:] = items
-    return out
+    """A 1-D object array of ``items`` (strings: never broadcast as sequences, unlike ``np.array``)."""
+    return np.fromiter(items, object, len(items))
 
 
 def _sorted(rejected: list[Rejected]) -> list[Rejected]:
@@ -394,7 +393,7 @@ def _quote_columns(rows: np.ndarray, objs: list, und: list[str] | None = None) -
     return {"row": rows, "ts_ns": buf[:n], "expiry_ts_ns": buf[n:2 * n], "strike": f8[4 * n:5 * n],
             "is_call": buf[7 * n:].view(_BOOL)[:n], "bid": f8[5 * n:6 * n], "ask": f8[6 * n:7 * n],
             "bid_size": buf[2 * n:3 * n], "ask_size": buf[3 * n:4 * n],
-            "underlying": np.fromiter([o.underlying for o in objs] if und is None else und, object, n)}
+            "underlying": _objects([o.underlying for o in objs] if und is None else und)}
 
 
 _CALL = bytes.maketrans(b"CP", b"\x01\x00")
@@ -443,7 +442,7 @@ def _open_interest_columns(rows: np.ndarray, objs: list) -> dict[str, np.ndarray
                      *[o.open_interest for o in objs], *[o.strike for o in objs], _is_call(objs))
     return {"row": rows, "ts_ns": buf[:n], "expiry_ts_ns": buf[n:2 * n], "strike": buf[3 * n:4 * n].view(_F8),
             "is_call": buf[4 * n:].view(_BOOL)[:n], "open_interest": buf[2 * n:3 * n],
-            "underlying": np.fromiter([o.underlying for o in objs], object, n)}
+            "underlying": _objects([o.underlying for o in objs])}
 
 
 def _open_interest_block(rows: np.ndarray, objs: list, keys: Sequence[bytes | None], slow: list[int]
@@ -480,10 +479,8 @@ def _index_columns(rows: np.ndarray, objs: list, *_: Any) -> dict[str, np.ndarra
     buf = np.empty(2 * n, np.int64)
     struct.pack_into(f"{n}q{n}d", buf, 0, *[o.ts_ns for o in objs], *level)
     return dict(row=rows, kind=is_close.astype(np.int8),
-                symbol=np.fromiter([o.symbol for o in objs], object, n),
-                underlying=np.fromiter([o.underlying for o in objs], object, n),
-                ts_ns=buf[:n], price=buf[n:].view(_F8),
-                date=np.fromiter(day, object, n), shape_ok=shape_ok)
+                symbol=_objects([o.symbol for o in objs]), underlying=_objects([o.underlying for o in objs]),
+                ts_ns=buf[:n], price=buf[n:].view(_F8), date=_objects(day), shape_ok=shape_ok)
 
 
 def decode_index(values: Sequence[bytes | None], keys: Sequence[bytes | None], *,
