@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from hypothesis import HealthCheck, given, settings, target
 from hypothesis import strategies as st
+from state_helpers import bytes_equal_states
 
 from streamer.core import bs
 from streamer.core.chain import (NS_PER_YEAR, ChainBook, ChainConfig, exposures_batch,
@@ -90,18 +91,6 @@ class Model:
         for d in (self.q, self.oi, self.sign):
             for key in [x for x in d if x[0] <= now]:
                 del d[key]
-
-
-def bytes_equal_states(x: dict, y: dict, skip=()) -> None:
-    assert x.keys() == y.keys()
-    for name in x:
-        if name in skip:
-            continue
-        a, b = x[name], y[name]
-        if isinstance(a, np.ndarray):
-            assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes(), name
-        else:
-            assert a == b or (a != a and b != b), name
 
 
 def ny_date(ts_ns: int) -> dt.date:

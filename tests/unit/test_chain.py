@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
+from state_helpers import bytes_equal_states
 
 from streamer.core import bs
 from streamer.core import iv as ivsolve
@@ -309,13 +310,7 @@ def test_same_calls_give_identical_bits():
                                      rng.integers(0, 3000, cols[1].size).astype(float))
             book.on_spot(100.0 + 0.3 * j, T0 + j * 30 * 10**9)
         return book
-    a, b = make().to_state(), make().to_state()
-    assert a.keys() == b.keys()
-    for k in a:
-        if isinstance(a[k], np.ndarray):
-            assert a[k].tobytes() == b[k].tobytes(), k
-        else:
-            assert a[k] == b[k] or (a[k] != a[k] and b[k] != b[k]), k
+    bytes_equal_states(make().to_state(), make().to_state())
 
 
 def test_capacity_doubles_and_keys_survive_growth():
@@ -536,13 +531,7 @@ def test_spot_and_clock_positioning_is_the_batch_reference_at_every_eval_point(m
         (e1, s1), (e0, s0) = seen[-1], seen[-2]
         assert np.all(s1[e1 == NEXT_DAY] == 0.0) and np.all(s0[e0 == NEXT_DAY] != 0.0)
         assert book.zero_dte().as_tuple() == (0.0,) * 4        # today's expiry carries no dealer position
-    a, b = book.to_state(), restored.to_state()
-    assert a.keys() == b.keys()
-    for n in a:
-        if isinstance(a[n], np.ndarray):
-            assert a[n].tobytes() == b[n].tobytes(), n
-        else:
-            assert a[n] == b[n] or (a[n] != a[n] and b[n] != b[n]), n
+    bytes_equal_states(book.to_state(), restored.to_state())
     assert book.profile()[1].tobytes() == restored.profile()[1].tobytes()
 
 
