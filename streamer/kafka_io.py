@@ -267,8 +267,37 @@ async def create_acls(settings: Settings, acls) -> None:
             for code, message in resp.creation_responses:
                 if code:
                     raise KafkaAccessError(f"cannot create ACL {acl}: {for_code(code).__name__} {message or ''}")
+        await _until_acls_served(admin, acls)
     finally:
         await admin.close()
+
+
+async def _until_acls_served(admin: AIOKafkaAdminClient, acls, timeout_s: float = 30.0) -> None:
+    """Return once every broker's authorizer serves ``acls``.
+
+    The controller commits an ACL before the brokers replay it from the metadata log: a client that
+    starts right after ``create_acls`` returned could otherwise be refused (seen in CI: the
+    simulator's first topic request refused just after the grant).
+    """
+    from aiokafka.protocol.admin import DescribeAclsRequest
+
+    wanted: dict[str, set] = {}
+    for acl in acls:
+        wanted.setdefault(f"User:{acl.principal}", set()).add(
+            (_ACL_RESOURCE[acl.resource_type], acl.name, _ACL_OPERATION[acl.operation]))
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    for node in sorted(b.nodeId for b in admin._client.cluster.brokers()):
+        for principal, need in wanted.items():
+            while True:  # filter: this principal, any resource, pattern, host, operation and permission
+                resp = await admin._send_request_to_node(node, DescribeAclsRequest(1, None, 1, principal, None, 1, 1))
+                served = {(rtype, name, op) for rtype, name, _pattern, entries in resp.resources
+                          for _p, _host, op, perm in entries if perm == _ALLOW}
+                if resp.error_code == 0 and need <= served:
+                    break
+                if asyncio.get_running_loop().time() > deadline:
+                    raise KafkaAccessError(f"broker {node} does not serve {len(need - served)} of the ACLs of "
+                                           f"{principal} {timeout_s:.0f} s after they were created")
+                await asyncio.sleep(0.05)
 
 
 def make_producer(settings: Settings, **kw) -> AIOKafkaProducer:

@@ -149,6 +149,28 @@ def test_principal_without_acls_is_refused(secure_kafka, granted):
                                passwords(secure_kafka), max_lines=4)
 
 
+def test_grant_returns_once_the_broker_serves_the_acls_and_not_before(secure_kafka, granted):
+    """``grant`` waits for the broker's authorizer (a client started right after it must not be refused)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    admin = broker.client_settings(secure_kafka, broker.ADMIN)
+
+    async def wait_for(wanted, timeout_s):
+        client = AIOKafkaAdminClient(**kafka_io.client_options(admin))
+        await kafka_io.start_client(client, admin)
+        try:
+            await kafka_io._until_acls_served(client, wanted, timeout_s=timeout_s)
+        finally:
+            await client.close()
+
+    asyncio.run(wait_for(acls.simulator_acls(granted, broker.SIMULATOR_USER), 5.0))  # served: returns
+    never = [*acls.simulator_acls(granted, broker.SIMULATOR_USER), acls.Acl(broker.SIMULATOR_USER, "topic",
+                                                                            f"{granted}never-granted", "Read")]
+    t0 = time.monotonic()
+    with pytest.raises(kafka_io.KafkaAccessError, match="does not serve 1 of the ACLs of User:streamer-simulator"):
+        asyncio.run(wait_for(never, 1.0))
+    assert time.monotonic() - t0 >= 1.0
+
+
 def test_worker_cannot_write_where_its_acls_do_not_grant(secure_kafka, granted):
     worker = broker.client_settings(secure_kafka, broker.WORKER_USER, topic_prefix=granted)
     names = kafka_io.topics_for(worker)
