@@ -36,6 +36,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from streamer.core.calendar import is_early_close
+
 NY = ZoneInfo("America/New_York")
 _UTC = dt.timezone.utc
 
@@ -65,28 +67,6 @@ def _ns(t: dt.datetime) -> int:
     """Aware datetime -> UTC epoch nanoseconds (exact integer arithmetic)."""
     d = t - dt.datetime(1970, 1, 1, tzinfo=_UTC)
     return (d.days * 86_400 + d.seconds) * 1_000_000_000 + d.microseconds * 1_000
-
-
-def _thanksgiving(year: int) -> dt.date:
-    """Fourth Thursday of November."""
-    first = dt.date(year, 11, 1)
-    return first + dt.timedelta(days=(3 - first.weekday()) % 7 + 21)
-
-
-def is_early_close(day: dt.date) -> bool:
-    """True on NYSE 13:00 early-close days: Black Friday, Dec 24 and Jul 3 on weekdays.
-
-    >>> is_early_close(dt.date(2024, 11, 29)), is_early_close(dt.date(2024, 11, 22))
-    (True, False)
-    """
-    if day.weekday() >= 5:
-        return False
-    if day == _thanksgiving(day.year) + dt.timedelta(days=1):
-        return True
-    if day.month == 12 and day.day == 24:
-        return True
-    # Jul 3 closes early unless it is itself the observed holiday (Jul 4 on a Saturday).
-    return day.month == 7 and day.day == 3 and day.weekday() != 4
 
 
 def settlement_ts_ns(expiry: dt.date, root: str) -> int:

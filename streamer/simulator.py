@@ -84,9 +84,10 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from streamer import schemas
-from streamer.cboe_csv import is_early_close, settlement_ts_ns
+from streamer.cboe_csv import settlement_ts_ns
 from streamer.codecs import dumps
 from streamer.core import bs
+from streamer.core.calendar import is_early_close, is_trading_day, nth_weekday
 from streamer.schemas import DailyClose, IndexTick, OpenInterest, OptionQuote
 
 NY = ZoneInfo("America/New_York")
@@ -346,56 +347,6 @@ def session_bounds_ns(day: dt.date) -> tuple[int, int]:
             _ns(dt.datetime(day.year, day.month, day.day, 16, 0, tzinfo=NY)))
 
 
-def _nth_weekday(year: int, month: int, weekday: int, n: int) -> dt.date:
-    first = dt.date(year, month, 1)
-    return first + dt.timedelta(days=(weekday - first.weekday()) % 7 + 7 * (n - 1))
-
-
-def _last_weekday(year: int, month: int, weekday: int) -> dt.date:
-    nxt = dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)
-    return nxt - dt.timedelta(days=(nxt.weekday() - weekday) % 7)
-
-
-def _observed(d: dt.date) -> dt.date:
-    return d + dt.timedelta(days=1) if d.weekday() == 6 else d - dt.timedelta(days=1) if d.weekday() == 5 else d
-
-
-def _good_friday(year: int) -> dt.date:
-    a, b, c = year % 19, year // 100, year % 100
-    h = (19 * a + b - b // 4 - (b - (b + 8) // 25 + 1) // 3 + 15) % 30
-    ll = (32 + 2 * (b % 4) + 2 * (c // 4) - h - c % 4) % 7
-    m = (a + 11 * h + 22 * ll) // 451
-    month, day = divmod(h + ll - 7 * m + 114, 31)
-    return dt.date(year, month, day + 1) - dt.timedelta(days=2)
-
-
-@lru_cache(maxsize=64)
-def nyse_holidays(year: int) -> frozenset[dt.date]:
-    """NYSE full-day closures of ``year`` (rules as of 2024, plus the 2025-01-09 day of mourning).
-
-    >>> dt.date(2024, 11, 28) in nyse_holidays(2024), dt.date(2024, 3, 29) in nyse_holidays(2024)
-    (True, True)
-    """
-    days = {
-        _nth_weekday(year, 1, 0, 3), _nth_weekday(year, 2, 0, 3), _good_friday(year),
-        _last_weekday(year, 5, 0), _nth_weekday(year, 9, 0, 1), _nth_weekday(year, 11, 3, 4),
-        _observed(dt.date(year, 7, 4)), _observed(dt.date(year, 12, 25)),
-    }
-    if year >= 2022:
-        days.add(_observed(dt.date(year, 6, 19)))
-    ny = dt.date(year, 1, 1)
-    if ny.weekday() != 5:  # Jan 1 on a Saturday is not observed on Dec 31
-        days.add(_observed(ny))
-    if year == 2025:
-        days.add(dt.date(2025, 1, 9))
-    return frozenset(days)
-
-
-def is_trading_day(d: dt.date) -> bool:
-    """Weekday and not an NYSE holiday."""
-    return d.weekday() < 5 and d not in nyse_holidays(d.year)
-
-
 @dataclass(slots=True, frozen=True)
 class Expiry:
     """A listed expiration: settlement date, root ("SPX" AM-settled, "SPXW" PM) and instant (UTC ns)."""
@@ -429,7 +380,7 @@ def list_expiries(day: dt.date, cfg: SimConfig) -> list[Expiry]:
     end = day + dt.timedelta(days=max(cfg.weekly_days, cfg.monthly_days))
     fri = day + dt.timedelta(days=(4 - day.weekday()) % 7)
     while fri <= end:
-        third = _nth_weekday(fri.year, fri.month, 4, 3) == fri
+        third = nth_weekday(fri.year, fri.month, 4, 3) == fri
         x = prev_trading(fri)
         if x >= day:
             if (fri - day).days <= cfg.weekly_days:

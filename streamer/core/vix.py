@@ -93,6 +93,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from streamer.core.calendar import is_friday_holiday
+
 NY = ZoneInfo("America/New_York")
 MINUTES_PER_YEAR = 525_600.0
 MINUTES_PER_DAY = 1_440.0
@@ -161,38 +163,6 @@ class VixValue:
 
 
 # --------------------------------------------------------------------------- calendar helpers
-
-def _good_friday(year: int) -> dt.date:
-    """Good Friday by the anonymous Gregorian computus."""
-    a, b, c = year % 19, year // 100, year % 100
-    d, e = b // 4, b % 4
-    f = (b + 8) // 25
-    g = (b - f + 1) // 3
-    h = (19 * a + b - d - g + 15) % 30
-    i, k = c // 4, c % 4
-    ll = (32 + 2 * e + 2 * i - h - k) % 7
-    m = (a + 11 * h + 22 * ll) // 451
-    month = (h + ll - 7 * m + 114) // 31
-    day = (h + ll - 7 * m + 114) % 31 + 1
-    return dt.date(year, month, day) - dt.timedelta(days=2)
-
-
-def is_friday_holiday(day: dt.date) -> bool:
-    """True if ``day`` is a Friday on which US exchanges are closed.
-
-    >>> is_friday_holiday(dt.date(2024, 3, 29)), is_friday_holiday(dt.date(2024, 3, 22))
-    (True, False)
-    """
-    if day.weekday() != 4:
-        return False
-    if day == _good_friday(day.year):
-        return True
-    fixed = [(1, 1), (7, 4), (12, 25)] + ([(6, 19)] if day.year >= 2022 else [])
-    if (day.month, day.day) in fixed:
-        return True
-    sat = day + dt.timedelta(days=1)  # Saturday holidays are observed on Friday (not Jan 1)
-    return (sat.month, sat.day) in [f for f in fixed if f != (1, 1)]
-
 
 def local_minutes(ts_ns: int) -> float:
     """UTC ns -> minutes since 1970-01-01 00:00 on the New York wall clock.
