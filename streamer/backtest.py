@@ -110,9 +110,10 @@ class DealerChain:
 
 
 def load_chain(paths: Iterable[str | Path], rate: float = 0.045, div_yield: float = 0.013) -> DealerChain:
-    """A :class:`DealerChain` from Cboe quotedata file(s) of one snapshot. A file whose own time stamp
-    is on another date than the one in its name (``spx_quotedata_2024-01-05_close.csv`` was taken on
-    Sunday 01-07) is dated 16:15 New York on its name's date (SOURCES.md)."""
+    """A :class:`DealerChain` from Cboe quotedata file(s) of one snapshot, valued when its prices are from
+    (``cboe_csv.read_quotedata``: a file saved after the close at its close). A file whose prices are
+    of another date than the one in its name is dated 16:15 New York on its name's date (the name says
+    which session's chain it is, as in SOURCES.md)."""
     import re
 
     from streamer.chain_report import contract_ivs, load, parse_asof

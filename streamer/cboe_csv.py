@@ -22,6 +22,11 @@ PM EDT"`` and Spanish ``"Date: 11 de noviembre de 2024, 8:02 GMT-5"`` time stamp
 underlying names on line 2 (``Standard & Poors 500 Index``, ``S&P 500 INDEX``, ``SP 500 INDEX``),
 quoted thousands separators in the header (``"Volume: 71,039,449"``), and AM (``SPX``) and PM
 (``SPXW``) series sharing one expiry date.
+
+The "Date:" line is when the page was saved, not always when its prices are from: saved after the
+close, at a weekend or on a holiday it shows the last session's closing quotes, which are valued at
+that close (``read_quotedata``; e.g. the 2024-01-05 SPX file saved on Sunday 2024-01-07 gives the
+VIX of Friday's 16:15 close, not one two days older in time to expiry).
 """
 from __future__ import annotations
 
@@ -36,7 +41,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from streamer.core.calendar import is_early_close
+from streamer.core.calendar import is_early_close, prices_time_ns
 
 NY = ZoneInfo("America/New_York")
 _UTC = dt.timezone.utc
@@ -149,6 +154,7 @@ class ChainSnapshot:
     gamma: np.ndarray           # vendor gamma, per index point
     open_interest: np.ndarray
     source: tuple[str, ...] = field(default_factory=tuple)
+    asof_basis: str = ""        # how asof_ts_ns was chosen (ASOF_* below)
 
     def __len__(self) -> int:
         return int(self.strike.shape[0])
@@ -166,8 +172,12 @@ class ChainSnapshot:
         """Subset of contracts by boolean mask (header fields kept)."""
         return ChainSnapshot(self.underlying, self.description, self.spot, self.asof_ts_ns,
                              self.asof_text, *(getattr(self, n)[mask] for n in _ARRAY_FIELDS),
-                             source=self.source)
+                             source=self.source, asof_basis=self.asof_basis)
 
+
+ASOF_GIVEN = "given"
+ASOF_DATE_LINE = "the file's Date line"
+ASOF_LAST_CLOSE = "the last close before the file's Date line (no session was open then)"
 
 _ARRAY_FIELDS = ("symbol", "root", "expiry_ts_ns", "strike", "right", "bid", "ask", "last", "net",
                  "volume", "iv", "delta", "gamma", "open_interest")
@@ -175,7 +185,13 @@ _SIDE_FIELDS = ("last", "net", "bid", "ask", "volume", "iv", "delta", "gamma", "
 
 
 def read_quotedata(path: str | Path, asof_ts_ns: int | None = None) -> ChainSnapshot:
-    """Read one Cboe quotedata CSV; ``asof_ts_ns`` (UTC ns) overrides the file's "Date:" line."""
+    """Read one Cboe quotedata CSV.
+
+    ``asof_ts_ns`` (UTC ns): the time the quotes are valued at. Default: when the prices on the page are
+    from (``calendar.prices_time_ns`` of the "Date:" line): the line itself during a session (SPX/XSP/VIX
+    overnight GTH included), else the last close before it (a page saved at 16:31, on a Sunday or a
+    holiday shows the closing quotes). ``ChainSnapshot.asof_basis`` says which.
+    """
     path = Path(path)
     with path.open(newline="", encoding="utf-8-sig") as fh:
         rows = list(csv.reader(fh))
@@ -241,9 +257,13 @@ def read_quotedata(path: str | Path, asof_ts_ns: int | None = None) -> ChainSnap
     }
     for n in _SIDE_FIELDS:
         arrays[n] = np.array(out[n], dtype=np.float64)
-    return ChainSnapshot(underlying.most_common(1)[0][0], description, spot,
-                         file_ts if asof_ts_ns is None else int(asof_ts_ns),
-                         date_text.strip(), source=(str(path),), **arrays)
+    if asof_ts_ns is None:  # a page saved after the close shows the closing quotes: value them then
+        asof_ts_ns = prices_time_ns(file_ts, roots.most_common(1)[0][0])
+        basis = ASOF_DATE_LINE if asof_ts_ns == file_ts else ASOF_LAST_CLOSE
+    else:
+        basis = ASOF_GIVEN
+    return ChainSnapshot(underlying.most_common(1)[0][0], description, spot, int(asof_ts_ns),
+                         date_text.strip(), source=(str(path),), asof_basis=basis, **arrays)
 
 
 def combine(snapshots: Iterable[ChainSnapshot], asof_ts_ns: int | None = None) -> ChainSnapshot:
@@ -264,6 +284,7 @@ def combine(snapshots: Iterable[ChainSnapshot], asof_ts_ns: int | None = None) -
     return ChainSnapshot(s0.underlying, s0.description, s0.spot,
                          s0.asof_ts_ns if asof_ts_ns is None else int(asof_ts_ns), s0.asof_text,
                          source=tuple(p for s in snaps for p in s.source),
+                         asof_basis=s0.asof_basis if asof_ts_ns is None else ASOF_GIVEN,
                          **{n: a[keep] for n, a in arrs.items()})
 
 

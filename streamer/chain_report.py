@@ -285,7 +285,7 @@ def report(snap: ChainSnapshot, rate: float | None = None, div_yield: float | No
     out = {
         "underlying": snap.underlying,
         "files": [Path(p).name for p in snap.source],
-        "asof": _iso(now), "asof_ts_ns": now, "file_date_line": snap.asof_text,
+        "asof": _iso(now), "asof_ts_ns": now, "asof_basis": snap.asof_basis, "file_date_line": snap.asof_text,
         "spot": _num(spot), "spot_source": spot_source, "file_last": _num(file_spot),
         "rate": rate, "div_yield": div_yield, "iv_source": iv_source,
         "engine": iv_source == "mid",

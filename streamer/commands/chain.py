@@ -30,7 +30,12 @@ expiry at least 7 days out). Spot, where greeks are evaluated, is the file's 'La
 parity (files saved outside regular hours: 'Last' is the previous close while the quotes have
 moved; parity takes the spot the quotes imply). --iv vendor uses the file's IV column instead
 (a comparison outside the engine).
-The published VIX close is the 16:15 ET value: to compare, pass --asof YYYY-MM-DDT16:15.
+Time: by default the quotes are valued when their prices are from (report field asof_basis): the
+file's 'Date:' line during a session (SPX/XSP/VIX options also trade overnight in Cboe's Global
+Trading Hours, from 20:15 ET), else the last close before it (16:15 ET for index and SPY/QQQ/IWM
+options, 16:00 for others; 13:15/13:00 on early-close days): a file saved after the close, at a
+weekend or on a holiday holds the closing quotes, and at the 16:15 close its VIX is comparable with
+Cboe's published close. --asof overrides.
 
 --replay also publishes the snapshot's quotes and open interest to Kafka (topics
 streamer.option-quotes.v1 / streamer.open-interest.v1, keyed by the underlying, stamped --asof);
@@ -48,7 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("files", nargs="+", metavar="FILE", help="Cboe quotedata CSV file(s) of one snapshot")
     p.add_argument("--asof", help="snapshot time, ISO datetime (naive = New York time), e.g. "
-                   "2024-01-05T16:15; default: the first file's 'Date:' line")
+                   "2024-01-05T16:15; default: when the first file's prices are from (its 'Date:' line, "
+                   "or the last close before it when no session was open then)")
     d = Settings()
     p.add_argument("--rate", type=float, default=None,
                    help=f"risk-free rate, continuous annual decimal (default: the worker's, {d.rate})")

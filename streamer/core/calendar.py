@@ -8,7 +8,10 @@ Memorial Day, Juneteenth from 2022, Independence Day, Labor Day, Thanksgiving, C
 holiday is observed on the Friday, a Sunday one on the Monday) plus the unscheduled closures since 2001
 (:data:`SPECIAL_CLOSURES`); 13:00 early closes on the day after Thanksgiving, Dec 24 and Jul 3 on weekdays.
 Options on the broad indexes and on the large index ETFs trade 15 minutes past the stock close
-(:data:`LATE_CLOSE_ROOTS`: 16:15, or 13:15 on an early-close day).
+(:data:`LATE_CLOSE_ROOTS`: 16:15, or 13:15 on an early-close day); SPX, XSP and VIX options also trade
+overnight in Cboe's Global Trading Hours (:data:`GTH_ROOTS`, from 20:15 ET the evening before).
+Checked against the days the S&P 500 closed from 2015 to 2026 and the published early closes
+(tests/unit/test_calendar.py).
 """
 from __future__ import annotations
 
@@ -29,6 +32,10 @@ SPECIAL_CLOSURES: frozenset[dt.date] = frozenset({
 LATE_CLOSE_ROOTS: frozenset[str] = frozenset({
     "SPX", "SPXW", "SPXPM", "XSP", "VIX", "VIXW", "NDX", "NDXP", "XND", "RUT", "RUTW", "MRUT", "DJX", "OEX", "XEO",
     "SPY", "QQQ", "IWM", "DIA"})
+#: option roots with Cboe Global Trading Hours (overnight sessions before the regular one)
+GTH_ROOTS: frozenset[str] = frozenset({"SPX", "SPXW", "XSP", "VIX", "VIXW"})
+#: first trading day whose GTH session opened at 20:15 ET the evening before
+GTH_EVENING_SINCE = dt.date(2021, 11, 22)
 
 
 def good_friday(year: int) -> dt.date:
@@ -138,17 +145,31 @@ def options_close_ns(day: dt.date, root: str = "") -> int:
 
 
 def prices_time_ns(ts_ns: int, root: str = "") -> int:
-    """The instant a quote page read at ``ts_ns`` (UTC ns) shows prices of: ``ts_ns`` itself during a
-    session, else the close of the last session before it (after the close, overnight, at a weekend or
-    a holiday, a page shows the closing quotes; valuing them at the later clock would age every option).
+    """The instant whose prices a quote page read at ``ts_ns`` (UTC ns) shows, for option root ``root``.
+
+    During a session that is ``ts_ns`` itself; after the close, at a weekend or on a holiday the page
+    still shows the closing quotes, so it is the close of the last session before (valuing them at the
+    later clock would age every option by the gap). SPX, XSP and VIX options also trade in Cboe's Global
+    Trading Hours (:data:`GTH_ROOTS`), which open at 20:15 ET the evening before a trading day (since
+    2021-11-22; 03:00 ET on the day before that): a page read then shows live quotes.
 
     >>> sunday = _ts_ns(dt.date(2024, 1, 7), 10, 52)
     >>> prices_time_ns(sunday, "SPX") == _ts_ns(dt.date(2024, 1, 5), 16, 15)
     True
-    >>> prices_time_ns(_ts_ns(dt.date(2024, 1, 5), 11, 0), "SPX") == _ts_ns(dt.date(2024, 1, 5), 11, 0)
+    >>> prices_time_ns(_ts_ns(dt.date(2023, 9, 14), 16, 31), "SPY") == _ts_ns(dt.date(2023, 9, 14), 16, 15)
     True
+    >>> monday_gth = _ts_ns(dt.date(2024, 11, 11), 8, 2)
+    >>> prices_time_ns(monday_gth, "SPXW") == monday_gth, prices_time_ns(monday_gth, "AAPL") == monday_gth
+    (True, False)
     """
     day = dt.datetime.fromtimestamp(ts_ns // NS, tz=NY).date()
+    if root.upper() in GTH_ROOTS:
+        nxt = day + dt.timedelta(days=1)
+        if nxt >= GTH_EVENING_SINCE and is_trading_day(nxt) and ts_ns >= _ts_ns(day, 20, 15):
+            return ts_ns
+        gth_open = _ts_ns(day, 0, 0) if day >= GTH_EVENING_SINCE else _ts_ns(day, 3, 0)
+        if is_trading_day(day) and gth_open <= ts_ns < session_open_ns(day):
+            return ts_ns
     for _ in range(30):  # the longest closure on record (9/11) is 4 trading days
         if is_trading_day(day):
             close = options_close_ns(day, root)

@@ -225,22 +225,26 @@ def test_spx_2023_09_14_charm_with_the_workers_forward_and_dividend():
 
 # (date, files, rate ~ 1-month T-bill that day, tolerance in index points). The 2025-01-06 files
 # were saved at 20:48/21:26 ET with overnight (GTH) quotes, not the 16:15 quotes Cboe used:
-# VALIDATION.md (c) explains the residual, hence the wider tolerance there.
-VIX_CASES = [("2023-09-14", ["spx_quotedata_2023-09-14_close.csv"], 0.0555, 0.02),
-             ("2024-01-05", ["spx_quotedata_2024-01-05_close.csv"], 0.0550, 0.02),
-             ("2025-01-06", JAN_FEB, 0.0430, 0.30)]
+# VALIDATION.md (c) explains the residual, hence the wider tolerance there. The other two files were
+# saved after the close (16:31 the same day; Sunday 10:52): by default they are valued at the 16:15
+# close their quotes are from, no --asof needed; the GTH files are given the close with --asof.
+VIX_CASES = [("2023-09-14", ["spx_quotedata_2023-09-14_close.csv"], 0.0555, 0.02, False),
+             ("2024-01-05", ["spx_quotedata_2024-01-05_close.csv"], 0.0550, 0.02, False),
+             ("2025-01-06", JAN_FEB, 0.0430, 0.30, True)]
 
 
-@pytest.mark.parametrize("day,files,rate,tol", VIX_CASES, ids=[c[0] for c in VIX_CASES])
+@pytest.mark.parametrize("day,files,rate,tol,give_asof", VIX_CASES, ids=[c[0] for c in VIX_CASES])
 def test_vix_vs_cboe_close(capsys: pytest.CaptureFixture, day: str, files: list[str], rate: float,
-                           tol: float) -> None:
+                           tol: float, give_asof: bool) -> None:
     official = {"vix_index": read_daily(DATA / "vix_daily_ohlc_1990-2026.csv").as_dict()[day]}
     vix9d_file = DATA / "cboe_VIX9D_History.csv"
     if vix9d_file.exists():
         official["vix9d_index"] = read_daily(vix9d_file).as_dict()[day]
     d = run_cli(capsys, *(str(CHAINS / f) for f in files), "--rate", str(rate),
-                "--asof", f"{day}T16:15")
+                *(["--asof", f"{day}T16:15"] if give_asof else []))
     assert d["asof"].startswith(f"{day}T16:15:00")
+    assert d["asof_basis"] == ("given" if give_asof else "the last close before the file's Date line "
+                                                         "(no session was open then)")
     for key, close in official.items():
         assert d[key] is not None, d[key.replace("index", "reason")]
         assert abs(d[key] - close) <= tol, (key, d[key], close)
@@ -252,9 +256,19 @@ def test_near_atm_subset_gives_null_vix_with_reason(outputs: dict) -> None:
     assert d["vix9d_index"] is None and d["vix9d_reason"] == "strip_truncated"
 
 
-def test_asof_defaults_to_the_files_date_line(outputs: dict) -> None:
-    d = outputs["spx_quotedata_2023-09-14_close.csv"]
-    assert d["asof_ts_ns"] == ny_ts_ns(2023, 9, 14, 16, 31)
+def test_asof_defaults_to_when_the_files_prices_are_from(outputs: dict) -> None:
+    """Saved after the close (16:31, Sunday): the 16:15 close; saved in SPX's overnight GTH session
+    (Monday 08:02, Monday 20:48): the Date line itself; SPY has no GTH: Thursday 21:05 -> its 16:15 close."""
+    cases = {"spx_quotedata_2023-09-14_close.csv": (ny_ts_ns(2023, 9, 14, 16, 15), False),
+             "spx_quotedata_2024-01-05_close.csv": (ny_ts_ns(2024, 1, 5, 16, 15), False),
+             "spx_quotedata_2024-11-08_close_nearATM_novexp.csv": (ny_ts_ns(2024, 11, 11, 8, 2), True),
+             "spx_quotedata_2025-01-06_close_febexp.csv": (ny_ts_ns(2025, 1, 6, 20, 48), True),
+             "spy_quotedata_2025-09-25_close.csv": (ny_ts_ns(2025, 9, 25, 16, 15), False)}
+    for name, (ts, same) in cases.items():
+        d = outputs[name]
+        assert d["asof_ts_ns"] == ts, name
+        assert d["asof_basis"] == ("the file's Date line" if same else
+                                   "the last close before the file's Date line (no session was open then)"), name
 
 
 def test_vendor_iv_and_parity_spot(capsys: pytest.CaptureFixture) -> None:
