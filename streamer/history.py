@@ -1,8 +1,33 @@
 """CSV readers for the daily history files (see /work/shared/data/SOURCES.md); I/O, not core.
 
-Handles the layouts found there: ISO dates (``date``/``Date``) or Cboe's MM/DD/YYYY (``DATE``),
-one value column (``close``, ``CLOSE``, ``Close``, ``Value``) picked by name, FRED's "." for missing
-values. Series are aligned on the SPX trading dates; a missing value is NaN (the flow book skips it).
+:func:`read_daily` reads one daily series (a date column and one value column) from the layouts vendors
+export, and refuses with one ValueError naming the file, line, column and what was expected rather than
+read a wrong number:
+
+- Layouts: Yahoo Finance (``Date,Open,High,Low,Close,Adj Close,Volume``; "null" rows), Nasdaq.com
+  (``Date,Close/Last,Volume,Open,High,Low``, "$5,929.04", newest first), Investing.com (quoted
+  ``"Date","Price","Open",...,"Vol.","Change %"``), FRED (``observation_date,VIXCLS``, ``DATE,DGS10``,
+  ``Date,Value``), Cboe (``DATE,OPEN,HIGH,LOW,CLOSE``, ``DATE,SKEW``), Stooq (``Date,Open,...`` or
+  lower case), Bloomberg-style ``Date,PX_LAST``, Refinitiv ``Exchange Date,Close``; comma, semicolon or
+  tab delimited (sniffed from the header line, the first of 20 lines naming a date column: lines above
+  it are a preamble); UTF-8 (BOM or not), UTF-16 with a BOM, else Latin-1.
+- Column names are matched ignoring case, "_" vs " " and "*". The value column by default: the first
+  close-like name (close, Close/Last, closing price, PX_LAST, last price, price, last, último, cierre,
+  value; "Adj Close" only when asked by ``column=``); without one, the only other column, or the only
+  column holding numbers (FRED's series id); several such columns -> error listing them (pass ``column=``).
+- Dates, decided per file, never per row: ISO (with an optional time and zone, the date as written),
+  YYYY/MM/DD, YYYYMMDD, "Nov 06, 2024", "06-Nov-2024", DD.MM.YYYY (day first), and M/D/YYYY read
+  month-first (US vendors) unless some row's first field is > 12: then the whole file is day-first (a
+  file mixing both orders is refused). Unix seconds or ms (ms if any is > 1e11) only at midnight UTC or
+  New York (another time of day could be the next day's midnight east of UTC). Two-digit years: refused.
+- Numbers: "$" prefix dropped; missing markers "", ".", "null", "NaN", "N/A", "-", "#N/A" (any case) ->
+  NaN; anything else that is not a number is an error (no positivity check: yields can be <= 0).
+  Commas are decided per column: US "5,929.04" (groups of 3) or European "5929,04" / "5.929,04",
+  whichever reads every value; if both do (every value like "4,420"), a ";" file is European.
+- Rows in any order (sorted on output). A date twice: kept if the values are equal, else an error
+  naming the date and both lines (intraday files land here). No data rows or no number: an error.
+
+Series are aligned on the SPX trading dates; a missing value is NaN (the flow book skips it).
 
 The leveraged funds' underlyings (NDX, QQQ, SOXX, SMH, NVDA, TSLA, MSTR, COIN, ...: the fund table's
 ``underlying`` symbols) come from ``equities/`` (:func:`equity_file`, :func:`load_equities`), for the
@@ -12,10 +37,12 @@ from __future__ import annotations
 
 import bisect
 import csv
+import io
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -37,20 +64,191 @@ FILE_PATTERNS = {
     "gex": ["squeezemetrics_dix_gex_*.csv"],
 }
 
-_DATE_COLS = ("date", "Date", "DATE", "Fecha")
-_VALUE_COLS = ("close", "Close", "CLOSE", "Value", "value")
+_DATE_NAMES = ("date", "exchange date", "observation date", "trade date", "dates", "datetime", "date time",
+               "fecha", "datum", "timestamp", "time", "day")
+#: default value columns, by priority (normalised names: lower case, "_" -> " ", no "*")
+_CLOSE_NAMES = ("close", "close/last", "closing price", "close price", "px last", "last price", "price",
+                "last", "último", "ultimo", "cierre", "value")
+#: what a vendor writes for "no value that day" (compared in lower case)
+_MISSING = frozenset({"", ".", "null", "nan", "n/a", "-", "#n/a", "#n/a n/a"})
+_DATE_FORMS = ("YYYY-MM-DD[ time], MM/DD/YYYY (DD/MM/YYYY if a day > 12), YYYY/MM/DD, YYYYMMDD, "
+               "DD.MM.YYYY, 'Nov 06, 2024', '06-Nov-2024' or Unix seconds/ms")
+_MONTHS = {m: i + 1 for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
+                                            "nov", "dec"))}
+_FULL_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september",
+                "october", "november", "december")
+_TIME = r"(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:[AaPp][Mm])?\s*(?:Z|UTC|[+-]\d{2}(?::?\d{2})?)?)?"
+_RE_YMD = re.compile(r"(\d{4})([-/])(\d{1,2})\2(\d{1,2})" + _TIME + "$")
+_RE_AB = re.compile(r"(\d{1,2})([/.-])(\d{1,2})\2(\d{4})" + _TIME + "$")
+_RE_COMPACT = re.compile(r"(\d{4})(\d{2})(\d{2})$")
+_RE_EPOCH = re.compile(r"-?\d{9,13}(?:\.0*)?$")
+_RE_MON_FIRST = re.compile(r"([A-Za-z]{3,9})\.?\s+(\d{1,2}),?\s+(\d{4})$")
+_RE_DAY_FIRST = re.compile(r"(\d{1,2})[-\s]([A-Za-z]{3,9})\.?[-\s,]+(\d{4})$")
+_RE_PLAIN = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
+_RE_US = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")           # 5,929.04
+_RE_EU = re.compile(r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?$")   # 5.929,04 / 5929,04 / 5.929
 
 
-def _parse_date(s: str) -> str:
-    """ISO date string from 'YYYY-MM-DD' or 'MM/DD/YYYY'.
+def _norm(name: str) -> str:
+    """Column name as matched: lower case, "_" as a space, no "*" (Yahoo's "Close*"), spaces collapsed."""
+    return " ".join(name.replace("_", " ").replace("*", "").lower().split())
 
-    >>> _parse_date("11/06/2024"), _parse_date("2024-11-06")
-    ('2024-11-06', '2024-11-06')
+
+def _decode(path: Path) -> str:
+    raw = path.read_bytes()
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):          # Excel "Unicode text"
+        return raw.decode("utf-16")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")                     # European exports (headers only; values are ASCII)
+
+
+def _header(text: str, path: Path) -> tuple[int, str, list[str]]:
+    """(index of the header line, delimiter, column names): the first of the first 20 lines that, split on
+    its most frequent delimiter among , ; TAB, names a date column (lines above it: a vendor's preamble)."""
+    for i, line in enumerate(text.splitlines()[:20]):
+        for d in sorted((",", ";", "\t"), key=line.count, reverse=True):
+            cols = [c.strip() for c in next(csv.reader([line], delimiter=d), [])]
+            if any(_norm(c) in _DATE_NAMES for c in cols):
+                return i, d, cols
+    first = text.splitlines()[0] if text.strip() else "(empty file)"
+    raise ValueError(f"{path}: no header line with a date column (one of {', '.join(_DATE_NAMES)}) in the "
+                     f"first 20 lines; line 1 is {first[:120]!r}")
+
+
+def _month(name: str) -> int | None:
+    n = name.lower()
+    m = _MONTHS.get(n[:3])
+    if m is None or not (len(n) == 3 or _FULL_MONTHS[m - 1].startswith(n) or n == "sept"):
+        return None
+    return m
+
+
+def _parse_dates(raws: list[str], lines: list[int], path: Path, col: str) -> list[str]:
+    """ISO dates of one file's date column. Decided per file, never per row: numeric D/M/YYYY dates are
+    month-first (US vendors) unless some row's first field is > 12 (then day-first for every row);
+    DD.MM.YYYY is day-first; Unix times are seconds, or ms if any is > 1e11."""
+    parts: list = []          # per row: (y, m, d), ("ab", a, b, y) or ("epoch", n)
+    dayfirst = monthfirst = None   # line of a row proving each order
+    epoch_ms = False
+    for s, ln in zip(raws, lines):
+        s = s.strip()
+        if len(s) == 10 and s[4] == "-" and s[7] == "-" and s[:4].isdigit():
+            try:
+                date.fromisoformat(s)                    # the common case, already ISO
+            except ValueError:
+                pass
+            else:
+                parts.append(s)
+                continue
+        if (m := _RE_YMD.match(s)) is not None:
+            parts.append((int(m[1]), int(m[3]), int(m[4])))
+        elif (m := _RE_AB.match(s)) is not None:
+            a, b, y = int(m[1]), int(m[3]), int(m[4])
+            if m[2] == ".":
+                parts.append((y, b, a))                  # 06.11.2024: European, day first
+                continue
+            parts.append(("ab", a, b, y))
+            if a > 12 and dayfirst is None:
+                dayfirst = ln
+            if b > 12 and monthfirst is None:
+                monthfirst = ln
+        elif (m := _RE_COMPACT.match(s)) is not None:
+            parts.append((int(m[1]), int(m[2]), int(m[3])))
+        elif _RE_EPOCH.match(s):
+            n = int(float(s))
+            epoch_ms = epoch_ms or abs(n) > 100_000_000_000
+            parts.append(("epoch", n))
+        elif (m := _RE_MON_FIRST.match(s)) is not None and (mo := _month(m[1])) is not None:
+            parts.append((int(m[3]), mo, int(m[2])))
+        elif (m := _RE_DAY_FIRST.match(s)) is not None and (mo := _month(m[2])) is not None:
+            parts.append((int(m[3]), mo, int(m[1])))
+        else:
+            raise ValueError(f"{path}: line {ln}, column {col!r}: cannot read the date {s!r} "
+                             f"(expected {_DATE_FORMS})")
+    if dayfirst is not None and monthfirst is not None:
+        raise ValueError(f"{path}: column {col!r} mixes day-first and month-first dates: line {dayfirst} has a "
+                         f"first field > 12, line {monthfirst} a second field > 12")
+    out = []
+    for p, s, ln in zip(parts, raws, lines):
+        if type(p) is str:
+            out.append(p)
+            continue
+        try:
+            if p[0] == "ab":
+                _, a, b, y = p
+                p = (y, b, a) if dayfirst is not None else (y, a, b)
+            elif p[0] == "epoch":
+                t = datetime.fromtimestamp(p[1] / 1000 if epoch_ms else p[1], timezone.utc)
+                # a daily bar stamped at midnight UTC or New York; other times could be another day's midnight
+                if (t.minute, t.second, t.microsecond) != (0, 0, 0) or t.hour not in (0, 4, 5):
+                    raise ValueError(f"{path}: line {ln}, column {col!r}: Unix time {s.strip()!r} is "
+                                     f"{t:%Y-%m-%d %H:%M:%S} UTC, not midnight UTC or New York: its session "
+                                     f"date is ambiguous; give dates (YYYY-MM-DD)")
+                p = (t.year, t.month, t.day)
+            out.append(date(*p).isoformat())
+        except (ValueError, OverflowError, OSError) as exc:
+            if str(exc).startswith(str(path)):
+                raise
+            raise ValueError(f"{path}: line {ln}, column {col!r}: {s.strip()!r} is not a valid date ({exc}); "
+                             f"expected {_DATE_FORMS}") from None
+    return out
+
+
+def _numbers(raws: list[str], delim: str) -> tuple[list[float], int | None]:
+    """(values, None) or (values so far, index of the first unreadable text) for one column.
+
+    Missing markers are NaN; a "$" prefix is dropped. Commas: decided per column, never per value. With
+    no comma anywhere, plain numbers. Otherwise the reading in which every value is well formed wins:
+    US "5,929.04" (comma groups of 3, "." decimal) or European "5929,04" / "5.929,04" ("," decimal, "."
+    groups of 3); if both fit (e.g. every value like "4,420"), a ";"-delimited file is European, else US.
     """
-    s = s.strip()
-    if "/" in s:
-        return datetime.strptime(s, "%m/%d/%Y").date().isoformat()
-    return date.fromisoformat(s[:10]).isoformat()
+    mode = _comma_mode(raws, delim) if any("," in s for s in raws) else "plain"
+    vals: list[float] = []
+    append = vals.append
+    for i, s in enumerate(raws):
+        if mode != "eu":
+            try:
+                v = float(s)                              # the common case: a plain number
+            except ValueError:
+                pass
+            else:
+                if v - v == 0.0 and "_" not in s:       # finite ("1_000" is a Python literal, not data)
+                    append(v)
+                    continue
+                if v != v:                               # "NaN"
+                    append(math.nan)
+                    continue
+                return vals, i                           # inf
+        s = s.strip()
+        if s.lower() in _MISSING:
+            append(math.nan)
+            continue
+        if s[:1] == "$":
+            s = s[1:].strip()
+        if mode == "eu":
+            if _RE_EU.match(s) is None:
+                return vals, i
+            s = s.replace(".", "").replace(",", ".")
+        elif _RE_PLAIN.match(s) is None:
+            if mode != "us" or _RE_US.match(s) is None:
+                return vals, i
+            s = s.replace(",", "")
+        v = float(s)
+        if not math.isfinite(v):
+            return vals, i
+        append(v)
+    return vals, None
+
+
+def _comma_mode(raws: list[str], delim: str) -> str:
+    texts = [t for t in (r.strip().lstrip("$").strip() for r in raws) if t.lower() not in _MISSING]
+    us = all(_RE_PLAIN.match(t) or _RE_US.match(t) for t in texts)
+    eu = all(_RE_EU.match(t) for t in texts)
+    if us and eu:
+        return "eu" if delim == ";" else "us"
+    return "eu" if eu else "us"   # neither: the first bad value is reported in the US reading
 
 
 @dataclass(slots=True)
@@ -67,25 +265,84 @@ class DailySeries:
 
 
 def read_daily(path: str | Path, column: str | None = None, name: str = "") -> DailySeries:
-    """Read a daily CSV: the date column and ``column`` (default: the first close/value column)."""
+    """Read a daily CSV: its date column and ``column`` (default: the close, see the module docstring).
+
+    ``column``: a header name, matched exactly, else ignoring case, "_" vs " " and "*"; "close" also
+    means the file's close under another vendor's name (Close/Last, PX_LAST, Price). Raises ValueError
+    naming the file, line and column for anything it cannot read.
+    """
     path = Path(path)
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        rd = csv.DictReader(fh)
-        cols = rd.fieldnames or []
-        dcol = next((c for c in _DATE_COLS if c in cols), None)
-        vcol = column or next((c for c in _VALUE_COLS if c in cols), None)
-        if dcol is None or vcol is None or vcol not in cols:
-            raise ValueError(f"{path}: need a date column and a value column, found {cols}")
-        rows: dict[str, float] = {}
-        for row in rd:
-            raw = (row.get(vcol) or "").strip().replace(",", "")
-            try:
-                v = float(raw)
-            except ValueError:
-                v = math.nan  # FRED "." and blanks
-            rows[_parse_date(row[dcol])] = v if math.isfinite(v) else math.nan
-    dates = sorted(rows)
-    return DailySeries(name or path.stem, dates, np.array([rows[d] for d in dates], dtype=float), str(path))
+    text = _decode(path)
+    hline, delim, cols = _header(text, path)
+    norm = [_norm(c) for c in cols]
+    di = next(norm.index(n) for n in _DATE_NAMES if n in norm)
+    rd = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
+    for _ in range(hline + 1):
+        next(rd)
+    body: list[list[str]] = []
+    lines: list[int] = []
+    for row in rd:
+        if not "".join(row).strip():
+            continue                                     # blank line
+        body.append(row)
+        lines.append(rd.line_num)
+    if not body:
+        raise ValueError(f"{path}: no data rows below the header {cols}")
+    short = next((k for k, r in enumerate(body) if len(r) <= di), None)
+    if short is not None:
+        raise ValueError(f"{path}: line {lines[short]} has {len(body[short])} fields, the header {len(cols)}")
+
+    def column_texts(j: int) -> list[str]:
+        k = next((k for k, r in enumerate(body) if len(r) <= j), None)
+        if k is not None:
+            raise ValueError(f"{path}: line {lines[k]} has {len(body[k])} fields, no {cols[j]!r} "
+                             f"(the header has {len(cols)})")
+        return [r[j] for r in body]
+
+    others = [j for j in range(len(cols)) if j != di]
+    if column is not None:
+        vi = next((j for j in others if cols[j] == column), None)
+        if vi is None:
+            vi = next((j for j in others if norm[j] == _norm(column)), None)
+        if vi is None and _norm(column) == "close":
+            vi = next((norm.index(n) for n in _CLOSE_NAMES if n in norm[:di] + [""] + norm[di + 1:]), None)
+        if vi is None:
+            what = "is the date column" if _norm(column) == norm[di] else "is not in the header"
+            raise ValueError(f"{path}: column {column!r} {what}; the header has {cols}")
+    else:
+        vi = next((norm.index(n) for n in _CLOSE_NAMES if n in norm[:di] + [""] + norm[di + 1:]), None)
+        if vi is None and len(others) == 1:              # FRED's series id (VIXCLS, DGS10), Cboe's SKEW...
+            vi = others[0]
+        elif vi is None:                                 # ...or the one column of numbers among others
+            numeric = [j for j in others if all(len(r) > j for r in body)
+                       and _numbers([r[j] for r in body], delim)[1] is None
+                       and any(r[j].strip().lower() not in _MISSING for r in body)]
+            if len(numeric) != 1:
+                found = f"several numeric columns {[cols[j] for j in numeric]}" if numeric else "no numeric column"
+                raise ValueError(f"{path}: no close column ({', '.join(_CLOSE_NAMES)}) and {found}; "
+                                 f"pass column= (the header has {cols})")
+            vi = numeric[0]
+    vcol = cols[vi]
+    raws = column_texts(vi)
+    vals, bad = _numbers(raws, delim)
+    if bad is not None:
+        raise ValueError(f"{path}: line {lines[bad]}, column {vcol!r}: {raws[bad].strip()!r} is not a number "
+                         f"(expected a number or a missing marker: {', '.join(repr(m) for m in sorted(_MISSING))})")
+    dates = _parse_dates([r[di] for r in body], lines, path, cols[di])
+    rows: dict[str, float] = {}
+    at: dict[str, int] = {}
+    for d, v, ln in zip(dates, vals, lines):
+        if d in rows:
+            old = rows[d]
+            if not (old == v or (old != old and v != v)):
+                raise ValueError(f"{path}: date {d} twice with different values: line {at[d]} {old!r}, "
+                                 f"line {ln} {v!r} (column {vcol!r}; intraday data? this reads daily files)")
+        rows[d] = v
+        at[d] = ln
+    if all(v != v for v in rows.values()):
+        raise ValueError(f"{path}: column {vcol!r} has no numbers, only missing markers")
+    out = sorted(rows)
+    return DailySeries(name or path.stem, out, np.array([rows[d] for d in out], dtype=float), str(path))
 
 
 def find_files(data_dir: str | Path) -> dict[str, Path]:
