@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from streamer.cboe_csv import NY, ChainSnapshot, combine, read_quotedata, replay_quotes
+from streamer.core.calendar import in_regular_session
 from streamer.core.chain import (NS_PER_DAY, NS_PER_YEAR, ExposureTotals, Exposures, exposures_batch,
                                  forward_from_parity, valid_mid)
 from streamer.core.vix import VIX, VIX9D, TermDetail, VixSpec, vix_batch
@@ -178,7 +179,7 @@ def _atm_iv(strikes: np.ndarray, iv_c: np.ndarray, iv_p: np.ndarray, k_star: flo
     return sum(ivs) / len(ivs) if ivs else math.nan
 
 
-SPOT_SOURCES = ("last", "parity")
+SPOT_SOURCES = ("auto", "last", "parity")
 
 
 def _expiry_books(snap: ChainSnapshot, rate: float) -> list[dict]:
@@ -205,13 +206,15 @@ def _expiry_books(snap: ChainSnapshot, rate: float) -> list[dict]:
 
 
 def report(snap: ChainSnapshot, rate: float | None = None, div_yield: float | None = None,
-           iv_source: str = "mid", include_profile: bool = False, spot_source: str = "last") -> dict:
+           iv_source: str = "mid", include_profile: bool = False, spot_source: str = "auto") -> dict:
     """The ``streamer chain`` JSON object for one snapshot (NaN -> None; see the command's --help).
 
     rate, div_yield: continuous annual decimals for IVs, greeks, forwards and VIX discounting (default: the
     worker's, ``Settings.rate`` / ``Settings.div_yield``). spot_source: ``last`` = the file's ``Last``
     (stale in files saved outside regular hours); ``parity`` = the nearest unexpired expiry's parity
-    forward discounted at (rate - div_yield): S = F e^{-(r-q)T}, the spot the option quotes imply. The
+    forward discounted at (rate - div_yield): S = F e^{-(r-q)T}, the spot the option quotes imply;
+    ``auto`` = ``last`` when the snapshot's time is in a regular session or at its close, ``parity``
+    when it is not (overnight GTH quotes: the index is not computed then, 'Last' is the last close). The
     spot is the index print the engine receives: the IVs (parity forward per expiry) do not depend on it,
     the greeks and exposures are evaluated at it.
     """
@@ -225,6 +228,9 @@ def report(snap: ChainSnapshot, rate: float | None = None, div_yield: float | No
     books = _expiry_books(snap, rate)
     near = next((b for b in books if b["t"] > 0.0 and math.isfinite(b["forward"])), None)
     file_spot = float(snap.spot)
+    if spot_source == "auto":
+        root = Counter(snap.root.tolist()).most_common(1)[0][0] if len(snap) else ""
+        spot_source = "last" if in_regular_session(int(snap.asof_ts_ns), root) or near is None else "parity"
     if spot_source == "parity":
         if near is None:
             raise ValueError("spot from parity: no unexpired expiry has a put-call parity forward")

@@ -26,9 +26,9 @@ interest (as --replay publishes them) and one index print at the spot go through
 point (streamer.engine.run_offline -> UnderlyingEngine.ingest), so each quote's IV is solved from
 its mid (0 < bid <= ask) against its expiry's put-call-parity forward, with the worker's --rate and
 --div-yield unless given. ATM IV: mean call/put IV at the parity strike K* (top level: the first
-expiry at least 7 days out). Spot, where greeks are evaluated, is the file's 'Last' unless --spot
-parity (files saved outside regular hours: 'Last' is the previous close while the quotes have
-moved; parity takes the spot the quotes imply). --iv vendor uses the file's IV column instead
+expiry at least 7 days out). Spot, where greeks are evaluated, is the file's 'Last' for quotes
+of a regular session or its close, and the spot the quotes imply by put-call parity for overnight
+(GTH) quotes, whose 'Last' is the previous close while the quotes have moved (--spot to choose). --iv vendor uses the file's IV column instead
 (a comparison outside the engine).
 Time: by default the quotes are valued when their prices are from (report field asof_basis): the
 file's 'Date:' line during a session (SPX/XSP/VIX options also trade overnight in Cboe's Global
@@ -62,10 +62,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"dividend yield, continuous annual decimal (default: the worker's, {d.div_yield})")
     p.add_argument("--iv", choices=["mid", "vendor"], default="mid",
                    help="IV source: the engine's IVs from quote mids (default) or the file's IV column")
-    p.add_argument("--spot", choices=["last", "parity"], default="last", dest="spot_source",
-                   help="spot: the file's 'Last' (default) or implied by the nearest expiry's parity "
-                   "forward, S = F exp(-(r-q)T) (use for files saved outside regular hours, whose "
-                   "'Last' is the previous close while the quotes have moved)")
+    p.add_argument("--spot", choices=["auto", "last", "parity"], default="auto", dest="spot_source",
+                   help="spot: the file's 'Last', or implied by the nearest expiry's parity forward, "
+                   "S = F exp(-(r-q)T); auto (default): 'Last' when the quotes are from a regular session "
+                   "or its close, parity when they are overnight (GTH) quotes, whose 'Last' is the last close")
     p.add_argument("--profile", action="store_true", help="also print the GEX-vs-spot grid profile")
     p.add_argument("--pretty", action="store_true", help="indented JSON")
     p.add_argument("--replay", action="store_true",

@@ -144,6 +144,16 @@ def options_close_ns(day: dt.date, root: str = "") -> int:
     return _ts_ns(day, hh, 15 if root.upper() in LATE_CLOSE_ROOTS else 0)
 
 
+def in_regular_session(ts_ns: int, root: str = "") -> bool:
+    """True if ``ts_ns`` (UTC ns) is within a regular options session, its open and close included.
+
+    >>> in_regular_session(_ts_ns(dt.date(2024, 11, 6), 16, 15), "SPX"), in_regular_session(_ts_ns(dt.date(2024, 11, 6), 16, 15), "AAPL")
+    (True, False)
+    """
+    day = dt.datetime.fromtimestamp(ts_ns // NS, tz=NY).date()
+    return is_trading_day(day) and session_open_ns(day) <= ts_ns <= options_close_ns(day, root)
+
+
 def prices_time_ns(ts_ns: int, root: str = "") -> int:
     """The instant whose prices a quote page read at ``ts_ns`` (UTC ns) shows, for option root ``root``.
 
@@ -170,12 +180,10 @@ def prices_time_ns(ts_ns: int, root: str = "") -> int:
         gth_open = _ts_ns(day, 0, 0) if day >= GTH_EVENING_SINCE else _ts_ns(day, 3, 0)
         if is_trading_day(day) and gth_open <= ts_ns < session_open_ns(day):
             return ts_ns
+    if in_regular_session(ts_ns, root):
+        return ts_ns
     for _ in range(30):  # the longest closure on record (9/11) is 4 trading days
-        if is_trading_day(day):
-            close = options_close_ns(day, root)
-            if session_open_ns(day) <= ts_ns <= close:
-                return ts_ns
-            if ts_ns > close:
-                return close
+        if is_trading_day(day) and ts_ns > (close := options_close_ns(day, root)):
+            return close
         day -= dt.timedelta(days=1)
     raise ValueError(f"no trading session in the 30 days before {ts_ns}")

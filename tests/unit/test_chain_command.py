@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from conftest import SHARED_DATA, require_shared_data
 from streamer import chain_report, cli, schemas
 from streamer.cboe_csv import combine, ny_ts_ns, read_quotedata, replay_quotes
 from streamer.core import chain, iv, vix
+from streamer.core.calendar import in_regular_session
 from streamer.engine import run_offline
 from streamer.history import read_daily
 from streamer.settings import Settings
@@ -143,6 +145,10 @@ def test_report_equals_slow_references(case: list[str], outputs: dict) -> None:
     ok = np.isfinite(got)
     np.testing.assert_allclose(got[ok], ref[ok], rtol=1e-9)
     assert d["iv"]["n_ok"] == int(ok.sum()) and d["iv"]["missing_by_reason"] == why
+    # spot: the file's Last for quotes of a session or its close; overnight (GTH) quotes: the parity spot
+    overnight = not in_regular_session(s.asof_ts_ns, "SPXW")
+    assert d["spot_source"] == ("parity" if overnight else "last") and (overnight or d["spot"] == s.spot)
+    s = replace(s, spot=d["spot"])
     e = chain.exposures_batch(s.expiry_ts_ns, s.strike, s.right == "C", got, s.open_interest, s.spot,
                               s.asof_ts_ns, RATE, DIV)
     for k, v in (("gex_usd_per_pct", e.total.gex_usd_per_pct), ("delta_exposure_usd", e.total.dex_usd),
@@ -274,7 +280,7 @@ def test_asof_defaults_to_when_the_files_prices_are_from(outputs: dict) -> None:
 def test_vendor_iv_and_parity_spot(capsys: pytest.CaptureFixture) -> None:
     f = CHAINS / "spx_quotedata_2024-11-08_close_nearATM_novexp.csv"
     snap = read_quotedata(f)
-    d = run_cli(capsys, str(f), "--rate", "0.046", "--div-yield", str(DIV), "--iv", "vendor")
+    d = run_cli(capsys, str(f), "--rate", "0.046", "--div-yield", str(DIV), "--iv", "vendor", "--spot", "last")
     assert d["iv_source"] == "vendor" and d["iv"]["n_ok"] == int((snap.iv > 0).sum())
     e = chain.exposures_batch(snap.expiry_ts_ns, snap.strike, snap.right == "C",
                               np.where(snap.iv > 0, snap.iv, np.nan), snap.open_interest, snap.spot,
@@ -286,6 +292,8 @@ def test_vendor_iv_and_parity_spot(capsys: pytest.CaptureFixture) -> None:
     assert p["spot"] == pytest.approx(near["forward"] * math.exp(-(0.046 - DIV) * near["days"] / 365),
                                       rel=1e-12)
     assert p["file_last"] == snap.spot and p["spot"] != snap.spot
+    # ... which is what the default (auto) takes for these overnight quotes
+    assert run_cli(capsys, str(f), "--rate", "0.046", "--div-yield", str(DIV)) == p
 
 
 def test_help_explains_units_and_signs(capsys: pytest.CaptureFixture) -> None:
