@@ -4,7 +4,8 @@
 export, and refuses with one ValueError naming the file, line, column and what was expected rather than
 read a wrong number:
 
-- Layouts: Yahoo Finance (``Date,Open,High,Low,Close,Adj Close,Volume``; "null" rows), Nasdaq.com
+- Layouts: Yahoo Finance (``Date,Open,High,Low,Close,Adj Close,Volume``; "null" rows; yfinance's
+  three header lines ``Price,Close,...`` / ``Ticker,^GSPC,...`` / ``Date,,...``), Nasdaq.com
   (``Date,Close/Last,Volume,Open,High,Low``, "$5,929.04", newest first), Investing.com (quoted
   ``"Date","Price","Open",...,"Vol.","Change %"``), FRED (``observation_date,VIXCLS``, ``DATE,DGS10``,
   ``Date,Value``), Cboe (``DATE,OPEN,HIGH,LOW,CLOSE``, ``DATE,SKEW``), Stooq (``Date,Open,...`` or
@@ -13,8 +14,9 @@ read a wrong number:
   it are a preamble); UTF-8 (BOM or not), UTF-16 with a BOM, else Latin-1.
 - Column names are matched ignoring case, "_" vs " " and "*". The value column by default: the first
   close-like name (close, Close/Last, closing price, PX_LAST, last price, price, last, último, cierre,
-  value; "Adj Close" only when asked by ``column=``); without one, the only other column, or the only
-  column holding numbers (FRED's series id); several such columns -> error listing them (pass ``column=``).
+  value; "Adj Close" only when asked by ``column=``), else the one "<name> Close" ("VIX Close"); without
+  one, the only other column or the only column holding numbers (FRED's series id); several such
+  columns -> error listing them (pass ``column=``).
 - Dates, decided per file, never per row: ISO (with an optional time and zone, the date as written),
   YYYY/MM/DD, YYYYMMDD, "Nov 06, 2024", "06-Nov-2024", DD.MM.YYYY (day first), and M/D/YYYY read
   month-first (US vendors) unless some row's first field is > 12: then the whole file is day-first (a
@@ -107,10 +109,17 @@ def _decode(path: Path) -> str:
 def _header(text: str, path: Path) -> tuple[int, str, list[str]]:
     """(index of the header line, delimiter, column names): the first of the first 20 lines that, split on
     its most frequent delimiter among , ; TAB, names a date column (lines above it: a vendor's preamble)."""
-    for i, line in enumerate(text.splitlines()[:20]):
+    lines = text.splitlines()[:20]
+    for i, line in enumerate(lines):
         for d in sorted((",", ";", "\t"), key=line.count, reverse=True):
             cols = [c.strip() for c in next(csv.reader([line], delimiter=d), [])]
             if any(_norm(c) in _DATE_NAMES for c in cols):
+                if i and not "".join(c for c in cols if _norm(c) not in _DATE_NAMES):
+                    # yfinance's download().to_csv(): "Price,Close,High,..." / "Ticker,^GSPC,..." /
+                    # "Date,,,": the names are on line 1
+                    top = [c.strip() for c in next(csv.reader([lines[0]], delimiter=d), [])]
+                    if len(top) == len(cols):
+                        cols = [c or t for c, t in zip(cols, top)]
                 return i, d, cols
     first = text.splitlines()[0] if text.strip() else "(empty file)"
     raise ValueError(f"{path}: no header line with a date column (one of {', '.join(_DATE_NAMES)}) in the "
@@ -311,6 +320,9 @@ def read_daily(path: str | Path, column: str | None = None, name: str = "") -> D
             raise ValueError(f"{path}: column {column!r} {what}; the header has {cols}")
     else:
         vi = next((norm.index(n) for n in _CLOSE_NAMES if n in norm[:di] + [""] + norm[di + 1:]), None)
+        if vi is None:                                   # "VIX Close", "SPX Close" (not "Adj Close")
+            ends = [j for j in others if norm[j].endswith(" close") and not norm[j].startswith("adj")]
+            vi = ends[0] if len(ends) == 1 else None
         if vi is None and len(others) == 1:              # FRED's series id (VIXCLS, DGS10), Cboe's SKEW...
             vi = others[0]
         elif vi is None:                                 # ...or the one column of numbers among others

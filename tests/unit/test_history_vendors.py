@@ -83,6 +83,15 @@ def test_yahoo_close_adj_close_and_null_rows(tmp_path, spx):
     same(read_daily(p, "close"), {**want, "2015-05-30": math.nan})
 
 
+def test_yfinance_three_line_header(tmp_path, spx):
+    """yfinance.download(...).to_csv(): names on line 1, tickers on line 2, "Date,,,,," on line 3."""
+    rows = [[r["date"], r["close"], r["high"], r["low"], r["open"], r["volume"]] for r in spx]
+    p = write(tmp_path / "yf.csv", ["Date", "", "", "", "", ""], rows,
+              preamble="Price,Close,High,Low,Open,Volume\r\nTicker,^GSPC,^GSPC,^GSPC,^GSPC,^GSPC\r\n")
+    same(read_daily(p), ref(spx, "date", "close"))
+    same(read_daily(p, "Open"), ref(spx, "date", "open"))
+
+
 def test_nasdaq_dollar_thousands_newest_first(tmp_path, spx):
     rows = [[iso(r["date"]).strftime("%m/%d/%Y"), "$" + thousands(float(r["close"])), r["volume"],
              "$" + thousands(float(r["open"])), "$" + thousands(float(r["high"])), "$" + thousands(float(r["low"]))]
@@ -335,7 +344,7 @@ def test_empty_short_and_headerless_files(tmp_path):
 def test_preamble_and_utf16(tmp_path, vix):
     want = ref(vix, "DATE", "CLOSE")
     rows = [[iso(d).strftime("%m/%d/%Y"), repr(v)] for d, v in want.items()]
-    p = write(tmp_path / "vixcurrent.csv", ["Date", "VIX Close"], rows,
+    p = write(tmp_path / "vixcurrent.csv", ["Date", "VIX Open", "VIX Close"], [[d, "1", v] for d, v in rows],
               preamble="Cboe data is compiled for the convenience of site visitors\r\n")
     s = read_daily(p)
     same(s, want)
