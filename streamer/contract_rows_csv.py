@@ -91,12 +91,11 @@ PM_ROOT: dict[str, str] = {"SPX": "SPXW", "NDX": "NDXP", "RUT": "RUTW"}
 # canonical field -> accepted (normalised) header names, first found wins
 _GENERIC: dict[str, tuple[str, ...]] = {
     "symbol": ("option_symbol", "contract_symbol", "occ_symbol", "osi_symbol", "osi", "symbol",
-               "contract", "ticker", "option"),
+               "contract", "ticker"),
     "expiration": ("expiration", "expiration_date", "expiry", "expiry_date", "exp_date", "exp",
                    "expire_date", "maturity"),
     "strike": ("strike", "strike_price"),
-    "right": ("option_type", "right", "type", "put_call", "call_put", "cp", "pc", "contract_type",
-              "side"),
+    "right": ("option_type", "right", "type", "put_call", "call_put", "cp", "pc", "contract_type"),
     "root": ("root", "option_root", "root_symbol"),
     "underlying": ("underlying_symbol", "underlying", "underlying_ticker"),
     "bid": ("bid", "bid_price"),
@@ -105,15 +104,16 @@ _GENERIC: dict[str, tuple[str, ...]] = {
     "net": ("net", "net_change", "change"),
     "volume": ("volume", "trade_volume", "total_volume", "vol"),
     "open_interest": ("open_interest", "oi", "openinterest", "open_int"),
-    "iv": ("iv", "implied_volatility", "implied_vol", "impl_vol", "ivol"),
+    "iv": ("iv", "implied_volatility", "implied_vol", "impl_vol", "ivol", "volatility"),
     "delta": ("delta",),
     "gamma": ("gamma",),
     "spot": ("underlying_price", "spot", "spot_price", "underlying_last", "underlying_close",
-             "stock_price", "underlying_mid", "active_underlying_price"),
+             "stock_price", "underlying_mid", "active_underlying_price", "underlying_asset_price"),
     "ubid": ("underlying_bid",),
     "uask": ("underlying_ask",),
     "asof": ("quote_datetime", "quote_date", "quote_time", "timestamp", "asof", "as_of",
-             "as_of_date", "snapshot_time", "data_date", "trade_date", "date"),
+             "as_of_date", "snapshot_time", "data_date", "trade_date", "date", "quote_time_in_long",
+             "last_updated"),
 }
 _DATASHOP_KEYS = {"underlying_symbol", "root", "expiration", "strike", "option_type"}
 _MISSING = frozenset({"", "-", "--", "n/a", "na", "nan", "null", "none"})
@@ -152,6 +152,11 @@ class _Layout:
         pos: dict[str, int] = {}
         for j, n in enumerate(self.names):
             pos.setdefault(n, j)
+        # flattened JSON (pandas json_normalize of e.g. Polygon snapshots): "last_quote.bid" also
+        # answers to "bid", "greeks.delta" to "delta" (a plain column of that name wins)
+        for j, h in enumerate(header):
+            if "." in h:
+                pos.setdefault(_norm(h.rsplit(".", 1)[1]), j)
         self.pos = pos
         self.cols: dict[str, int] = {}
         self.kind = ""           # "datashop_eod", "datashop_1545", "datashop_quotes", "generic"
@@ -189,9 +194,7 @@ class _Layout:
                     self.kind = "datashop" + sfx
                 break
         else:
-            want = "bid/ask" if suffixes == ("",) else "bid_eod/ask_eod or bid_1545/ask_1545"
-            raise ValueError(f"{self.path}: Cboe DataShop header without {want} columns "
-                             f"(header: {', '.join(self.names)})")
+            self.kind = "datashop"     # no quotes: missing() says what is expected
         self._take("spot", "active_underlying_price_1545", "active_underlying_price")
         self._take("iv", "implied_volatility_1545", "implied_volatility")
         self._take("delta", "delta_1545", "delta")
@@ -202,11 +205,17 @@ class _Layout:
         for f, names in _GENERIC.items():
             self._take(f, *names)
 
+    def identifies_contracts(self) -> bool:
+        """The header names option contracts: an option symbol or expiration + strike + type columns."""
+        return "symbol" in self.cols or {"expiration", "strike", "right"} <= self.cols.keys()
+
     def missing(self) -> list[str]:
         """What the layout lacks to be read (empty = readable)."""
         c = self.cols
+        if self.kind == "datashop":
+            return ["bid_eod/ask_eod or bid_1545/ask_1545 (quote_date) or bid/ask (quote_datetime)"]
         out = [f for f in ("bid", "ask") if f not in c]
-        if "symbol" not in c and not {"expiration", "strike", "right"} <= c.keys():
+        if not self.identifies_contracts():
             out.append("an option symbol column (option_symbol/symbol/contract/ticker) or "
                        "expiration + strike + type columns")
         return out
@@ -221,15 +230,18 @@ def _header(path: Path) -> list[str]:
 
 
 def looks_like_contract_rows(path: str | Path) -> bool:
-    """True if the file's first non-blank line is a one-row-per-contract header this module reads.
+    """True if the file's first non-blank line is the header of a chain with one row per contract: it
+    names an option symbol column or expiration + strike + type columns (Cboe DataShop included).
 
     Reads the header line only. False for Cboe quotedata (its first line is the underlying's name).
+    A file that names contracts but lacks e.g. the ask column is True: ``read_contract_rows`` then
+    says what is missing, which is more use than a quotedata reader's complaint.
     """
     path = Path(path)
     try:
         header = _header(path)
-        return bool(header) and not _Layout(path, header).missing()
-    except (ValueError, UnicodeDecodeError, csv.Error):
+        return bool(header) and _Layout(path, header).identifies_contracts()
+    except (UnicodeDecodeError, csv.Error):
         return False
 
 

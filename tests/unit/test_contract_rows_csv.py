@@ -266,7 +266,9 @@ def test_looks_like_contract_rows(originals: dict, tmp_path: Path) -> None:
     assert looks_like_contract_rows(write(tmp_path / "d.csv", ["underlying_symbol", "quote_datetime", "root",
                                     "expiration", "strike", "option_type", "bid", "ask"], []))
     assert not looks_like_contract_rows(write(tmp_path / "e.csv", ["date", "open", "high", "low", "close"], []))
-    assert not looks_like_contract_rows(write(tmp_path / "f.csv", ["symbol", "bid"], []))
+    assert not looks_like_contract_rows(write(tmp_path / "f.csv", ["bid", "ask", "last", "volume"], []))
+    # names contracts but lacks the ask: detected, and the reader says what is missing
+    assert looks_like_contract_rows(write(tmp_path / "g.csv", ["symbol", "bid"], []))
 
 
 # --------------------------------------------------------------------------- errors
@@ -293,9 +295,14 @@ def test_small_sample_values(tmp_path: Path) -> None:
 
 def test_missing_bid_column(tmp_path: Path) -> None:
     p = sample(tmp_path, [SAMPLE[0].replace("bid,", "bidsize,")] + SAMPLE[1:])
-    with pytest.raises(ValueError, match=r"s.csv: line 1: not an option chain .* no bid"):
+    with pytest.raises(ValueError, match=r"s.csv: line 1: not an option chain .* no bid \(header: symbol, "):
         read_contract_rows(p)
-    assert not looks_like_contract_rows(p)
+    assert looks_like_contract_rows(p)
+    hdr = DATASHOP_EOD[:6] + ["bid_size_eod", "underlying_bid_eod", "open_interest"]
+    p = write(tmp_path / "ds.csv", hdr, [["^SPX", "2024-11-05", "SPXW", "2024-11-06", "5900", "C", "1", "1", "1"]])
+    assert looks_like_contract_rows(p)
+    with pytest.raises(ValueError, match=r"ds.csv: line 1: .* no bid_eod/ask_eod or bid_1545/ask_1545"):
+        read_contract_rows(p)
 
 
 def test_bad_strike_names_line_and_column(tmp_path: Path) -> None:
@@ -390,6 +397,20 @@ def test_symbol_and_columns_must_agree(tmp_path: Path) -> None:
              "SPY241106C00590000,2024-11-06,591,P,1,2,590,2024-11-05"]
     with pytest.raises(ValueError, match=r"line 3: symbol 'SPY241106C00590000' disagrees with columns"):
         read_contract_rows(sample(tmp_path, lines))
+
+
+def test_flattened_json_and_epoch_times(tmp_path: Path) -> None:
+    """A Polygon-style snapshot flattened by pandas (dotted names, ns epoch quote times, fraction IVs)."""
+    t = ny_ts_ns(2024, 11, 5, 15, 59)
+    lines = ["details.ticker,details.strike_price,last_quote.bid,last_quote.ask,greeks.delta,"
+             "implied_volatility,open_interest,underlying_asset.price,last_quote.last_updated",
+             f"O:SPY241106C00590000,590,1.5,1.6,0.5,0.151,100,590.5,{t - 60 * 10**9}",
+             f"O:SPY241106P00590000,590,1.4,1.5,-0.5,0.149,200,590.5,{t}"]
+    got = read_contract_rows(sample(tmp_path, lines))
+    assert got.symbol.tolist() == ["SPY241106C00590000", "SPY241106P00590000"]
+    assert got.bid.tolist() == [1.5, 1.4] and got.delta.tolist() == [0.5, -0.5]
+    assert got.iv.tolist() == [0.151, 0.149] and got.spot == 590.5
+    assert got.asof_ts_ns == t                     # the newest quote time of the day
 
 
 def test_percent_iv_exact() -> None:
