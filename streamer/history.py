@@ -268,6 +268,7 @@ class DailySeries:
     dates: list[str]
     values: np.ndarray
     path: str = ""
+    column: str = ""      # the column read
 
     def as_dict(self) -> dict[str, float]:
         return dict(zip(self.dates, self.values.tolist()))
@@ -354,7 +355,7 @@ def read_daily(path: str | Path, column: str | None = None, name: str = "") -> D
     if all(v != v for v in rows.values()):
         raise ValueError(f"{path}: column {vcol!r} has no numbers, only missing markers")
     out = sorted(rows)
-    return DailySeries(name or path.stem, out, np.array([rows[d] for d in out], dtype=float), str(path))
+    return DailySeries(name or path.stem, out, np.array([rows[d] for d in out], dtype=float), str(path), vcol)
 
 
 def find_files(data_dir: str | Path) -> dict[str, Path]:
@@ -398,7 +399,9 @@ def load_history(data_dir: str | Path | None = None, *, spx: str | Path | None =
     ``underlyings``: symbols whose closes are read from ``data_dir/equities`` (:func:`load_equities`, on
     the SPX dates) into ``DailyHistory.underlyings``; a symbol without a file is left out.
     The bond proxy is TLT (``bond_input="price"``) when found, else DGS10 (``"yield_pct"``);
-    an explicit ``bond`` path guesses from its name (FRED/DGS -> yield) unless ``bond_input`` is given.
+    an explicit ``bond`` path guesses from its file or column name (FRED/DGS/yield -> yield) unless
+    ``bond_input`` is given, and a guess the values contradict is an error (a "price" series never
+    above 20 looks like yields in percent; a "yield" series always above 25 looks like prices).
     """
     found = find_files(data_dir) if data_dir is not None and Path(data_dir).is_dir() else {}
     spx_p = spx or found.get("spx")
@@ -407,16 +410,16 @@ def load_history(data_dir: str | Path | None = None, *, spx: str | Path | None =
         raise FileNotFoundError(f"need SPX and VIX daily files (data dir {data_dir}; patterns {FILE_PATTERNS})")
     if bond is None:
         bond = found.get("tlt") or found.get("dgs10")
-    if bond is not None and bond_input is None:
-        n = Path(bond).name.lower()
-        bond_input = "yield_pct" if ("dgs" in n or "fred" in n or "yield" in n) else "price"
+    bond_s = read_daily(bond) if bond is not None else None
+    if bond_s is not None and bond_input is None:
+        bond_input = _guess_bond_input(bond_s)
     s = read_daily(spx_p, "close", "spx")
     idx = s.dates
 
-    def align(p: str | Path | None, col: str | None = None) -> np.ndarray:
+    def align(p: str | Path | DailySeries | None, col: str | None = None) -> np.ndarray:
         if p is None:
             return np.full(len(idx), np.nan)
-        m = read_daily(p, col).as_dict()
+        m = (p if isinstance(p, DailySeries) else read_daily(p, col)).as_dict()
         return np.array([m.get(d, np.nan) for d in idx], dtype=float)
 
     extra = {}
@@ -437,7 +440,22 @@ def load_history(data_dir: str | Path | None = None, *, spx: str | Path | None =
         eq = load_equities(syms, data_dir, dates=idx, missing="skip")
         und = eq.closes
         sources.update({f"equities:{k}": v for k, v in eq.sources.items()})
-    return DailyHistory(idx, s.values, align(vix_p), align(bond), bond_input or "price", extra, sources, und)
+    return DailyHistory(idx, s.values, align(vix_p), align(bond_s), bond_input or "price", extra, sources, und)
+
+
+def _guess_bond_input(s: DailySeries) -> str:
+    """"yield_pct" if the file or column name says FRED/DGS/yield, else "price"; refused when the values
+    contradict it (TLT/IEF never trade under 20; a US 10-year yield in percent was never above 25)."""
+    n = f"{Path(s.path).name} {s.column}".lower()
+    guess = "yield_pct" if ("dgs" in n or "fred" in n or "yield" in n) else "price"
+    v = s.values[np.isfinite(s.values)]
+    if guess == "price" and v.max() <= 20.0:
+        raise ValueError(f"{s.path}: bond column {s.column!r} never exceeds {v.max():g}: yields in percent, "
+                         "not prices? pass --bond-input yield_pct (bond_input=) or --bond-input price")
+    if guess == "yield_pct" and v.min() > 25.0:
+        raise ValueError(f"{s.path}: bond column {s.column!r} is never below {v.min():g}: prices, not yields "
+                         "in percent? pass --bond-input price (bond_input=) or --bond-input yield_pct")
+    return guess
 
 
 # ------------------------------------------------------------------------ leveraged funds' underlyings

@@ -369,3 +369,25 @@ def test_load_history_shared_data_equals_the_files():
         m = ref(rows_of(path), dcol, vcol)
         assert np.array_equal(arr, np.array([m.get(d, math.nan) for d in h.dates]), equal_nan=True), path
     assert h.bond_input == "price"
+
+
+def test_bond_unit_guess_by_column_and_refused_when_values_contradict(tmp_path):
+    dgs = rows_of(DGS10)
+    rows = [[r["Date"], r["Value"]] for r in dgs]
+    # a FRED download saved under any name: the column says DGS10 -> yields in percent
+    p = write(tmp_path / "tenyear.csv", ["observation_date", "DGS10"], rows)
+    h = load_history(spx=SPX, vix=VIX, bond=p)
+    want = ref(dgs, "Date", "Value")
+    assert h.bond_input == "yield_pct"
+    assert np.array_equal(h.bond, np.array([want.get(d, math.nan) for d in h.dates]), equal_nan=True)
+    # nothing in the names: "price" would read 4.42 as a bond price; refused, and bond_input= decides
+    q = write(tmp_path / "tenyear2.csv", ["Date", "Close"], rows)
+    with pytest.raises(ValueError, match=r"tenyear2\.csv: bond column 'Close' never exceeds 15\.8.*--bond-input"):
+        load_history(spx=SPX, vix=VIX, bond=q)
+    assert np.array_equal(load_history(spx=SPX, vix=VIX, bond=q, bond_input="yield_pct").bond, h.bond, equal_nan=True)
+    # TLT prices in a file named like a yield series: refused
+    tlt = rows_of(DATA / "tlt_daily_adjusted_ohlcv.csv")
+    t = write(tmp_path / "yield_proxy.csv", ["Date", "Close"], [[r["Date"], r["Close"]] for r in tlt])
+    with pytest.raises(ValueError, match="prices, not yields"):
+        load_history(spx=SPX, vix=VIX, bond=t)
+    assert load_history(spx=SPX, vix=VIX, bond=t, bond_input="price").bond_input == "price"
