@@ -291,20 +291,22 @@ def _percent_to_fraction(values: list[str]) -> np.ndarray:
     return out
 
 
-def _slash_order(path: Path, col: str, values: list[str], lines: list[int]) -> str:
-    """'mdy' or 'dmy' for the slash dates of one column (MM/DD unless a first field > 12)."""
+def _slash_order(path: Path, columns: list[tuple[str, list[str]]], lines: list[int]) -> str:
+    """'mdy' or 'dmy' for the slash dates of a file's date columns (one order for all of them:
+    MM/DD unless a first field > 12 somewhere; a lone 05/11/2024 quote date follows the expirations)."""
     dmy = mdy = None
-    for v, ln in zip(values, lines):
-        m = _SLASH.match(v.strip())
-        if m:
-            a, b = int(m.group(1)), int(m.group(2))
-            if a > 12 and dmy is None:
-                dmy = ln
-            if b > 12 and mdy is None:
-                mdy = ln
+    for col, values in columns:
+        for v, ln in zip(values, lines):
+            m = _SLASH.match(v.strip())
+            if m:
+                a, b = int(m.group(1)), int(m.group(2))
+                if a > 12 and dmy is None:
+                    dmy = (col, ln)
+                if b > 12 and mdy is None:
+                    mdy = (col, ln)
     if dmy is not None and mdy is not None:
-        raise ValueError(f"{path}: column {col!r} mixes DD/MM/YYYY (line {dmy}) and MM/DD/YYYY "
-                         f"(line {mdy}) dates")
+        raise ValueError(f"{path}: DD/MM/YYYY (column {dmy[0]!r} line {dmy[1]}) and MM/DD/YYYY (column "
+                         f"{mdy[0]!r} line {mdy[1]}) dates in one file")
     return "dmy" if dmy is not None else "mdy"
 
 
@@ -473,16 +475,17 @@ def read_contract_rows(path: str | Path, asof_ts_ns: int | None = None, underlyi
             und = next(iter(seen))
 
     # ---- one snapshot
-    time_order = "mdy"
+    if "asof" in c and not any(v.strip() for v in text("asof")):
+        del c["asof"]          # an empty date column is no date column
+    order = _slash_order(path, [(colname[f], text(f)) for f in ("asof", "expiration") if f in c], lines)
     stamps: list = []
     if "asof" in c:
         tx = text("asof")
-        time_order = _slash_order(path, colname["asof"], tx, lines)
         cache: dict[str, object] = {}
         for v, ln in zip(tx, lines):
             t = cache.get(v)
             if t is None:
-                t = _parse_time(v, time_order)
+                t = _parse_time(v, order)
                 if t is None:
                     raise ValueError(f"{_where(path, ln, colname['asof'])}: expected a date or a date "
                                      f"and time, got {v!r}")
@@ -516,6 +519,25 @@ def read_contract_rows(path: str | Path, asof_ts_ns: int | None = None, underlyi
             stamps = [t for t, k in zip(stamps, sel) if k]
             keep(sel)
 
+    # ---- spot
+    spot, spot_from = np.nan, ""
+    if "ubid" in c and "uask" in c:
+        ub = _floats(path, colname["ubid"], text("ubid"), lines)[0]
+        ua = _floats(path, colname["uask"], text("uask"), lines)[0]
+        ok = np.isfinite(ub) & np.isfinite(ua) & (ub > 0.0) & (ua > 0.0)
+        if ok.any():
+            spot, spot_from = float(np.median((ub[ok] + ua[ok]) / 2.0)), \
+                f"mid of {colname['ubid']}/{colname['uask']}"
+    if not spot == spot and "spot" in c:
+        sp = _floats(path, colname["spot"], text("spot"), lines)[0]
+        ok = np.isfinite(sp) & (sp > 0.0)
+        if ok.any():
+            spot, spot_from = float(np.median(sp[ok])), colname["spot"]
+    if not spot == spot and require_spot:
+        raise ValueError(f"{path}: no underlying price: expected a column underlying_price, spot, "
+                         "underlying_last (or underlying_bid + underlying_ask) with values > 0; add one, "
+                         "or take the spot from put-call parity (--spot parity)")
+
     # ---- contract identity
     n = len(rows)
     sym_osi: list[tuple[str, str, str, int] | None] = [None] * n
@@ -545,6 +567,17 @@ def read_contract_rows(path: str | Path, asof_ts_ns: int | None = None, underlyi
             i = int(np.flatnonzero(bad)[0])
             raise ValueError(f"{_where(path, lines[i], colname['strike'])}: expected a positive strike, "
                              f"got {rows[i][c['strike']]!r}")
+        # strikes against spot: ThetaData-style strikes in 1/1000 dollars would be silently wrong
+        scale_note = ""
+        if spot == spot and not symbols_used:
+            ratio = float(np.median(strike)) / spot
+            if 200.0 < ratio < 5000.0 and np.array_equal(strike, np.round(strike)):
+                strike = strike / 1000.0
+                scale_note = ", strikes in 1/1000 -> /1000"
+            elif ratio > 50.0 or ratio < 0.02:
+                raise ValueError(f"{path}: column {colname['strike']!r}: the median strike "
+                                 f"{float(np.median(strike)):g} is {ratio:.3g} x the spot {spot:g}: wrong "
+                                 "strike unit or wrong spot column?")
         right = []
         for v, ln in zip(text("right"), lines):
             r = _RIGHTS.get(v.strip().upper())
@@ -552,7 +585,6 @@ def read_contract_rows(path: str | Path, asof_ts_ns: int | None = None, underlyi
                 raise ValueError(f"{_where(path, ln, colname['right'])}: expected C/P/call/put, got {v!r}")
             right.append(r)
         ex = text("expiration")
-        order = _slash_order(path, colname["expiration"], ex, lines)
         dcache: dict[str, dt.date] = {}
         exp_days = []
         for v, ln in zip(ex, lines):
@@ -597,20 +629,17 @@ def read_contract_rows(path: str | Path, asof_ts_ns: int | None = None, underlyi
         symbols = [f"{s[0]}{s[1]}{s[2]}{s[3]:08d}" for s in sym_osi]
     else:
         days = exp_days
-        if roots_col is not None and all(roots_col):
-            clean = {v: _clean_underlying(v) for v in set(roots_col)}
-            roots = [clean[r] for r in roots_col]
-        else:
-            if und is None:
-                raise ValueError(f"{path}: no option root, symbol or underlying column: pass the "
-                                 "underlying (underlying=, e.g. SPX)")
-            rc: dict[dt.date, str] = {}
-            roots = []
-            for d in days:
-                r = rc.get(d)
-                if r is None:
-                    r = rc[d] = _implied_root(und, d)
-                roots.append(r)
+        given = roots_col if roots_col is not None else [""] * n
+        if not all(given) and und is None:
+            raise ValueError(f"{path}: no option root, symbol or underlying column: pass the "
+                             "underlying (underlying=, e.g. SPX)")
+        rc: dict[tuple[str, dt.date], str] = {}
+        roots = []
+        for g, d in zip(given, days):    # a blank root is inferred from the underlying
+            r = rc.get((g, d))
+            if r is None:
+                r = rc[(g, d)] = _clean_underlying(g) if g else _implied_root(und, d)
+            roots.append(r)
         prefix = {rd: f"{rd[0]}{rd[1]:%y%m%d}" for rd in set(zip(roots, days))}
         symbols = [f"{prefix[(r, d)]}{p}{round(k * 1000):08d}"
                    for r, d, p, k in zip(roots, days, right, strike.tolist())]
@@ -644,7 +673,7 @@ def read_contract_rows(path: str | Path, asof_ts_ns: int | None = None, underlyi
     arrays: dict[str, np.ndarray] = {}
     for f in ("bid", "ask", "last", "net", "volume", "delta", "gamma", "open_interest"):
         arrays[f] = _floats(path, colname[f], text(f), lines)[0] if f in c else np.full(n, np.nan)
-    iv_note = ""
+    iv_note = scale_note if has_cols else ""
     if "iv" in c:
         tx = text("iv")
         iv, pct = _floats(path, colname["iv"], tx, lines)
@@ -655,25 +684,6 @@ def read_contract_rows(path: str | Path, asof_ts_ns: int | None = None, underlyi
         arrays["iv"] = iv
     else:
         arrays["iv"] = np.full(n, np.nan)
-
-    # ---- spot
-    spot, spot_from = np.nan, ""
-    if "ubid" in c and "uask" in c:
-        ub = _floats(path, colname["ubid"], text("ubid"), lines)[0]
-        ua = _floats(path, colname["uask"], text("uask"), lines)[0]
-        ok = np.isfinite(ub) & np.isfinite(ua) & (ub > 0.0) & (ua > 0.0)
-        if ok.any():
-            spot, spot_from = float(np.median((ub[ok] + ua[ok]) / 2.0)), \
-                f"mid of {colname['ubid']}/{colname['uask']}"
-    if not spot == spot and "spot" in c:
-        sp = _floats(path, colname["spot"], text("spot"), lines)[0]
-        ok = np.isfinite(sp) & (sp > 0.0)
-        if ok.any():
-            spot, spot_from = float(np.median(sp[ok])), colname["spot"]
-    if not spot == spot and require_spot:
-        raise ValueError(f"{path}: no underlying price: expected a column underlying_price, spot, "
-                         "underlying_last (or underlying_bid + underlying_ask) with values > 0; add one, "
-                         "or take the spot from put-call parity (--spot parity)")
 
     # ---- time
     main_root = Counter(roots).most_common(1)[0][0]

@@ -385,9 +385,13 @@ def test_dates_day_first_and_mixed(tmp_path: Path) -> None:
              "15/11/2024,590,C,1,2,590,05/11/2024", "06/11/2024,590,C,1,2,590,05/11/2024"]
     got = read_contract_rows(sample(tmp_path, lines), underlying="SPY")
     assert sorted(got.symbol.tolist()) == ["SPY241106C00590000", "SPY241115C00590000"]
+    assert got.asof_ts_ns == ny_ts_ns(2024, 11, 5, 16, 15)    # 05/11 read day-first like the expirations
+    got = read_contract_rows(sample(tmp_path, [lines[0], "11/15/2024,590,C,1,2,590,11/05/2024"]),
+                             underlying="SPY")
+    assert got.symbol.tolist() == ["SPY241115C00590000"] and got.asof_ts_ns == ny_ts_ns(2024, 11, 5, 16, 15)
     lines.append("11/13/2024,590,P,1,2,590,05/11/2024")
-    with pytest.raises(ValueError, match=r"column 'expiration' mixes DD/MM/YYYY \(line 2\) and MM/DD/YYYY "
-                                         r"\(line 4\)"):
+    with pytest.raises(ValueError, match=r"DD/MM/YYYY \(column 'expiration' line 2\) and MM/DD/YYYY \(column "
+                                         r"'expiration' line 4\) dates in one file"):
         read_contract_rows(sample(tmp_path, lines), underlying="SPY")
 
 
@@ -411,6 +415,22 @@ def test_flattened_json_and_epoch_times(tmp_path: Path) -> None:
     assert got.bid.tolist() == [1.5, 1.4] and got.delta.tolist() == [0.5, -0.5]
     assert got.iv.tolist() == [0.151, 0.149] and got.spot == 590.5
     assert got.asof_ts_ns == t                     # the newest quote time of the day
+
+
+def test_strike_units(tmp_path: Path) -> None:
+    """Strikes in 1/1000 dollars (ThetaData v2: 590000 = $590) are scaled; other mismatches refused."""
+    lines = ["root,expiration,strike,right,bid,ask,underlying_price,date",
+             "SPY,20241106,590000,C,1.5,1.6,590.5,20241105", "SPY,20241106,595000,P,4.4,4.5,590.5,20241105"]
+    got = read_contract_rows(sample(tmp_path, lines))
+    assert got.strike.tolist() == [590.0, 595.0]
+    assert got.symbol.tolist() == ["SPY241106C00590000", "SPY241106P00595000"]
+    assert "1/1000" in got.description
+    lines[1] = lines[1].replace(",590.5,", ",5.905,")       # spot in the wrong unit
+    lines[2] = lines[2].replace(",590.5,", ",5.905,")
+    lines[1] = lines[1].replace("590000", "590")
+    lines[2] = lines[2].replace("595000", "595")
+    with pytest.raises(ValueError, match=r"column 'strike': the median strike 592.5 is 100 x the spot 5.905"):
+        read_contract_rows(sample(tmp_path, lines))
 
 
 def test_percent_iv_exact() -> None:
