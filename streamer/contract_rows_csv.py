@@ -80,6 +80,7 @@ from pathlib import Path
 
 import numpy as np
 
+from streamer import cboe_csv
 from streamer.cboe_csv import AM_SETTLED_ROOTS, NY, ROOT_UNDERLYING, ChainSnapshot, settlement_ts_ns
 from streamer.core.calendar import (LATE_CLOSE_ROOTS, is_early_close, is_friday_holiday, is_trading_day,
                                     nth_weekday, options_close_ns, prices_time_ns)
@@ -471,8 +472,12 @@ def read_contract_rows(path: str | Path, asof_ts_ns: int | None = None, underlyi
         elif len(seen) > 1:
             raise ValueError(f"{path}: column {colname['underlying']!r} holds several underlyings "
                              f"({', '.join(sorted(seen))}): pass the one to read (underlying=)")
-        elif und is None and seen:
-            und = next(iter(seen))
+        elif seen:
+            only = next(iter(seen))
+            if und is not None and ROOT_UNDERLYING.get(und, und) != ROOT_UNDERLYING.get(only, only):
+                raise ValueError(f"{path}: the file's underlying is {only} (column "
+                                 f"{colname['underlying']!r}), not {und}")
+            und = und or only
 
     # ---- one snapshot
     if "asof" in c and not any(v.strip() for v in text("asof")):
@@ -688,7 +693,7 @@ def read_contract_rows(path: str | Path, asof_ts_ns: int | None = None, underlyi
     # ---- time
     main_root = Counter(roots).most_common(1)[0][0]
     close_root = und if und in LATE_CLOSE_ROOTS else main_root
-    basis_given = "given"
+    basis_given = getattr(cboe_csv, "ASOF_GIVEN", "given")
     if stamps:
         t0 = stamps[0]
         if isinstance(t0, dt.date):

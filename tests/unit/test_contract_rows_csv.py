@@ -378,6 +378,8 @@ def test_several_underlyings(tmp_path: Path) -> None:
         read_contract_rows(sample(tmp_path, lines))
     got = read_contract_rows(sample(tmp_path, lines), underlying="QQQ")
     assert got.symbol.tolist() == ["QQQ241106C00500000"] and got.spot == 500.2
+    with pytest.raises(ValueError, match=r"s.csv: the file's underlying is SPY \(column 'underlying'\), not IWM"):
+        read_contract_rows(sample(tmp_path, lines[:2]), underlying="IWM")
 
 
 def test_dates_day_first_and_mixed(tmp_path: Path) -> None:
