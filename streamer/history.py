@@ -253,11 +253,11 @@ def _numbers(raws: list[str], delim: str) -> tuple[list[float], int | None]:
 
 def _comma_mode(raws: list[str], delim: str) -> str:
     texts = [t for t in (r.strip().lstrip("$").strip() for r in raws) if t.lower() not in _MISSING]
-    us = all(_RE_PLAIN.match(t) or _RE_US.match(t) for t in texts)
-    eu = all(_RE_EU.match(t) for t in texts)
-    if us and eu:
+    us = sum(1 for t in texts if _RE_PLAIN.match(t) or _RE_US.match(t))
+    eu = sum(1 for t in texts if _RE_EU.match(t))
+    if us == eu:                  # every value fits both (or neither reads them all equally well)
         return "eu" if delim == ";" else "us"
-    return "eu" if eu else "us"   # neither: the first bad value is reported in the US reading
+    return "eu" if eu > us else "us"   # the one reading every value, else the one whose misfits get reported
 
 
 @dataclass(slots=True)
@@ -310,16 +310,15 @@ def read_daily(path: str | Path, column: str | None = None, name: str = "") -> D
         return [r[j] for r in body]
 
     others = [j for j in range(len(cols)) if j != di]
+    vi = None
     if column is not None:
         vi = next((j for j in others if cols[j] == column), None)
         if vi is None:
             vi = next((j for j in others if norm[j] == _norm(column)), None)
-        if vi is None and _norm(column) == "close":
-            vi = next((norm.index(n) for n in _CLOSE_NAMES if n in norm[:di] + [""] + norm[di + 1:]), None)
-        if vi is None:
+        if vi is None and _norm(column) != "close":    # "close": the default pick, under any vendor's name
             what = "is the date column" if _norm(column) == norm[di] else "is not in the header"
             raise ValueError(f"{path}: column {column!r} {what}; the header has {cols}")
-    else:
+    if vi is None:
         vi = next((norm.index(n) for n in _CLOSE_NAMES if n in norm[:di] + [""] + norm[di + 1:]), None)
         if vi is None:                                   # "VIX Close", "SPX Close" (not "Adj Close")
             ends = [j for j in others if norm[j].endswith(" close") and not norm[j].startswith("adj")]
@@ -339,8 +338,13 @@ def read_daily(path: str | Path, column: str | None = None, name: str = "") -> D
     raws = column_texts(vi)
     vals, bad = _numbers(raws, delim)
     if bad is not None:
+        style = ""
+        if any("," in t for t in raws):
+            style = ("; this column's numbers read as 5929,04 / 5.929,04 (decimal comma)"
+                     if _comma_mode(raws, delim) == "eu" else "; this column's numbers read as 5,929.04")
         raise ValueError(f"{path}: line {lines[bad]}, column {vcol!r}: {raws[bad].strip()!r} is not a number "
-                         f"(expected a number or a missing marker: {', '.join(repr(m) for m in sorted(_MISSING))})")
+                         f"(expected a number or a missing marker: {', '.join(repr(m) for m in sorted(_MISSING))}"
+                         f"{style})")
     dates = _parse_dates([r[di] for r in body], lines, path, cols[di])
     rows: dict[str, float] = {}
     at: dict[str, int] = {}

@@ -81,6 +81,9 @@ def test_yahoo_close_adj_close_and_null_rows(tmp_path, spx):
     assert adj.as_dict()["2024-11-06"] == 5929.04 * 0.5
     assert np.array_equal(read_daily(p, "adj_close").values, adj.values, equal_nan=True)  # name normalised
     same(read_daily(p, "close"), {**want, "2015-05-30": math.nan})
+    # column="close" (load_history's SPX request) on a file whose only value column is the ticker
+    q = write(tmp_path / "bbg.csv", ["Date", "SPX Index"], [[d, repr(v)] for d, v in want.items()])
+    same(read_daily(q, "close"), want)
 
 
 def test_yfinance_three_line_header(tmp_path, spx):
@@ -224,9 +227,13 @@ def test_ambiguous_commas_follow_the_delimiter(tmp_path):
     rows = [["2024-11-05", "5,929"], ["2024-11-06", "5929,04"]]
     assert read_daily(write(tmp_path / "c.csv", ["Date", "Close"], rows)).as_dict() == \
         {"2024-11-05": 5.929, "2024-11-06": 5929.04}
+    # garbage in a European column is reported as the garbage, not as the first "5929,04"
+    rows = [["2024-11-04", "5712,69"], ["2024-11-05", "5782,76"], ["2024-11-06", "5929,O4"]]
+    with pytest.raises(ValueError, match=r"line 4, column 'Close': '5929,O4' is not a number"):
+        read_daily(write(tmp_path / "e.csv", ["Date", "Close"], rows, ";"))
     # neither reading fits every value: refused, not guessed
     rows = [["2024-11-05", "5929,04"], ["2024-11-06", "5929.04"]]
-    with pytest.raises(ValueError, match=r"line 2, column 'Close': '5929,04' is not a number"):
+    with pytest.raises(ValueError, match=r"line 3, column 'Close': '5929\.04' is not a number.*decimal comma"):
         read_daily(write(tmp_path / "d.csv", ["Date", "Close"], rows, ";"))
 
 
