@@ -116,7 +116,7 @@ _GENERIC: dict[str, tuple[str, ...]] = {
              "as_of_date", "snapshot_time", "data_date", "trade_date", "date", "quote_time_in_long",
              "last_updated"),
 }
-_DATASHOP_KEYS = {"underlying_symbol", "root", "expiration", "strike", "option_type"}
+_DATASHOP_KEYS = {"underlying_symbol", "expiration", "strike", "option_type"}   # root: not in every vintage
 _MISSING = frozenset({"", "-", "--", "n/a", "na", "nan", "null", "none"})
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")
 _OSI = re.compile(r"^([A-Z0-9]{1,6})(\d{6})([CP])(\d{8})$")

@@ -419,6 +419,26 @@ def test_flattened_json_and_epoch_times(tmp_path: Path) -> None:
     assert got.asof_ts_ns == t                     # the newest quote time of the day
 
 
+def test_datashop_vintages(tmp_path: Path) -> None:
+    """Older DataShop files: lower-case option_type, no root column, several quote dates per file."""
+    hdr = ("underlying_symbol,quote_date,expiration,strike,option_type,open,high,low,close,trade_volume,"
+           "bid_size_eod,bid_eod,ask_size_eod,ask_eod,underlying_bid_eod,underlying_ask_eod,vwap,open_interest,"
+           "delivery_code")
+    lines = [hdr, "^SPX,2016-06-01,2016-06-17,2100.000,c,1,1,1,1,5,10,12.5000,10,13.1000,2099.0,2100.0,0,100,",
+             "^SPX,2016-06-01,2016-06-10,2100.000,p,1,1,1,1,5,10,9.5000,10,9.9000,2099.0,2100.0,0,200,",
+             "^SPX,2016-06-02,2016-06-10,2100.000,p,1,1,1,1,5,10,9.0000,10,9.4000,2101.0,2102.0,0,200,"]
+    p = sample(tmp_path, lines)
+    assert looks_like_contract_rows(p)
+    with pytest.raises(ValueError, match=r"holds 2 snapshots \(one per day, 2016-06-01 \.\. 2016-06-02\)"):
+        read_contract_rows(p)
+    got = read_contract_rows(p, asof_ts_ns=ny_ts_ns(2016, 6, 1, 16, 15))
+    # no root: the third-Friday expiry is the AM monthly (09:30), the other the PM weekly
+    assert got.symbol.tolist() == ["SPX160617C02100000", "SPXW160610P02100000"]
+    assert got.expiry_ts_ns.tolist() == [ny_ts_ns(2016, 6, 17, 9, 30), ny_ts_ns(2016, 6, 10, 16, 0)]
+    assert got.bid.tolist() == [12.5, 9.5] and got.spot == 2099.5 and got.underlying == "SPX"
+    assert got.asof_ts_ns == ny_ts_ns(2016, 6, 1, 16, 15)
+
+
 def test_strike_units(tmp_path: Path) -> None:
     """Strikes in 1/1000 dollars (ThetaData v2: 590000 = $590) are scaled; other mismatches refused."""
     lines = ["root,expiration,strike,right,bid,ask,underlying_price,date",
