@@ -291,9 +291,14 @@ def read_daily(path: str | Path, column: str | None = None, name: str = "") -> D
         next(rd)
     body: list[list[str]] = []
     lines: list[int] = []
+    width = len(cols)
     for row in rd:
         if not "".join(row).strip():
             continue                                     # blank line
+        if len(row) > width and "".join(row[width:]).strip():
+            # e.g. 11/06/2024,5,929.04: an unquoted thousands separator would shift every column
+            raise ValueError(f"{path}: line {rd.line_num} has {len(row)} fields, the header {width} "
+                             f"({delim!r}-delimited; an unquoted {delim!r} inside a value?): {delim.join(row)[:120]!r}")
         body.append(row)
         lines.append(rd.line_num)
     if not body:

@@ -343,6 +343,11 @@ def test_empty_short_and_headerless_files(tmp_path):
         read_daily(write(tmp_path / "c.csv", ["Date", "Close"], [["2024-11-06", "1"]]), "Date")
     with pytest.raises(ValueError, match="'PX_LAST' is not in the header"):
         read_daily(write(tmp_path / "c.csv", ["Date", "Close"], [["2024-11-06", "1"]]), "PX_LAST")
+    (tmp_path / "t.csv").write_text("Date,Close\n11/05/2024,5782.76\n11/06/2024,5,929.04\n")
+    with pytest.raises(ValueError, match=r"t\.csv: line 3 has 3 fields, the header 2"):
+        read_daily(tmp_path / "t.csv")                   # unquoted thousands: would read 5.0
+    (tmp_path / "t2.csv").write_text("Date,Close\n11/05/2024,5782.76,,\n")
+    assert read_daily(tmp_path / "t2.csv").as_dict() == {"2024-11-05": 5782.76}   # trailing empty fields
     (tmp_path / "z.csv").write_text("")
     with pytest.raises(ValueError, match="empty file"):
         read_daily(tmp_path / "z.csv")
