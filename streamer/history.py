@@ -138,7 +138,7 @@ def _parse_dates(raws: list[str], lines: list[int], path: Path, col: str) -> lis
     """ISO dates of one file's date column. Decided per file, never per row: numeric D/M/YYYY dates are
     month-first (US vendors) unless some row's first field is > 12 (then day-first for every row);
     DD.MM.YYYY is day-first; Unix times are seconds, or ms if any is > 1e11."""
-    parts: list = []          # per row: (y, m, d), ("ab", a, b, y) or ("epoch", n)
+    parts: list = []          # per row: an ISO string, (y, m, d), ("ab", a, b, y) or ("epoch", n)
     dayfirst = monthfirst = None   # line of a row proving each order
     epoch_ms = False
     for s, ln in zip(raws, lines):
@@ -184,24 +184,23 @@ def _parse_dates(raws: list[str], lines: list[int], path: Path, col: str) -> lis
         if type(p) is str:
             out.append(p)
             continue
+        t = None
         try:
             if p[0] == "ab":
                 _, a, b, y = p
                 p = (y, b, a) if dayfirst is not None else (y, a, b)
             elif p[0] == "epoch":
                 t = datetime.fromtimestamp(p[1] / 1000 if epoch_ms else p[1], timezone.utc)
-                # a daily bar stamped at midnight UTC or New York; other times could be another day's midnight
-                if (t.minute, t.second, t.microsecond) != (0, 0, 0) or t.hour not in (0, 4, 5):
-                    raise ValueError(f"{path}: line {ln}, column {col!r}: Unix time {s.strip()!r} is "
-                                     f"{t:%Y-%m-%d %H:%M:%S} UTC, not midnight UTC or New York: its session "
-                                     f"date is ambiguous; give dates (YYYY-MM-DD)")
                 p = (t.year, t.month, t.day)
             out.append(date(*p).isoformat())
         except (ValueError, OverflowError, OSError) as exc:
-            if str(exc).startswith(str(path)):
-                raise
             raise ValueError(f"{path}: line {ln}, column {col!r}: {s.strip()!r} is not a valid date ({exc}); "
                              f"expected {_DATE_FORMS}") from None
+        # a daily bar stamped at midnight UTC or New York; another time could be the next day's midnight
+        if t is not None and ((t.minute, t.second, t.microsecond) != (0, 0, 0) or t.hour not in (0, 4, 5)):
+            raise ValueError(f"{path}: line {ln}, column {col!r}: Unix time {s.strip()!r} is "
+                             f"{t:%Y-%m-%d %H:%M:%S} UTC, not midnight UTC or New York: its session "
+                             f"date is ambiguous; give dates (YYYY-MM-DD)")
     return out
 
 
