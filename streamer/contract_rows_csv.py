@@ -9,7 +9,8 @@ compared case-insensitively, camelCase split, any run of spaces/``_``/``-``/``/`
    Quotes with Calcs Specification"): ``underlying_symbol`` (indexes carry a caret, ``^SPX``),
    ``quote_date`` (yyyy-mm-dd), ``root``, ``expiration`` (yyyy-mm-dd), ``strike``, ``option_type``
    (C/P), ``open, high, low, close`` (0 when no trade), ``trade_volume``, ``bid/ask[_size]_1545``
-   (the NBBO at 15:45 ET; since 2020-02-05 taken at 12:45 ET on half days, column name unchanged),
+   (the NBBO at 15:45 ET; since 2020-02-05 taken at 12:45 ET on half days, column name unchanged;
+   earlier half-day files are read at the close),
    ``underlying_bid/ask_1545``, Calcs ``implied_underlying_price_1545, active_underlying_price_1545,
    implied_volatility_1545, delta_1545, gamma_1545, ...`` (computed at 15:45 only),
    ``bid/ask[_size]_eod`` (the NBBO at the product's close), ``underlying_bid/ask_eod``, ``vwap``,
@@ -39,8 +40,13 @@ compared case-insensitively, camelCase split, any run of spaces/``_``/``-``/``/`
    of ``underlying_bid``/``underlying_ask``); time from ``quote_date``/``date``/``timestamp``/...
    (ISO with or without offset, naive = New York; MM/DD/YYYY [HH:MM[:SS] [AM/PM]]; epoch s/ms/us/ns).
 
-   * Slash dates: MM/DD/YYYY unless a first field above 12 shows DD/MM/YYYY for that column (both
-     seen in one column is an error).
+   * Slash dates: MM/DD/YYYY unless a first field above 12 in any date column of the file shows
+     DD/MM/YYYY (both seen in one file is an error).
+   * Flattened JSON names (pandas ``json_normalize`` of e.g. Polygon snapshots): ``last_quote.bid``
+     also answers to ``bid``, ``greeks.delta`` to ``delta``, ``underlying_asset.price`` is the spot.
+   * Strikes are checked against the spot: integer strikes 200-5000 times the spot are 1/1000 dollars
+     (ThetaData v2) and divided by 1000 (``description`` says so); any other median strike above 50x
+     or below 1/50 of the spot is refused (wrong unit or wrong spot column).
    * IV in percent (14.5) or as a fraction (0.145): decided per file, percent when a value carries
      ``%`` or the median of the positive IVs is above 3; percent text is converted exactly
      (decimal shift, not a float division).
@@ -698,8 +704,11 @@ def read_contract_rows(path: str | Path, asof_ts_ns: int | None = None, underlyi
         t0 = stamps[0]
         if isinstance(t0, dt.date):
             day = t0
-            if lay.kind == "datashop_1545":
-                hh, mm = (12, 45) if is_early_close(day) else (15, 45)
+            if lay.kind == "datashop_1545" and is_trading_day(day):
+                hh, mm = 15, 45
+                if is_early_close(day):   # 12:45 since 2020-02-05; before, 15:45 was after the close
+                    hh, mm = (12, 45) if day >= dt.date(2020, 2, 5) else (13, 15 if close_root in
+                                                                          LATE_CLOSE_ROOTS else 0)
                 file_ts = _ns(dt.datetime(day.year, day.month, day.day, hh, mm, tzinfo=NY))
                 basis = f"{colname['asof']} {day} at {hh}:{mm:02d} ET (the _1545 snapshot)"
             else:   # a date-only quote date: that day's closing quotes (the last session's if none)

@@ -219,6 +219,8 @@ def test_datashop_1545_only(originals: dict, tmp_path: Path) -> None:
     # on a half day the "1545" snapshot is taken at 12:45
     got = read_contract_rows(to_datashop_eod(s, tmp_path / "h.csv", dt.date(2024, 11, 29), eod=False))
     assert got.asof_ts_ns == ny_ts_ns(2024, 11, 29, 12, 45)
+    got = read_contract_rows(to_datashop_eod(s, tmp_path / "o.csv", dt.date(2019, 11, 29), eod=False))
+    assert got.asof_ts_ns == ny_ts_ns(2019, 11, 29, 13, 15)      # before 2020-02-05: the (SPY) close
 
 
 def test_datashop_index_without_underlying_quotes(originals: dict, tmp_path: Path) -> None:
