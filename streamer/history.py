@@ -8,11 +8,11 @@ read a wrong number:
   three header lines ``Price,Close,...`` / ``Ticker,^GSPC,...`` / ``Date,,...``), Nasdaq.com
   (``Date,Close/Last,Volume,Open,High,Low``, "$5,929.04", newest first), Investing.com (quoted
   ``"Date","Price","Open",...,"Vol.","Change %"``), FRED (``observation_date,VIXCLS``, ``DATE,DGS10``,
-  ``Date,Value``), Cboe (``DATE,OPEN,HIGH,LOW,CLOSE``, ``DATE,SKEW``), Stooq (``Date,Open,...`` or
-  lower case), Bloomberg-style ``Date,PX_LAST``, Refinitiv ``Exchange Date,Close``; comma, semicolon or
+  ``Date,Value``), Cboe (``DATE,OPEN,HIGH,LOW,CLOSE``, ``DATE,SKEW``), Stooq (``Date,Open,...``, lower
+  case, or the bulk ``<TICKER>,<PER>,<DATE>,<TIME>,<OPEN>,...``), Bloomberg-style ``Date,PX_LAST``, Refinitiv ``Exchange Date,Close``; comma, semicolon or
   tab delimited (sniffed from the header line, the first of 20 lines naming a date column: lines above
   it are a preamble); UTF-8 (BOM or not), UTF-16 with a BOM, else Latin-1.
-- Column names are matched ignoring case, "_" vs " " and "*". The value column by default: the first
+- Column names are matched ignoring case, "_" vs " ", "*" and "<>". The value column by default: the first
   close-like name (close, Close/Last, closing price, PX_LAST, last price, price, last, último, cierre,
   value; "Adj Close" only when asked by ``column=``), else the one "<name> Close" ("VIX Close"); without
   one, the only other column or the only column holding numbers (FRED's series id); several such
@@ -92,8 +92,9 @@ _RE_EU = re.compile(r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?$")   # 5.929,04 
 
 
 def _norm(name: str) -> str:
-    """Column name as matched: lower case, "_" as a space, no "*" (Yahoo's "Close*"), spaces collapsed."""
-    return " ".join(name.replace("_", " ").replace("*", "").lower().split())
+    """Column name as matched: lower case, "_" as a space, no "*" (Yahoo's "Close*") or "<>" (Stooq's bulk
+    "<DATE>"), spaces collapsed."""
+    return " ".join(name.replace("_", " ").lower().strip("<>*").split())
 
 
 def _decode(path: Path) -> str:

@@ -177,6 +177,11 @@ def test_cboe_vix_history_and_stooq(tmp_path, spx, vix):
         p = write(tmp_path / "spx_d.csv", header, [[r["date"], r["open"], r["high"], r["low"], r["close"], r["volume"]]
                                                    for r in spx])
         same(read_daily(p), ref(spx, "date", "close"))
+    bulk = write(tmp_path / "^spx.txt", ["<TICKER>", "<PER>", "<DATE>", "<TIME>", "<OPEN>", "<HIGH>", "<LOW>",
+                                         "<CLOSE>", "<VOL>", "<OPENINT>"],
+                 [["^SPX", "D", r["date"].replace("-", ""), "000000", r["open"], r["high"], r["low"], r["close"],
+                   r["volume"], "0"] for r in spx])
+    same(read_daily(bulk), ref(spx, "date", "close"))
 
 
 def test_bloomberg_and_refinitiv(tmp_path, spx):
