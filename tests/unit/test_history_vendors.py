@@ -408,3 +408,16 @@ def test_bond_unit_guess_by_column_and_refused_when_values_contradict(tmp_path):
     with pytest.raises(ValueError, match="prices, not yields"):
         load_history(spx=SPX, vix=VIX, bond=t)
     assert load_history(spx=SPX, vix=VIX, bond=t, bond_input="price").bond_input == "price"
+
+
+def test_backtest_cli_reports_one_line(tmp_path, capsys):
+    """`streamer backtest --spx <garbage>`: exit status 2 and one stderr line naming file, line, column."""
+    from streamer.cli import main
+
+    bad = write(tmp_path / "spx.csv", ["Date", "Close"], [["2024-11-05", "5782.76"], ["2024-11-06", "5929.O4"]])
+    rc = main(["backtest", "--data-dir", str(DATA), "--spx", str(bad), "--no-progress", "--png", "",
+               "--events", str(tmp_path / "ev.jsonl")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1
+    assert err[0].startswith("streamer backtest: ")      # (": error: " once commands/backtest.py says so)
+    assert f"{bad}: line 3, column 'Close': '5929.O4' is not a number" in err[0]
