@@ -9,14 +9,15 @@ read a wrong number:
   (``Date,Close/Last,Volume,Open,High,Low``, "$5,929.04", newest first), Investing.com (quoted
   ``"Date","Price","Open",...,"Vol.","Change %"``), FRED (``observation_date,VIXCLS``, ``DATE,DGS10``,
   ``Date,Value``), Cboe (``DATE,OPEN,HIGH,LOW,CLOSE``, ``DATE,SKEW``), Stooq (``Date,Open,...``, lower
-  case, or the bulk ``<TICKER>,<PER>,<DATE>,<TIME>,<OPEN>,...``), Bloomberg-style ``Date,PX_LAST``, Refinitiv ``Exchange Date,Close``; comma, semicolon or
-  tab delimited (sniffed from the header line, the first of 20 lines naming a date column: lines above
-  it are a preamble); UTF-8 (BOM or not), UTF-16 with a BOM, else Latin-1.
-- Column names are matched ignoring case, "_" vs " ", "*" and "<>". The value column by default: the first
-  close-like name (close, Close/Last, closing price, PX_LAST, last price, price, last, último, cierre,
-  value; "Adj Close" only when asked by ``column=``), else the one "<name> Close" ("VIX Close"); without
-  one, the only other column or the only column holding numbers (FRED's series id); several such
-  columns -> error listing them (pass ``column=``).
+  case, or the bulk ``<TICKER>,<PER>,<DATE>,<TIME>,<OPEN>,...``), Bloomberg-style ``Date,PX_LAST``,
+  Refinitiv ``Exchange Date,Close``; comma, semicolon or tab delimited (sniffed from the header line,
+  the first of 20 lines naming a date column: lines above it are a preamble); UTF-8 (BOM or not),
+  UTF-16 with a BOM, else Latin-1. A row with more non-empty fields than the header is an error.
+- Column names are matched ignoring case, "_" vs " ", "*" and "<>". The value column by default: the
+  first close-like name (close, Close/Last, closing price, PX_LAST, last price, price, last, último,
+  cierre, zuletzt, schluss, dernier, value; "Adj Close" only when asked by ``column=``), else the one
+  "<name> Close" ("VIX Close"); without one, the only other column or the only column holding numbers
+  (FRED's series id); several such columns -> error listing them (pass ``column=``).
 - Dates, decided per file, never per row: ISO (with an optional time and zone, the date as written),
   YYYY/MM/DD, YYYYMMDD, "Nov 06, 2024", "06-Nov-2024", DD.MM.YYYY (day first), and M/D/YYYY read
   month-first (US vendors) unless some row's first field is > 12: then the whole file is day-first (a
@@ -25,7 +26,8 @@ read a wrong number:
 - Numbers: "$" prefix dropped; missing markers "", ".", "null", "NaN", "N/A", "-", "#N/A" (any case) ->
   NaN; anything else that is not a number is an error (no positivity check: yields can be <= 0).
   Commas are decided per column: US "5,929.04" (groups of 3) or European "5929,04" / "5.929,04",
-  whichever reads every value; if both do (every value like "4,420"), a ";" file is European.
+  whichever reads every value; if both do (every value like "4,420"), European in a ";" file or one with
+  day-first dates (DD.MM.YYYY, a day > 12), else US.
 - Rows in any order (sorted on output). A date twice: kept if the values are equal, else an error
   naming the date and both lines (intraday files land here). No data rows or no number: an error.
 
@@ -70,7 +72,7 @@ _DATE_NAMES = ("date", "exchange date", "observation date", "trade date", "dates
                "fecha", "datum", "timestamp", "time", "day")
 #: default value columns, by priority (normalised names: lower case, "_" -> " ", no "*")
 _CLOSE_NAMES = ("close", "close/last", "closing price", "close price", "px last", "last price", "price",
-                "last", "último", "ultimo", "cierre", "value")
+                "last", "último", "ultimo", "cierre", "zuletzt", "schluss", "schlusskurs", "dernier", "value")
 #: what a vendor writes for "no value that day" (compared in lower case)
 _MISSING = frozenset({"", ".", "null", "nan", "n/a", "-", "#n/a", "#n/a n/a"})
 _DATE_FORMS = ("YYYY-MM-DD[ time], MM/DD/YYYY (DD/MM/YYYY if a day > 12), YYYY/MM/DD, YYYYMMDD, "
@@ -135,13 +137,13 @@ def _month(name: str) -> int | None:
     return m
 
 
-def _parse_dates(raws: list[str], lines: list[int], path: Path, col: str) -> list[str]:
-    """ISO dates of one file's date column. Decided per file, never per row: numeric D/M/YYYY dates are
-    month-first (US vendors) unless some row's first field is > 12 (then day-first for every row);
-    DD.MM.YYYY is day-first; Unix times are seconds, or ms if any is > 1e11."""
+def _parse_dates(raws: list[str], lines: list[int], path: Path, col: str) -> tuple[list[str], bool]:
+    """(ISO dates, day-first?) of one file's date column. Decided per file, never per row: numeric
+    D/M/YYYY dates are month-first (US vendors) unless some row's first field is > 12 (then day-first for
+    every row); DD.MM.YYYY is day-first; Unix times are seconds, or ms if any is > 1e11."""
     parts: list = []          # per row: an ISO string, (y, m, d), ("ab", a, b, y) or ("epoch", n)
     dayfirst = monthfirst = None   # line of a row proving each order
-    epoch_ms = False
+    epoch_ms = dotted = False
     for s, ln in zip(raws, lines):
         s = s.strip()
         if len(s) == 10 and s[4] == "-" and s[7] == "-" and s[:4].isdigit():
@@ -158,6 +160,7 @@ def _parse_dates(raws: list[str], lines: list[int], path: Path, col: str) -> lis
             a, b, y = int(m[1]), int(m[3]), int(m[4])
             if m[2] == ".":
                 parts.append((y, b, a))                  # 06.11.2024: European, day first
+                dotted = True
                 continue
             parts.append(("ab", a, b, y))
             if a > 12 and dayfirst is None:
@@ -202,18 +205,19 @@ def _parse_dates(raws: list[str], lines: list[int], path: Path, col: str) -> lis
             raise ValueError(f"{path}: line {ln}, column {col!r}: Unix time {s.strip()!r} is "
                              f"{t:%Y-%m-%d %H:%M:%S} UTC, not midnight UTC or New York: its session "
                              f"date is ambiguous; give dates (YYYY-MM-DD)")
-    return out
+    return out, dotted or dayfirst is not None
 
 
-def _numbers(raws: list[str], delim: str) -> tuple[list[float], int | None]:
+def _numbers(raws: list[str], european: bool) -> tuple[list[float], int | None]:
     """(values, None) or (values so far, index of the first unreadable text) for one column.
 
     Missing markers are NaN; a "$" prefix is dropped. Commas: decided per column, never per value. With
     no comma anywhere, plain numbers. Otherwise the reading in which every value is well formed wins:
     US "5,929.04" (comma groups of 3, "." decimal) or European "5929,04" / "5.929,04" ("," decimal, "."
-    groups of 3); if both fit (e.g. every value like "4,420"), a ";"-delimited file is European, else US.
+    groups of 3); if both fit (e.g. every value like "4,420"), European if ``european`` (a ";"-delimited
+    file, or day-first dates), else US.
     """
-    mode = _comma_mode(raws, delim) if any("," in s for s in raws) else "plain"
+    mode = _comma_mode(raws, european) if any("," in s for s in raws) else "plain"
     vals: list[float] = []
     append = vals.append
     for i, s in enumerate(raws):
@@ -251,12 +255,12 @@ def _numbers(raws: list[str], delim: str) -> tuple[list[float], int | None]:
     return vals, None
 
 
-def _comma_mode(raws: list[str], delim: str) -> str:
+def _comma_mode(raws: list[str], european: bool) -> str:
     texts = [t for t in (r.strip().lstrip("$").strip() for r in raws) if t.lower() not in _MISSING]
     us = sum(1 for t in texts if _RE_PLAIN.match(t) or _RE_US.match(t))
     eu = sum(1 for t in texts if _RE_EU.match(t))
     if us == eu:                  # every value fits both (or neither reads them all equally well)
-        return "eu" if delim == ";" else "us"
+        return "eu" if european else "us"
     return "eu" if eu > us else "us"   # the one reading every value, else the one whose misfits get reported
 
 
@@ -332,7 +336,7 @@ def read_daily(path: str | Path, column: str | None = None, name: str = "") -> D
             vi = others[0]
         elif vi is None:                                 # ...or the one column of numbers among others
             numeric = [j for j in others if all(len(r) > j for r in body)
-                       and _numbers([r[j] for r in body], delim)[1] is None
+                       and _numbers([r[j] for r in body], delim == ";")[1] is None
                        and any(r[j].strip().lower() not in _MISSING for r in body)]
             if len(numeric) != 1:
                 found = f"several numeric columns {[cols[j] for j in numeric]}" if numeric else "no numeric column"
@@ -341,16 +345,17 @@ def read_daily(path: str | Path, column: str | None = None, name: str = "") -> D
             vi = numeric[0]
     vcol = cols[vi]
     raws = column_texts(vi)
-    vals, bad = _numbers(raws, delim)
+    dates, dayfirst = _parse_dates([r[di] for r in body], lines, path, cols[di])
+    european = delim == ";" or dayfirst
+    vals, bad = _numbers(raws, european)
     if bad is not None:
         style = ""
         if any("," in t for t in raws):
             style = ("; this column's numbers read as 5929,04 / 5.929,04 (decimal comma)"
-                     if _comma_mode(raws, delim) == "eu" else "; this column's numbers read as 5,929.04")
+                     if _comma_mode(raws, european) == "eu" else "; this column's numbers read as 5,929.04")
         raise ValueError(f"{path}: line {lines[bad]}, column {vcol!r}: {raws[bad].strip()!r} is not a number "
                          f"(expected a number or a missing marker: {', '.join(repr(m) for m in sorted(_MISSING))}"
                          f"{style})")
-    dates = _parse_dates([r[di] for r in body], lines, path, cols[di])
     rows: dict[str, float] = {}
     at: dict[str, int] = {}
     for d, v, ln in zip(dates, vals, lines):

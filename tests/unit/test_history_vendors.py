@@ -232,6 +232,10 @@ def test_ambiguous_commas_follow_the_delimiter(tmp_path):
     rows = [["2024-11-05", "5,929"], ["2024-11-06", "5929,04"]]
     assert read_daily(write(tmp_path / "c.csv", ["Date", "Close"], rows)).as_dict() == \
         {"2024-11-05": 5.929, "2024-11-06": 5929.04}
+    # every value fits both readings, dates day-first: a German Investing.com yield file, 4,420 = 4.42
+    rows = [["05.11.2024", "4,260"], ["06.11.2024", "4,420"]]
+    p = write(tmp_path / "de.csv", ["Datum", "Zuletzt", "Eröffn."], [r + ["4,3"] for r in rows], quoting=csv.QUOTE_ALL)
+    assert read_daily(p).as_dict() == {"2024-11-05": 4.26, "2024-11-06": 4.42}
     # garbage in a European column is reported as the garbage, not as the first "5929,04"
     rows = [["2024-11-04", "5712,69"], ["2024-11-05", "5782,76"], ["2024-11-06", "5929,O4"]]
     with pytest.raises(ValueError, match=r"line 4, column 'Close': '5929,O4' is not a number"):
