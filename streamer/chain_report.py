@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from streamer.cboe_csv import NY, ChainSnapshot, combine, read_quotedata, replay_quotes
+from streamer.contract_rows_csv import looks_like_contract_rows, read_contract_rows
 from streamer.core.calendar import in_regular_session
 from streamer.core.chain import (NS_PER_DAY, NS_PER_YEAR, ExposureTotals, Exposures, exposures_batch,
                                  forward_from_parity, valid_mid)
@@ -44,9 +45,16 @@ from streamer.settings import Settings
 IV_SOURCES = ("mid", "vendor")
 
 
-def load(paths: Sequence[str | Path], asof_ts_ns: int | None = None) -> ChainSnapshot:
-    """Read one or several quotedata files of one snapshot and combine them (first file's spot/time)."""
-    snaps = [read_quotedata(p) for p in paths]
+def load(paths: Sequence[str | Path], asof_ts_ns: int | None = None, underlying: str | None = None,
+         require_spot: bool = True) -> ChainSnapshot:
+    """Read one or several chain files of one snapshot and combine them (first file's spot/time).
+
+    A file is Cboe quotedata (calls and puts side by side) or a chain of one row per contract (Cboe
+    DataShop, vendor exports: ``contract_rows_csv``), told apart by its header. ``underlying`` and
+    ``require_spot`` are for the latter (which underlying/root; whether a file without a spot is an error).
+    """
+    snaps = [read_contract_rows(p, asof_ts_ns, underlying, require_spot) if looks_like_contract_rows(p)
+             else read_quotedata(p) for p in paths]
     return combine(snaps, asof_ts_ns) if len(snaps) > 1 or asof_ts_ns is not None else snaps[0]
 
 
@@ -214,7 +222,8 @@ def report(snap: ChainSnapshot, rate: float | None = None, div_yield: float | No
     (stale in files saved outside regular hours); ``parity`` = the nearest unexpired expiry's parity
     forward discounted at (rate - div_yield): S = F e^{-(r-q)T}, the spot the option quotes imply;
     ``auto`` = ``last`` when the snapshot's time is in a regular session or at its close, ``parity``
-    when it is not (overnight GTH quotes: the index is not computed then, 'Last' is the last close). The
+    when it is not (overnight GTH quotes: the index is not computed then, 'Last' is the last close)
+    or when the file gives no spot. The
     spot is the index print the engine receives: the IVs (parity forward per expiry) do not depend on it,
     the greeks and exposures are evaluated at it.
     """
@@ -230,7 +239,10 @@ def report(snap: ChainSnapshot, rate: float | None = None, div_yield: float | No
     file_spot = float(snap.spot)
     if spot_source == "auto":
         root = Counter(snap.root.tolist()).most_common(1)[0][0] if len(snap) else ""
-        spot_source = "last" if in_regular_session(int(snap.asof_ts_ns), root) or near is None else "parity"
+        quoted_then = in_regular_session(int(snap.asof_ts_ns), root) and math.isfinite(file_spot)
+        spot_source = "last" if quoted_then or near is None else "parity"
+    if spot_source == "last" and not math.isfinite(file_spot):
+        raise ValueError("the file gives no underlying price: use --spot parity")
     if spot_source == "parity":
         if near is None:
             raise ValueError("spot from parity: no unexpired expiry has a put-call parity forward")

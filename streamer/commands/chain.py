@@ -1,8 +1,7 @@
-"""`streamer chain`: report one Cboe delayed-quote option-chain snapshot as one JSON object.
+"""`streamer chain`: report one option-chain snapshot as one JSON object.
 
-Reads one or more Cboe "quotedata" CSV files of ONE snapshot (e.g. the Jan- and Feb-expiry files
-of the same evening; duplicates keep the first file's row; spot and time come from the first file)
-and prints: spot, the nearest expiry's put-call-parity forward and ATM IV, Cboe-method VIX and
+Reads one or more chain files of ONE snapshot (e.g. the Jan- and Feb-expiry files of the same
+evening; duplicates keep the first file's row; spot and time come from the first file) and prints: spot, the nearest expiry's put-call-parity forward and ATM IV, Cboe-method VIX and
 VIX9D (null plus a reason when the chain cannot give one, e.g. a near-the-money subset), dealer
 exposures (GEX, delta, vanna, charm; zero-DTE part), gamma flip, call/put walls, absolute-gamma
 strike, IV coverage (how many contracts gave no IV, by reason) and per-expiry detail.
@@ -30,6 +29,14 @@ expiry at least 7 days out). Spot, where greeks are evaluated, is the file's 'La
 of a regular session or its close, and the spot the quotes imply by put-call parity for overnight
 (GTH) quotes, whose 'Last' is the previous close while the quotes have moved (--spot to choose). --iv vendor uses the file's IV column instead
 (a comparison outside the engine).
+Input, told apart by the header: Cboe "quotedata" CSV (calls and puts side by side), or a chain
+of one row per contract: Cboe DataShop Option EOD Summary (bid_eod/ask_eod valued at the options
+close, else bid_1545/ask_1545 at 15:45 ET) and Option Quotes (quote_datetime: one snapshot per file,
+or --asof picks one), or a vendor export with an OCC symbol column (SPXW241106C05900000, O:SPXW...,
+padded OSI) or expiration/strike/type columns, bid and ask, and optional last, volume,
+open_interest, iv (percent or fraction), delta, gamma, underlying_price and a quote date or
+timestamp. No date column: pass --asof. No underlying price: the parity spot (--spot auto/parity).
+
 Time: by default the quotes are valued when their prices are from (report field asof_basis): the
 file's 'Date:' line during a session (SPX/XSP/VIX options also trade overnight in Cboe's Global
 Trading Hours, from 20:15 ET), else the last close before it (16:15 ET for index and SPY/QQQ/IWM
@@ -51,7 +58,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("chain", help="report (and optionally replay) a Cboe quotedata chain snapshot",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("files", nargs="+", metavar="FILE", help="Cboe quotedata CSV file(s) of one snapshot")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="chain file(s) of one snapshot: Cboe quotedata, Cboe DataShop (Option EOD Summary / "
+                   "Option Quotes) or a vendor export with one row per contract")
+    p.add_argument("--underlying", help="with a file of one row per contract: the underlying to read when the "
+                   "file holds several, and the root when it has none (SPX/NDX/RUT: third-Friday expiries are "
+                   "the AM monthlies, others the PM weeklies)")
     p.add_argument("--asof", help="snapshot time, ISO datetime (naive = New York time), e.g. "
                    "2024-01-05T16:15; default: when the first file's prices are from (its 'Date:' line, "
                    "or the last close before it when no session was open then)")
@@ -84,15 +96,12 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         asof = chain_report.parse_asof(args.asof) if args.asof else None
-        snap = chain_report.load(args.files, asof)
-    except (OSError, ValueError) as exc:
-        print(f"streamer chain: {exc}", file=sys.stderr)
-        return 2
-    try:
+        snap = chain_report.load(args.files, asof, underlying=args.underlying,
+                                 require_spot=args.spot_source == "last")
         out = chain_report.report(snap, args.rate, args.div_yield, args.iv,
                                   include_profile=args.profile, spot_source=args.spot_source)
-    except ValueError as exc:
-        print(f"streamer chain: {exc}", file=sys.stderr)
+    except (OSError, ValueError) as exc:
+        print(f"streamer chain: error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(out, indent=2 if args.pretty else None, allow_nan=False))
     if args.replay:

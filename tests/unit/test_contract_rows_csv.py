@@ -462,3 +462,39 @@ def test_percent_iv_exact() -> None:
     vals = [0.1234, 0.07, 1.2345678901234567, 0.000123]
     got = _percent_to_fraction([pct(v) for v in vals] + ["", "14.5%"])
     assert got[:4].tolist() == vals and math.isnan(got[4]) and got[5] == 0.145
+
+
+# --------------------------------------------------------------------------- through the command
+
+def _cli_json(capsys: pytest.CaptureFixture, *args: str) -> dict:
+    import json
+
+    from streamer import cli
+    assert cli.main(["chain", *args]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_the_command_reads_a_datashop_file_like_the_quotedata_one(originals: dict, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    """`streamer chain` tells the layouts apart by the header: the SPY 2025-09-25 chain as a DataShop EOD
+    file gives the report of the quotedata file valued at the same close."""
+    name = "spy_quotedata_2025-09-25_close.csv"
+    eod = to_datashop_eod(originals[name], tmp_path / "eod.csv", dt.date(2025, 9, 25))
+    got = _cli_json(capsys, str(eod), "--rate", str(RATE), "--div-yield", str(DIV))
+    want = _cli_json(capsys, str(CHAINS / name), "--rate", str(RATE), "--div-yield", str(DIV),
+                     "--asof", "2025-09-25T16:15")
+    for d in (got, want):
+        for k in ("files", "file_date_line", "asof_basis"):
+            d.pop(k, None)
+    assert got == want
+
+
+def test_the_command_without_a_spot_uses_parity_and_refuses_last(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture) -> None:
+    from streamer import cli
+    no_spot = sample(tmp_path, [",".join(r.split(",")[:3] + r.split(",")[4:]) for r in SAMPLE])
+    d = _cli_json(capsys, str(no_spot))
+    assert d["spot_source"] == "parity" and d["spot"] is not None and d["file_last"] is None
+    assert cli.main(["chain", str(no_spot), "--spot", "last"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("streamer chain: error: ") and "--spot parity" in err[0], err
