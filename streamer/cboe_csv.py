@@ -11,7 +11,8 @@ The reader flattens each row into two contracts (call first, then put).
 
 Settlement instants (``expiry_ts_ns``, UTC nanoseconds) follow the contract specifications:
 
-* AM-settled roots (``SPX`` standard monthlies, ``NDX``, ``RUT``): 09:30 America/New_York on
+* AM-settled roots (``SPX`` standard monthlies, ``NDX``, ``RUT``; ``VIX``/``VIXW``, settled by the
+  Wednesday-morning special opening quotation of SPX options): 09:30 America/New_York on
   the expiry date (the special opening quotation; the last trading day is the day before, but the
   option's value is fixed at the open, which is what time-to-expiry must measure).
 * Everything else (``SPXW``, ``SPY``, ...): the 16:00 close, or 13:00 on the NYSE early-close days
@@ -47,10 +48,10 @@ NY = ZoneInfo("America/New_York")
 _UTC = dt.timezone.utc
 
 #: Roots whose options settle at the open (09:30 ET, special opening quotation).
-AM_SETTLED_ROOTS: frozenset[str] = frozenset({"SPX", "NDX", "RUT"})
+AM_SETTLED_ROOTS: frozenset[str] = frozenset({"SPX", "NDX", "RUT", "VIX", "VIXW"})
 #: Option root -> underlying symbol (weekly/PM roots map onto their index).
 ROOT_UNDERLYING: dict[str, str] = {"SPX": "SPX", "SPXW": "SPX", "NDX": "NDX", "NDXP": "NDX",
-                                   "RUT": "RUT", "RUTW": "RUT", "XSP": "XSP"}
+                                   "RUT": "RUT", "RUTW": "RUT", "XSP": "XSP", "VIX": "VIX", "VIXW": "VIX"}
 
 _SYMBOL_RE = re.compile(r"^([A-Z]+?)(\d{6})([CP])(\d{8})$")
 _MONTHS = {m: i + 1 for i, m in enumerate(

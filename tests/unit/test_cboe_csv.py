@@ -141,3 +141,12 @@ def test_replay_quotes_messages() -> None:
                       "bid_size", "ask_size"}
     assert q["underlying"] == "SPX" and q["ts_ns"] == s.asof_ts_ns and q["right"] == "C"
     assert sum(m["open_interest"] for m in ois) == int(s.open_interest.sum())
+
+
+def test_vix_options_settle_at_the_wednesday_open() -> None:
+    """VIX and VIXW options are AM-settled (the special opening quotation), like the SPX monthlies."""
+    from streamer.cboe_csv import settlement_ts_ns
+    for root in ("VIX", "VIXW"):
+        assert settlement_ts_ns(dt.date(2024, 11, 20), root) == ny_ts_ns(2024, 11, 20, 9, 30)
+    assert settlement_ts_ns(dt.date(2024, 11, 20), "SPXW") == ny_ts_ns(2024, 11, 20, 16, 0)
+
