@@ -80,7 +80,6 @@ import csv
 import datetime as dt
 import re
 from collections import Counter
-from dataclasses import fields
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -142,10 +141,6 @@ def _norm(h: str) -> str:
 def _ns(t: dt.datetime) -> int:
     d = t - dt.datetime(1970, 1, 1, tzinfo=_UTC)
     return (d.days * 86_400 + d.seconds) * 1_000_000_000 + d.microseconds * 1_000
-
-
-def _snapshot_kwargs() -> set[str]:
-    return {f.name for f in fields(ChainSnapshot)}
 
 
 # --------------------------------------------------------------------------- layout
@@ -743,9 +738,8 @@ def read_contract_rows(path: str | Path, asof_ts_ns: int | None = None, underlyi
     description = f"{kind}; spot: {spot_from or 'none'}{iv_note}"
     kw = dict(symbol=np.array(symbols), root=np.array(roots), expiry_ts_ns=expiry,
               strike=np.asarray(strike, dtype=np.float64), right=np.array(right), **arrays)
-    extra = {"asof_basis": basis} if "asof_basis" in _snapshot_kwargs() else {}
     return ChainSnapshot(und, description, spot, int(asof_ts_ns), asof_text, source=(str(path),),
-                         **kw, **extra)
+                         asof_basis=basis, **kw)
 
 
 def _show(t) -> str:
