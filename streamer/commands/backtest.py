@@ -15,10 +15,15 @@ from streamer.core.dealer_reval import POSITIONINGS
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("backtest", help="run flows + trigger rules over daily history", description=__doc__)
     p.add_argument("--data-dir", help="folder with the daily CSV files (default: /work/shared/data if present)")
-    p.add_argument("--spx", help="SPX daily CSV (date,open,high,low,close,...)")
-    p.add_argument("--vix", help="VIX daily CSV")
-    p.add_argument("--bond", help="bond proxy CSV: TLT closes or FRED DGS10 yields")
-    p.add_argument("--bond-input", choices=["price", "yield_pct"], help="how to read --bond (default: by file name)")
+    p.add_argument("--spx", help="SPX daily CSV: a date column and a close (Yahoo, Nasdaq, Investing.com, Stooq, "
+                   "Cboe, FRED, Bloomberg PX_LAST...; comma, semicolon or tab; dates ISO, M/D/YYYY (D/M/YYYY "
+                   "if a day > 12), 'Nov 06, 2024'...; see streamer/history.py)")
+    p.add_argument("--vix", help="VIX daily CSV (Cboe VIX_History.csv, FRED VIXCLS, Yahoo ^VIX...; the layouts "
+                   "of --spx)")
+    p.add_argument("--bond", help="bond proxy CSV: TLT closes or 10-year yields in percent (FRED DGS10); a "
+                   "FRED/DGS/yield file or column name means yields, else pass --bond-input")
+    p.add_argument("--bond-input", choices=["price", "yield_pct"],
+                   help="how to read --bond (default: by file and column name)")
     p.add_argument("--vix9d", help="Cboe VIX9D history CSV")
     p.add_argument("--vix3m", help="Cboe VIX3M history CSV")
     p.add_argument("--gex", help="SqueezeMetrics DIX/GEX CSV (recorded, never mixed into the dealer figures: "
@@ -63,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         known = known_signals(Settings(), cfg)
         rules = RuleSet.from_toml(Path(args.rules), known) if args.rules else RuleSet.default(known)
     except (FileNotFoundError, ValueError, RuleError, ConfigError) as exc:
-        print(f"streamer backtest: {exc}", file=sys.stderr)
+        print(f"streamer backtest: error: {exc}", file=sys.stderr)
         return 2
     st = Settings()
     proxy = None

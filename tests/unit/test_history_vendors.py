@@ -423,5 +423,5 @@ def test_backtest_cli_reports_one_line(tmp_path, capsys):
                "--events", str(tmp_path / "ev.jsonl")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1
-    assert err[0].startswith("streamer backtest: ")      # (": error: " once commands/backtest.py says so)
+    assert err[0].startswith("streamer backtest: error: ")
     assert f"{bad}: line 3, column 'Close': '5929.O4' is not a number" in err[0]
