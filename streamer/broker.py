@@ -371,6 +371,10 @@ def start(cfg: BrokerConfig | None = None, timeout: float = 90.0, quiet: bool = 
         if not quiet:
             print(f"kafka broker already up at {cfg.bootstrap}", flush=True)
         return cfg
+    ports = [p for p in (cfg.port, cfg.controller_port, cfg.ssl_port) if p]
+    if len(set(ports)) != len(ports):
+        raise StreamerError(f"the broker's ports must differ: client {cfg.port}, controller {cfg.controller_port}"
+                            + (f", SSL {cfg.ssl_port}" if cfg.ssl_port else ""))
     fetch(cfg, quiet=quiet)
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     if cfg.secure:
@@ -387,9 +391,16 @@ def start(cfg: BrokerConfig | None = None, timeout: float = 90.0, quiet: bool = 
                 pw = cfg.password_file(user).read_text().strip()
                 for mech in ("SCRAM-SHA-512", "SCRAM-SHA-256"):
                     scram += ["--add-scram", f"{mech}=[name={user},password={pw}]"]
-        subprocess.run(_java(cfg, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-                             "-c", str(cfg.properties_file), "--ignore-formatted", *scram),
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        fmt = subprocess.run(_java(cfg, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+                                   "-c", str(cfg.properties_file), "--ignore-formatted", *scram),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if fmt.returncode:
+            why = [ln for ln in fmt.stderr.decode(errors="replace").splitlines() if ln.strip()
+                   and not ln.lstrip().startswith("at ")][:3] or ["(no output)"]
+            for user in SECURE_USERS if cfg.secure else ():
+                why = [ln.replace(cfg.password_file(user).read_text().strip(), "***") for ln in why]
+            raise StreamerError(f"formatting the Kafka storage in {cfg.data_dir / 'logs'} failed "
+                                f"(exit {fmt.returncode}): {' | '.join(why)}")
     pid = _pid(cfg)
     if pid is None:
         log = open(cfg.data_dir / "broker.stdout", "ab")

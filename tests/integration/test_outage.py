@@ -25,7 +25,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
-from conftest import REPO, WorkerProcess, free_port, read_records
+from conftest import REPO, WorkerProcess, free_ports, read_records
 from test_pipeline_recovery import FAST_RECOVERY, Ev, applied, assert_same_as_reference, readyz, wait_for
 
 from streamer import broker, kafka_io, schemas, simulator
@@ -71,7 +71,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 def test_two_minute_outage_mid_simulate_and_mid_worker(tmp_path):
-    cfg = broker.BrokerConfig(port=free_port(), controller_port=free_port(),
+    port, controller_port = free_ports(2)
+    cfg = broker.BrokerConfig(port=port, controller_port=controller_port,
                               data_dir=Path(tempfile.mkdtemp(prefix="streamer-outage2-")))
     broker.start(cfg, quiet=True)
     w = sims = None

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
-from conftest import WorkerProcess, free_port
+from conftest import WorkerProcess, free_ports
 from kafka_helpers import publish, read_topic, settings_for
 
 from streamer import broker, kafka_io, schemas, simulator
@@ -152,7 +152,8 @@ def test_kill_9_at_three_points_loses_and_changes_nothing(kafka, prefix, start_w
 
 def test_broker_outage_mid_stream(start_worker, election):
     """A broker of its own (stopped and restarted mid-stream): the worker resumes and nothing is lost."""
-    cfg = broker.BrokerConfig(port=free_port(), controller_port=free_port(),
+    port, controller_port = free_ports(2)
+    cfg = broker.BrokerConfig(port=port, controller_port=controller_port,
                               data_dir=Path(tempfile.mkdtemp(prefix="streamer-outage-")))
     broker.start(cfg, quiet=True)
     w = None

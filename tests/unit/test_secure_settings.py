@@ -200,3 +200,13 @@ def test_acls_grant_exactly_the_topics_of_the_contract():
     assert {n for rt, n, op in got if rt == "topic"} == set(names.all()) | {"p-streamer.state.v1"}
     sim = {(a.name, a.operation) for a in acls.simulator_acls("p-", "s")}
     assert sim == {(t, op) for t in names.inputs() for op in ("Write", "Describe", "Create")}
+
+
+def test_a_broker_whose_ports_collide_is_refused_before_anything_starts(tmp_path):
+    """Kafka's StorageTool fails on a listener port used twice; say so plainly instead (seen in a test run
+    where two free-port lookups returned the same port)."""
+    from streamer.errors import StreamerError
+    cfg = broker.BrokerConfig(port=39123, controller_port=39123, data_dir=tmp_path / "kafka")
+    with pytest.raises(StreamerError, match="ports must differ: client 39123, controller 39123"):
+        broker.start(cfg, quiet=True)
+    assert not (tmp_path / "kafka").exists()
