@@ -364,6 +364,19 @@ def _pid(cfg: BrokerConfig) -> int | None:
     return pid
 
 
+def new_cluster_id() -> str:
+    """16 random bytes in unpadded base64url, as `kafka-storage random-uuid` makes them, and like Kafka's
+    ``Uuid.randomUuid`` never starting with "-": StorageTool would read such an id as an option and fail
+    (1 fresh format in 64; it failed a test run).
+
+    >>> all(not new_cluster_id().startswith("-") and len(new_cluster_id()) == 22 for _ in range(1000))
+    True
+    """
+    while (cid := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"):
+        pass
+    return cid
+
+
 def start(cfg: BrokerConfig | None = None, timeout: float = 90.0, quiet: bool = False) -> BrokerConfig:
     """Start the broker if it is not up (formatting storage on first use) and wait until it answers."""
     cfg = cfg or BrokerConfig()
@@ -383,8 +396,7 @@ def start(cfg: BrokerConfig | None = None, timeout: float = 90.0, quiet: bool = 
     cfg.properties_file.write_text(cfg.server_properties())
     cfg.properties_file.chmod(0o600)  # the secured broker's holds the admin password
     if not (cfg.data_dir / "logs" / "meta.properties").exists():
-        # a cluster id is 16 random bytes in unpadded base64url, as `kafka-storage random-uuid` makes
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         scram = []
         if cfg.secure:  # SCRAM credentials live in the metadata log, so they are added at format time
             for user in SECURE_USERS:
@@ -395,8 +407,10 @@ def start(cfg: BrokerConfig | None = None, timeout: float = 90.0, quiet: bool = 
                                    "-c", str(cfg.properties_file), "--ignore-formatted", *scram),
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         if fmt.returncode:
-            why = [ln for ln in fmt.stderr.decode(errors="replace").splitlines() if ln.strip()
-                   and not ln.lstrip().startswith("at ")][:3] or ["(no output)"]
+            said = [ln.strip() for ln in fmt.stderr.decode(errors="replace").splitlines()
+                    if ln.strip() and not ln.lstrip().startswith("at ")]
+            why = ([ln for ln in said if "error" in ln.lower() or "exception" in ln.lower()] or said)[:3] \
+                or ["(no output)"]
             for user in SECURE_USERS if cfg.secure else ():
                 why = [ln.replace(cfg.password_file(user).read_text().strip(), "***") for ln in why]
             raise StreamerError(f"formatting the Kafka storage in {cfg.data_dir / 'logs'} failed "

