@@ -307,23 +307,18 @@ def test_missing_bid_column(tmp_path: Path) -> None:
         read_contract_rows(p)
 
 
-def test_bad_strike_names_line_and_column(tmp_path: Path) -> None:
+@pytest.mark.parametrize("row, error", [
+    ("2024-11-06,59OO,C,1.0,1.5,5900,2024-11-05", r"line 4, column 'Strike': expected a number, got '59OO'"),
+    ("2024-11-06,-5,C,1.0,1.5,5900,2024-11-05", r"line 4, column 'Strike': expected a positive strike"),
+    ("2024-11-06,5900,X,1.0,1.5,5900,2024-11-05", r"line 4, column 'Type': expected C/P/call/put, got 'X'"),
+    ("2024-13-06,5900,C,1.0,1.5,5900,2024-11-05", r"line 4, column 'Expiration': expected an expiration date"),
+    ('2024-11-06,5900,C,"1,5",1.5,5900,2024-11-05', r"line 4, column 'Bid': expected a number, got '1,5' \(decimal"),
+])
+def test_bad_field_names_line_and_column(tmp_path: Path, row: str, error: str) -> None:
     lines = ["Expiration,Strike,Type,Bid,Ask,Spot,Date"] + [
         f"2024-11-06,{k},{r},1.0,1.5,5900,2024-11-05" for k in (5800, 5900) for r in "CP"]
-    lines[3] = "2024-11-06,59OO,C,1.0,1.5,5900,2024-11-05"
-    with pytest.raises(ValueError, match=r"s.csv: line 4, column 'Strike': expected a number, got '59OO'"):
-        read_contract_rows(sample(tmp_path, lines), underlying="SPX")
-    lines[3] = "2024-11-06,-5,C,1.0,1.5,5900,2024-11-05"
-    with pytest.raises(ValueError, match=r"line 4, column 'Strike': expected a positive strike"):
-        read_contract_rows(sample(tmp_path, lines), underlying="SPX")
-    lines[3] = "2024-11-06,5900,X,1.0,1.5,5900,2024-11-05"
-    with pytest.raises(ValueError, match=r"line 4, column 'Type': expected C/P/call/put, got 'X'"):
-        read_contract_rows(sample(tmp_path, lines), underlying="SPX")
-    lines[3] = "2024-13-06,5900,C,1.0,1.5,5900,2024-11-05"
-    with pytest.raises(ValueError, match=r"line 4, column 'Expiration': expected an expiration date"):
-        read_contract_rows(sample(tmp_path, lines), underlying="SPX")
-    lines[3] = "2024-11-06,5900,C,\"1,5\",1.5,5900,2024-11-05"
-    with pytest.raises(ValueError, match=r"line 4, column 'Bid': expected a number, got '1,5' \(decimal"):
+    lines[3] = row
+    with pytest.raises(ValueError, match=r"s.csv: " + error):
         read_contract_rows(sample(tmp_path, lines), underlying="SPX")
 
 
