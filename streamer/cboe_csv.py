@@ -42,7 +42,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from streamer.core.calendar import is_early_close, prices_time_ns
+from streamer.core.calendar import is_early_close, prices_time_ns, utc_ns
 
 NY = ZoneInfo("America/New_York")
 _UTC = dt.timezone.utc
@@ -69,18 +69,13 @@ _ES_DATE = re.compile(r"Date:\s*(\d{1,2})\s+de\s+([a-z]+)\s+de\s+(\d{4}),?\s+(\d
 _TZ_ABBR = {"EST": -5, "EDT": -4, "CST": -6, "CDT": -5, "UTC": 0, "GMT": 0}
 
 
-def _ns(t: dt.datetime) -> int:
-    """Aware datetime -> UTC epoch nanoseconds (exact integer arithmetic)."""
-    d = t - dt.datetime(1970, 1, 1, tzinfo=_UTC)
-    return (d.days * 86_400 + d.seconds) * 1_000_000_000 + d.microseconds * 1_000
-
 
 def settlement_ts_ns(expiry: dt.date, root: str) -> int:
     """Settlement instant of an option series in UTC ns: 09:30 ET for AM roots, else the close.
 
-    >>> settlement_ts_ns(dt.date(2024, 1, 19), "SPX") == _ns(dt.datetime(2024, 1, 19, 14, 30, tzinfo=_UTC))
+    >>> settlement_ts_ns(dt.date(2024, 1, 19), "SPX") == utc_ns(dt.datetime(2024, 1, 19, 14, 30, tzinfo=_UTC))
     True
-    >>> settlement_ts_ns(dt.date(2023, 9, 15), "SPXW") == _ns(dt.datetime(2023, 9, 15, 20, 0, tzinfo=_UTC))
+    >>> settlement_ts_ns(dt.date(2023, 9, 15), "SPXW") == utc_ns(dt.datetime(2023, 9, 15, 20, 0, tzinfo=_UTC))
     True
     """
     if root in AM_SETTLED_ROOTS:
@@ -89,15 +84,15 @@ def settlement_ts_ns(expiry: dt.date, root: str) -> int:
         hh, mm = 13, 0
     else:
         hh, mm = 16, 0
-    return _ns(dt.datetime(expiry.year, expiry.month, expiry.day, hh, mm, tzinfo=NY))
+    return utc_ns(dt.datetime(expiry.year, expiry.month, expiry.day, hh, mm, tzinfo=NY))
 
 
 def parse_date_line(text: str) -> int:
     """Parse the quotedata "Date:" line (English or Spanish) into UTC ns.
 
-    >>> parse_date_line("Date: September 14, 2023 at 4:31 PM EDT") == _ns(dt.datetime(2023, 9, 14, 20, 31, tzinfo=_UTC))
+    >>> parse_date_line("Date: September 14, 2023 at 4:31 PM EDT") == utc_ns(dt.datetime(2023, 9, 14, 20, 31, tzinfo=_UTC))
     True
-    >>> parse_date_line("Date: 11 de noviembre de 2024, 8:02 GMT-5") == _ns(dt.datetime(2024, 11, 11, 13, 2, tzinfo=_UTC))
+    >>> parse_date_line("Date: 11 de noviembre de 2024, 8:02 GMT-5") == utc_ns(dt.datetime(2024, 11, 11, 13, 2, tzinfo=_UTC))
     True
     """
     m = _EN_DATE.search(text)
@@ -106,8 +101,8 @@ def parse_date_line(text: str) -> int:
         h = int(hh) % 12 + (12 if ampm.upper() == "PM" else 0)
         naive = dt.datetime(int(year), _MONTHS[mon.lower()], int(day), h, int(mi))
         if tz and tz.upper() in _TZ_ABBR and tz.upper() not in ("EST", "EDT"):
-            return _ns(naive.replace(tzinfo=dt.timezone(dt.timedelta(hours=_TZ_ABBR[tz.upper()]))))
-        return _ns(naive.replace(tzinfo=NY))  # EST/EDT or missing: New York wall clock
+            return utc_ns(naive.replace(tzinfo=dt.timezone(dt.timedelta(hours=_TZ_ABBR[tz.upper()]))))
+        return utc_ns(naive.replace(tzinfo=NY))  # EST/EDT or missing: New York wall clock
     m = _ES_DATE.search(text)
     if m:
         day, mon, year, hh, mi, ampm, off_h, off_m = m.groups()
@@ -116,10 +111,10 @@ def parse_date_line(text: str) -> int:
             h = h % 12 + (12 if ampm.lower().startswith("p") else 0)
         naive = dt.datetime(int(year), _MONTHS[mon.lower()], int(day), h, int(mi))
         if off_h is None:
-            return _ns(naive.replace(tzinfo=NY))
+            return utc_ns(naive.replace(tzinfo=NY))
         sign = -1 if off_h.startswith("-") else 1
         off = dt.timedelta(hours=int(off_h), minutes=sign * int(off_m or 0))
-        return _ns(naive.replace(tzinfo=dt.timezone(off)))
+        return utc_ns(naive.replace(tzinfo=dt.timezone(off)))
     raise ValueError(f"unrecognised quotedata Date line: {text!r}")
 
 
@@ -292,10 +287,10 @@ def combine(snapshots: Iterable[ChainSnapshot], asof_ts_ns: int | None = None) -
 def ny_ts_ns(year: int, month: int, day: int, hour: int = 16, minute: int = 0) -> int:
     """New York wall-clock time -> UTC ns (handy for snapshot-time overrides).
 
-    >>> ny_ts_ns(2024, 1, 5, 16, 15) == _ns(dt.datetime(2024, 1, 5, 21, 15, tzinfo=_UTC))
+    >>> ny_ts_ns(2024, 1, 5, 16, 15) == utc_ns(dt.datetime(2024, 1, 5, 21, 15, tzinfo=_UTC))
     True
     """
-    return _ns(dt.datetime(year, month, day, hour, minute, tzinfo=NY))
+    return utc_ns(dt.datetime(year, month, day, hour, minute, tzinfo=NY))
 
 
 def replay_quotes(snapshot: ChainSnapshot, ts_ns: int | None = None

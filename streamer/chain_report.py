@@ -36,7 +36,7 @@ import numpy as np
 
 from streamer.cboe_csv import NY, ChainSnapshot, combine, read_quotedata, replay_quotes
 from streamer.contract_rows_csv import looks_like_contract_rows, read_contract_rows
-from streamer.core.calendar import in_regular_session
+from streamer.core.calendar import in_regular_session, utc_ns
 from streamer.core.chain import (NS_PER_DAY, NS_PER_YEAR, ExposureTotals, Exposures, exposures_batch,
                                  forward_from_parity, valid_mid)
 from streamer.core.vix import VIX, VIX9D, TermDetail, VixSpec, vix_batch
@@ -67,8 +67,7 @@ def parse_asof(text: str) -> int:
     t = dt.datetime.fromisoformat(text)
     if t.tzinfo is None:
         t = t.replace(tzinfo=NY)
-    d = t - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-    return (d.days * 86_400 + d.seconds) * 1_000_000_000 + d.microseconds * 1_000
+    return utc_ns(t)
 
 
 def _iso(ts_ns: int) -> str:

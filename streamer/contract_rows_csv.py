@@ -88,9 +88,8 @@ import numpy as np
 from streamer import cboe_csv
 from streamer.cboe_csv import AM_SETTLED_ROOTS, NY, ROOT_UNDERLYING, ChainSnapshot, settlement_ts_ns
 from streamer.core.calendar import (LATE_CLOSE_ROOTS, is_early_close, is_friday_holiday, is_trading_day,
-                                    nth_weekday, options_close_ns, prices_time_ns)
+                                    nth_weekday, options_close_ns, prices_time_ns, utc_ns)
 
-_UTC = dt.timezone.utc
 #: PM-settled weekly root of each AM-settled index (a root-less weekly expiry of the index is this one)
 PM_ROOT: dict[str, str] = {"SPX": "SPXW", "NDX": "NDXP", "RUT": "RUTW"}
 
@@ -137,10 +136,6 @@ def _norm(h: str) -> str:
     h = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", h.strip().lstrip("\ufeff"))
     return re.sub(r"[^a-z0-9]+", "_", h.lower()).strip("_")
 
-
-def _ns(t: dt.datetime) -> int:
-    d = t - dt.datetime(1970, 1, 1, tzinfo=_UTC)
-    return (d.days * 86_400 + d.seconds) * 1_000_000_000 + d.microseconds * 1_000
 
 
 # --------------------------------------------------------------------------- layout
@@ -355,7 +350,7 @@ def _parse_time(s: str, order: str) -> dt.date | int | None:
         h = int(m.group(4))
         if m.group(7):
             h = h % 12 + (12 if m.group(7).lower() == "pm" else 0)
-        return _ns(dt.datetime(y, mo, d, h, int(m.group(5)), int(m.group(6) or 0), tzinfo=NY))
+        return utc_ns(dt.datetime(y, mo, d, h, int(m.group(5)), int(m.group(6) or 0), tzinfo=NY))
     if _ISO_DAY.match(s):
         return dt.date(int(s[:4]), int(s[5:7]), int(s[8:10]))
     try:
@@ -369,7 +364,7 @@ def _parse_time(s: str, order: str) -> dt.date | int | None:
         return None
     if t.tzinfo is None:
         t = t.replace(tzinfo=NY)
-    return _ns(t)
+    return utc_ns(t)
 
 
 def _clean_symbol(s: str) -> str:
@@ -704,7 +699,7 @@ def read_contract_rows(path: str | Path, asof_ts_ns: int | None = None, underlyi
                 if is_early_close(day):   # 12:45 since 2020-02-05; before, 15:45 was after the close
                     hh, mm = (12, 45) if day >= dt.date(2020, 2, 5) else (13, 15 if close_root in
                                                                           LATE_CLOSE_ROOTS else 0)
-                file_ts = _ns(dt.datetime(day.year, day.month, day.day, hh, mm, tzinfo=NY))
+                file_ts = utc_ns(dt.datetime(day.year, day.month, day.day, hh, mm, tzinfo=NY))
                 basis = f"{colname['asof']} {day} at {hh}:{mm:02d} ET (the _1545 snapshot)"
             else:   # a date-only quote date: that day's closing quotes (the last session's if none)
                 last = day

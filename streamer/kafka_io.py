@@ -218,6 +218,17 @@ async def ensure_topics(settings: Settings, names: list[str], partitions: int | 
         await admin.close()
 
 
+async def _until_served(missing, timeout_s: float) -> None:
+    """Poll ``missing()`` (awaitable: what the broker does not serve yet, "" once it does) every 50 ms;
+    after ``timeout_s``, KafkaAccessError naming what is still missing."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while what := await missing():
+        if loop.time() > deadline:
+            raise KafkaAccessError(f"{what} {timeout_s:.0f} s later")
+        await asyncio.sleep(0.05)
+
+
 async def _until_topics_served(admin: AIOKafkaAdminClient, names: list[str], timeout_s: float = 60.0) -> None:
     """Return once the broker's metadata shows ``names`` with a leader for every partition.
 
@@ -227,18 +238,13 @@ async def _until_topics_served(admin: AIOKafkaAdminClient, names: list[str], tim
     """
     from aiokafka.protocol.metadata import MetadataRequest
 
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while True:  # (admin.describe_topics would let the broker auto-create a topic it asks about)
+    async def missing() -> str:  # (admin.describe_topics would let the broker auto-create a topic it asks about)
         desc = (await admin._send_request(MetadataRequest(names, allow_auto_topic_creation=False))).to_object()["topics"]
         pending = [d["topic"] for d in desc
                    if d["error_code"] != 0 or not d["partitions"] or any(p["leader"] < 0 for p in d["partitions"])]
-        if not pending:
-            return
-        if loop.time() > deadline:
-            raise KafkaAccessError(f"the broker created {', '.join(pending)} but does not serve them "
-                                   f"{timeout_s:.0f} s later")
-        await asyncio.sleep(0.05)
+        return f"the broker created {', '.join(pending)} but does not serve them" if pending else ""
+
+    await _until_served(missing, timeout_s)
 
 
 async def delete_topics(settings: Settings, names: list[str]) -> None:
@@ -309,19 +315,18 @@ async def _until_acls_served(admin: AIOKafkaAdminClient, acls, timeout_s: float 
     for acl in acls:
         wanted.setdefault(f"User:{acl.principal}", set()).add(
             (_ACL_RESOURCE[acl.resource_type], acl.name, _ACL_OPERATION[acl.operation]))
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    for node in sorted(b.nodeId for b in admin._client.cluster.brokers()):
-        for principal, need in wanted.items():
-            while True:  # filter: this principal, any resource, pattern, host, operation and permission
+
+    async def missing() -> str:
+        for node in sorted(b.nodeId for b in admin._client.cluster.brokers()):
+            for principal, need in wanted.items():  # this principal, any resource, pattern, host, operation
                 resp = await admin._send_request_to_node(node, DescribeAclsRequest(1, None, 1, principal, None, 1, 1))
                 served = {(rtype, name, op) for rtype, name, _pattern, entries in resp.resources
                           for _p, _host, op, perm in entries if perm == _ALLOW}
-                if resp.error_code == 0 and need <= served:
-                    break
-                if asyncio.get_running_loop().time() > deadline:
-                    raise KafkaAccessError(f"broker {node} does not serve {len(need - served)} of the ACLs of "
-                                           f"{principal} {timeout_s:.0f} s after they were created")
-                await asyncio.sleep(0.05)
+                if resp.error_code or not need <= served:
+                    return f"broker {node} does not serve {len(need - served)} of the ACLs of {principal}"
+        return ""
+
+    await _until_served(missing, timeout_s)
 
 
 def make_producer(settings: Settings, **kw) -> AIOKafkaProducer:

@@ -87,7 +87,7 @@ from streamer import schemas
 from streamer.cboe_csv import settlement_ts_ns
 from streamer.codecs import dumps
 from streamer.core import bs
-from streamer.core.calendar import is_early_close, is_trading_day, nth_weekday
+from streamer.core.calendar import is_early_close, is_trading_day, nth_weekday, utc_ns
 from streamer.schemas import DailyClose, IndexTick, OpenInterest, OptionQuote
 
 NY = ZoneInfo("America/New_York")
@@ -165,7 +165,7 @@ class VolEvent:
     @property
     def ts_ns(self) -> int:
         """The event instant in UTC ns."""
-        return _ns(self.when)
+        return utc_ns(self.when)
 
 
 @dataclass(slots=True, frozen=True)
@@ -330,11 +330,6 @@ SCENARIOS: dict[str, Scenario] = {
 # ------------------------------------------------------------------------------------------ calendar
 
 
-def _ns(t: dt.datetime) -> int:
-    """Aware datetime → UTC epoch ns (exact integer arithmetic)."""
-    d = t - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-    return (d.days * 86_400 + d.seconds) * NS + d.microseconds * 1_000
-
 
 def session_bounds_ns(day: dt.date) -> tuple[int, int]:
     """(open, close) of the regular session on ``day``: 09:30 and 16:00 ET, in UTC ns.
@@ -343,8 +338,8 @@ def session_bounds_ns(day: dt.date) -> tuple[int, int]:
     >>> (c - o) // NS, dt.datetime.fromtimestamp(o // NS, tz=dt.timezone.utc).hour
     (23400, 14)
     """
-    return (_ns(dt.datetime(day.year, day.month, day.day, 9, 30, tzinfo=NY)),
-            _ns(dt.datetime(day.year, day.month, day.day, 16, 0, tzinfo=NY)))
+    return (utc_ns(dt.datetime(day.year, day.month, day.day, 9, 30, tzinfo=NY)),
+            utc_ns(dt.datetime(day.year, day.month, day.day, 16, 0, tzinfo=NY)))
 
 
 @dataclass(slots=True, frozen=True)
@@ -724,11 +719,11 @@ class History:
 def close_ts_ns(day: dt.date) -> int:
     """The regular close of ``day`` in UTC ns: 16:00 ET, or 13:00 ET on NYSE early-close days.
 
-    >>> close_ts_ns(dt.date(2024, 11, 29)) == _ns(_et(2024, 11, 29, 13, 0))
+    >>> close_ts_ns(dt.date(2024, 11, 29)) == utc_ns(_et(2024, 11, 29, 13, 0))
     True
     """
     hh = 13 if is_early_close(day) else 16
-    return _ns(dt.datetime(day.year, day.month, day.day, hh, 0, tzinfo=NY))
+    return utc_ns(dt.datetime(day.year, day.month, day.day, hh, 0, tzinfo=NY))
 
 
 def history_dates(first_session: dt.date, days: int) -> list[dt.date]:

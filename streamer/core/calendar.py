@@ -122,9 +122,14 @@ def is_early_close(day: dt.date) -> bool:
     return day.month == 7 and day.day == 3 and day.weekday() != 4
 
 
+def utc_ns(t: dt.datetime) -> int:
+    """Aware datetime -> UTC epoch nanoseconds (exact integer arithmetic, no float rounding)."""
+    d = t - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    return (d.days * 86_400 + d.seconds) * NS + d.microseconds * 1_000
+
+
 def _ts_ns(day: dt.date, hh: int, mm: int) -> int:
-    t = dt.datetime(day.year, day.month, day.day, hh, mm, tzinfo=NY) - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-    return (t.days * 86_400 + t.seconds) * NS
+    return utc_ns(dt.datetime(day.year, day.month, day.day, hh, mm, tzinfo=NY))
 
 
 def session_open_ns(day: dt.date) -> int:
