@@ -1,7 +1,8 @@
 """`streamer chain`: report one option-chain snapshot as one JSON object.
 
 Reads one or more chain files of ONE snapshot (e.g. the Jan- and Feb-expiry files of the same
-evening; duplicates keep the first file's row; spot and time come from the first file) and prints: spot, the nearest expiry's put-call-parity forward and ATM IV, Cboe-method VIX and
+evening; duplicates keep the first file's row; spot and time come from the first file) and
+prints: spot, the nearest expiry's put-call-parity forward and ATM IV, Cboe-method VIX and
 VIX9D (null plus a reason when the chain cannot give one, e.g. a near-the-money subset), dealer
 exposures (GEX, delta, vanna, charm; zero-DTE part), gamma flip, call/put walls, absolute-gamma
 strike, IV coverage (how many contracts gave no IV, by reason) and per-expiry detail.
@@ -27,7 +28,8 @@ its mid (0 < bid <= ask) against its expiry's put-call-parity forward, with the 
 --div-yield unless given. ATM IV: mean call/put IV at the parity strike K* (top level: the first
 expiry at least 7 days out). Spot, where greeks are evaluated, is the file's 'Last' for quotes
 of a regular session or its close, and the spot the quotes imply by put-call parity for overnight
-(GTH) quotes, whose 'Last' is the previous close while the quotes have moved (--spot to choose). --iv vendor uses the file's IV column instead
+(GTH) quotes, whose 'Last' is the previous close while the quotes have moved (--spot to choose).
+--iv vendor uses the file's IV column instead
 (a comparison outside the engine).
 Input, told apart by the header: Cboe "quotedata" CSV (calls and puts side by side), or a chain
 of one row per contract: Cboe DataShop Option EOD Summary (bid_eod/ask_eod valued at the options
